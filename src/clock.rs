@@ -1,0 +1,25 @@
+//! The injected clock: everything that stamps or compares time asks a `Clock`, so tests can fix
+//! the time.
+
+use std::sync::Arc;
+
+use crate::fhir::instant::EpochMillis;
+
+/// A source of the current time.
+pub trait Clock: Send + Sync + 'static {
+    /// Now, in milliseconds since the Unix epoch (UTC).
+    fn now_millis(&self) -> EpochMillis;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> EpochMillis {
+        chrono::Utc::now().timestamp_millis()
+    }
+}
+
+/// A shared clock handle.
+pub type SharedClock = Arc<dyn Clock>;

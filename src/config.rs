@@ -1,0 +1,257 @@
+//! Settings: built-in defaults, then an optional TOML file, then `HEARTH_*` environment
+//! variables, then command-line flags; validated once, so a bad value stops the start with a
+//! one-line reason.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why the settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML or has unknown keys.
+    #[error("configuration file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A setting has a value Hearth cannot use.
+    #[error("invalid {name}: {message}")]
+    Invalid {
+        /// The setting (environment variable or key).
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Which SQL backend a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (`postgres://…`).
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Reads `sqlite://PATH` or `postgres://…` / `postgresql://…`.
+    pub fn parse(text: &str) -> Result<DatabaseUrl, String> {
+        if let Some(path) = text.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file path, e.g. sqlite://./hearth-data/hearth.db".into());
+            }
+            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(text.to_owned()))
+        } else {
+            Err("expected sqlite://PATH or postgres://…".into())
+        }
+    }
+
+    /// The URL with any password masked, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
+                    let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap_or(0);
+                    format!("{}:****{}", &url[..user_end], &url[at..])
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+/// Validated settings of a Hearth server.
+#[derive(Clone)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub addr: SocketAddr,
+    /// Directory for the SQLite database and other local files.
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseUrl,
+    /// External base URL, without a trailing slash (used in links, bundles, `Location`); when
+    /// unset, `http://` and the address the server is bound to.
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Connections in the database pool.
+    pub db_pool_size: u32,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database.redacted())
+            .field("public_url", &self.public_url)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("db_pool_size", &self.db_pool_size)
+            .finish()
+    }
+}
+
+/// Settings as written in a file, the environment or flags; every field optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// `addr` / `HEARTH_ADDR`.
+    pub addr: Option<String>,
+    /// `data_dir` / `HEARTH_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `database_url` / `HEARTH_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `public_url` / `HEARTH_PUBLIC_URL`.
+    pub public_url: Option<String>,
+    /// `max_body_bytes` / `HEARTH_MAX_BODY_BYTES`.
+    pub max_body_bytes: Option<u64>,
+    /// `db_pool_size` / `HEARTH_DB_POOL_SIZE`.
+    pub db_pool_size: Option<u32>,
+}
+
+impl Overrides {
+    fn merge(self, over: Overrides) -> Overrides {
+        Overrides {
+            addr: over.addr.or(self.addr),
+            data_dir: over.data_dir.or(self.data_dir),
+            database_url: over.database_url.or(self.database_url),
+            public_url: over.public_url.or(self.public_url),
+            max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            db_pool_size: over.db_pool_size.or(self.db_pool_size),
+        }
+    }
+
+    /// Reads the `HEARTH_*` variables from `lookup` (the process environment in production).
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Overrides, ConfigError> {
+        fn number<T: std::str::FromStr>(name: &'static str, value: Option<String>) -> Result<Option<T>, ConfigError> {
+            value
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| ConfigError::Invalid { name, message: format!("'{v}' is not a whole number") })
+                })
+                .transpose()
+        }
+        Ok(Overrides {
+            addr: lookup("HEARTH_ADDR"),
+            data_dir: lookup("HEARTH_DATA_DIR").map(PathBuf::from),
+            database_url: lookup("HEARTH_DATABASE_URL"),
+            public_url: lookup("HEARTH_PUBLIC_URL"),
+            max_body_bytes: number("HEARTH_MAX_BODY_BYTES", lookup("HEARTH_MAX_BODY_BYTES"))?,
+            db_pool_size: number("HEARTH_DB_POOL_SIZE", lookup("HEARTH_DB_POOL_SIZE"))?,
+        })
+    }
+}
+
+impl Config {
+    /// Loads settings: defaults, then `file` (TOML), then the environment, then `flags`.
+    pub fn load(file: Option<&Path>, flags: Overrides) -> Result<Config, ConfigError> {
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                toml::from_str::<Overrides>(&text)
+                    .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.message().to_owned() })?
+            }
+            None => Overrides::default(),
+        };
+        let env = Overrides::from_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))?;
+        Config::from_overrides(from_file.merge(env).merge(flags))
+    }
+
+    /// Validates merged settings, filling in the defaults.
+    pub fn from_overrides(o: Overrides) -> Result<Config, ConfigError> {
+        let addr: SocketAddr = o
+            .addr
+            .as_deref()
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|_| ConfigError::Invalid { name: "HEARTH_ADDR", message: "expected HOST:PORT, e.g. 127.0.0.1:8080".into() })?;
+        let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("./hearth-data"));
+        let database = match o.database_url {
+            Some(url) => DatabaseUrl::parse(&url).map_err(|message| ConfigError::Invalid { name: "HEARTH_DATABASE_URL", message })?,
+            None => DatabaseUrl::Sqlite(data_dir.join("hearth.db")),
+        };
+        let public_url = o.public_url.map(|url| url.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url {
+            let host = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            if host.is_none_or(|h| h.is_empty() || h.contains(['?', '#', ' '])) {
+                return Err(ConfigError::Invalid {
+                    name: "HEARTH_PUBLIC_URL",
+                    message: format!("'{url}' is not an http(s) base URL"),
+                });
+            }
+        }
+        let max_body_bytes = o.max_body_bytes.unwrap_or(16 * 1024 * 1024);
+        if !(1024..=1 << 32).contains(&max_body_bytes) {
+            return Err(ConfigError::Invalid { name: "HEARTH_MAX_BODY_BYTES", message: "must be between 1 KiB and 4 GiB".into() });
+        }
+        let db_pool_size = o.db_pool_size.unwrap_or(16);
+        if !(1..=512).contains(&db_pool_size) {
+            return Err(ConfigError::Invalid { name: "HEARTH_DB_POOL_SIZE", message: "must be between 1 and 512".into() });
+        }
+        Ok(Config {
+            addr,
+            data_dir,
+            database,
+            public_url,
+            max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            db_pool_size,
+        })
+    }
+
+    /// The external base URL of a server bound to `bound`.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{bound}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let c = Config::from_overrides(Overrides::default()).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database, DatabaseUrl::Sqlite(PathBuf::from("./hearth-data/hearth.db")));
+        assert_eq!(c.public_url(c.addr), "http://127.0.0.1:8080");
+        assert_eq!(c.max_body_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn later_layers_win_and_bad_values_stop() {
+        let file: Overrides = toml::from_str("addr = \"0.0.0.0:9000\"\npublic_url = \"https://x.org/\"").unwrap();
+        let env = Overrides::from_env(|n| (n == "HEARTH_ADDR").then(|| "127.0.0.1:7000".to_owned())).unwrap();
+        let c = Config::from_overrides(file.merge(env)).unwrap();
+        assert_eq!(c.addr.port(), 7000);
+        assert_eq!(c.public_url.as_deref(), Some("https://x.org"));
+        assert!(toml::from_str::<Overrides>("colour = 1").is_err());
+        assert!(Overrides::from_env(|n| (n == "HEARTH_DB_POOL_SIZE").then(|| "many".to_owned())).is_err());
+        let bad = Overrides { database_url: Some("mysql://x".into()), ..Default::default() };
+        assert!(Config::from_overrides(bad).unwrap_err().to_string().contains("HEARTH_DATABASE_URL"));
+        let bad = Overrides { public_url: Some("ftp://x".into()), ..Default::default() };
+        assert!(Config::from_overrides(bad).is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let url = DatabaseUrl::parse("postgres://u:secret@h:5432/db").unwrap();
+        assert_eq!(url.redacted(), "postgres://u:****@h:5432/db");
+    }
+}

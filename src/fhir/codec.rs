@@ -1,0 +1,132 @@
+//! The only file that names fhirbolt: strict structural validation of JSON resources and the
+//! conversion between FHIR XML and JSON at the edge. fhirbolt is called through its `Resource`
+//! enum from these few non-generic functions only (its generic code is expensive to compile),
+//! always in strict mode (the tolerant modes can loop forever), and every call is guarded
+//! against panics (it panics on some malformed input).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use fhirbolt::model::r4::Resource;
+use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
+use serde_json::Value;
+
+use super::outcome::{Issue, IssueType};
+
+fn strict() -> Option<DeserializationConfig> {
+    Some(DeserializationConfig { mode: DeserializationMode::Strict })
+}
+
+fn guarded<T>(what: &str, work: impl FnOnce() -> Result<T, Issue>) -> Result<T, Issue> {
+    match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(result) => result,
+        Err(_) => Err(Issue::error(IssueType::Structure, format!("the {what} could not be processed"))),
+    }
+}
+
+/// Validates the structure of a JSON resource against the R4 model: known elements only,
+/// required elements present, 0..1 versus arrays, choice-type shape. fhirbolt quietly accepts
+/// some misshapen input (a one-item array for a single value), so the typed model is written
+/// back and must equal the input.
+pub fn validate_structure(value: &Value) -> Result<(), Issue> {
+    guarded("resource", || {
+        let resource = fhirbolt::json::from_json_value::<Resource>(value.clone(), strict())
+            .map_err(|e| Issue::error(IssueType::Structure, format!("invalid resource: {e}")))?;
+        let written = fhirbolt::json::to_json_value(resource, None)
+            .map_err(|e| Issue::error(IssueType::Structure, format!("invalid resource: {e}")))?;
+        let root = value.get("resourceType").and_then(Value::as_str).unwrap_or("Resource");
+        match first_difference(value, &written, root) {
+            None => Ok(()),
+            Some(path) => Err(Issue::error(
+                IssueType::Structure,
+                format!("{path} does not fit the R4 definition of this element (wrong type or cardinality)"),
+            )
+            .at(path)),
+        }
+    })
+}
+
+/// The path of the first place where `input` and `model` differ; numbers are equal when their
+/// values are (`1E-2` and `0.01`).
+fn first_difference(input: &Value, model: &Value, path: &str) -> Option<String> {
+    match (input, model) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (key, value) in a {
+                let child = format!("{path}.{key}");
+                match b.get(key) {
+                    Some(other) => {
+                        if let Some(found) = first_difference(value, other, &child) {
+                            return Some(found);
+                        }
+                    }
+                    None => return Some(child),
+                }
+            }
+            b.keys().find(|k| !a.contains_key(*k)).map(|k| format!("{path}.{k}"))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            if a.len() != b.len() {
+                return Some(path.to_owned());
+            }
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]")))
+        }
+        (Value::Number(a), Value::Number(b)) => {
+            let same = a == b || a.as_f64().zip(b.as_f64()).is_some_and(|(x, y)| x == y);
+            (!same).then(|| path.to_owned())
+        }
+        (a, b) => (a != b).then(|| path.to_owned()),
+    }
+}
+
+/// Parses a FHIR XML resource and returns it as FHIR JSON.
+pub fn xml_to_json(bytes: &[u8]) -> Result<Value, Issue> {
+    guarded("XML resource", || {
+        let resource = fhirbolt::xml::from_slice::<Resource>(bytes, strict())
+            .map_err(|e| Issue::error(IssueType::Structure, format!("invalid XML resource: {e}")))?;
+        fhirbolt::json::to_json_value(resource, None)
+            .map_err(|e| Issue::error(IssueType::Structure, format!("XML resource cannot be represented: {e}")))
+    })
+}
+
+/// Serializes a JSON resource as FHIR XML.
+pub fn json_to_xml(value: &Value) -> Result<Vec<u8>, Issue> {
+    guarded("resource", || {
+        let resource = fhirbolt::json::from_json_value::<Resource>(value.clone(), strict())
+            .map_err(|e| Issue::error(IssueType::Exception, format!("resource cannot be written as XML: {e}")))?;
+        fhirbolt::xml::to_vec(&resource, None)
+            .map_err(|e| Issue::error(IssueType::Exception, format!("resource cannot be written as XML: {e}")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strict_validation_rejects_unknown_elements_and_bad_cardinality() {
+        assert!(validate_structure(&json!({"resourceType": "Patient", "gender": "male"})).is_ok());
+        assert!(validate_structure(&json!({"resourceType": "Patient", "colour": "red"})).is_err());
+        assert!(validate_structure(&json!({"resourceType": "Patient", "gender": ["male"]})).is_err());
+        assert!(validate_structure(&json!({"resourceType": "Patient", "name": {"family": "x"}})).is_err());
+        assert!(validate_structure(&json!({"resourceType": "Observation", "code": {"text": "x"}})).is_err());
+    }
+
+    #[test]
+    fn xml_round_trips_and_keeps_decimal_precision() {
+        let observation = json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+            "valueQuantity": {"value": serde_json::from_str::<Value>("1.50").unwrap()}});
+        let xml = json_to_xml(&observation).unwrap();
+        let text = String::from_utf8(xml.clone()).unwrap();
+        assert!(text.contains("<value value=\"1.50\"/>"), "{text}");
+        let back = xml_to_json(&xml).unwrap();
+        assert_eq!(back, observation);
+        assert_eq!(serde_json::to_string(&back["valueQuantity"]["value"]).unwrap(), "1.50");
+    }
+
+    #[test]
+    fn garbage_xml_is_an_issue_not_a_panic() {
+        assert!(xml_to_json(b"<Patient xmlns=\"http://hl7.org/fhir\"><name><family value=\"x\"").is_err());
+        assert!(xml_to_json(b"not xml").is_err());
+        assert!(xml_to_json(b"<Bogus xmlns=\"http://hl7.org/fhir\"/>").is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! FHIR data without HTTP or SQL: parsing and serializing resources (JSON and XML), typed ids,
+//! OperationOutcome, Bundles, subsetted views and the R4 definitions shipped in `conformance/`.
+//! Inside Hearth a resource is a `serde_json::Value` (numbers keep their exact text); fhirbolt is
+//! named only in `codec.rs`.
+
+mod codec;
+pub mod conformance;
+pub mod instant;
+mod json_check;
+pub mod outcome;
+pub mod view;
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+pub use codec::json_to_xml;
+use outcome::{Issue, IssueType};
+
+/// A logical resource id: `[A-Za-z0-9\-\.]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceId(String);
+
+impl ResourceId {
+    /// Checks `text` against the R4 id pattern.
+    pub fn parse(text: &str) -> Result<ResourceId, Issue> {
+        let valid = (1..=64).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if valid {
+            Ok(ResourceId(text.to_owned()))
+        } else {
+            Err(Issue::error(
+                IssueType::Value,
+                format!("'{}' is not a valid resource id (1 to 64 of A-Z, a-z, 0-9, '-', '.')", truncate(text)),
+            ))
+        }
+    }
+
+    /// A new server-assigned id (a random UUID).
+    pub fn generate() -> ResourceId {
+        ResourceId(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A version of a resource: 1 for the first, one more for every later write (deletes included).
+pub type VersionId = i64;
+
+fn truncate(text: &str) -> String {
+    text.chars().take(80).collect()
+}
+
+/// Checks that `name` is a concrete R4 resource type.
+pub fn check_resource_type(name: &str) -> Result<(), Issue> {
+    if conformance::is_resource_type(name) {
+        Ok(())
+    } else {
+        Err(Issue::error(IssueType::NotSupported, format!("'{}' is not a resource type Hearth serves", truncate(name))))
+    }
+}
+
+/// The wire formats of FHIR resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/fhir+json`
+    Json,
+    /// `application/fhir+xml`
+    Xml,
+}
+
+/// Parses and validates a resource received from a client: JSON or XML, checked by the fast
+/// pre-check and then by the strict R4 model. `expected_type` is the type in the URL.
+pub fn parse_resource(body: &[u8], format: Format, expected_type: Option<&str>) -> Result<Value, Vec<Issue>> {
+    let value = match format {
+        Format::Json => serde_json::from_slice::<Value>(body)
+            .map_err(|e| vec![Issue::error(IssueType::Structure, format!("the body is not valid JSON: {e}"))])?,
+        Format::Xml => codec::xml_to_json(body).map_err(|issue| vec![issue])?,
+    };
+    json_check::check_resource(&value, expected_type)?;
+    codec::validate_structure(&value).map_err(|issue| vec![issue])?;
+    Ok(value)
+}
+
+/// Sets the server-owned fields of a resource about to be stored: `id`, `meta.versionId` and
+/// `meta.lastUpdated`, keeping `resourceType`, `id` and `meta` first. Returns the bytes stored
+/// and served.
+pub fn stamp(resource: Value, id: &ResourceId, version: VersionId, last_updated: instant::EpochMillis) -> Vec<u8> {
+    let Value::Object(mut fields) = resource else {
+        return serde_json::to_vec(&resource).unwrap_or_default();
+    };
+    let resource_type = fields.shift_remove("resourceType").unwrap_or(Value::Null);
+    fields.shift_remove("id");
+    let mut meta = match fields.shift_remove("meta") {
+        Some(Value::Object(meta)) => meta,
+        _ => Map::new(),
+    };
+    meta.shift_remove("versionId");
+    meta.shift_remove("lastUpdated");
+    let mut stamped_meta = Map::new();
+    stamped_meta.insert("versionId".into(), Value::String(version.to_string()));
+    stamped_meta.insert("lastUpdated".into(), Value::String(instant::format_instant(last_updated)));
+    stamped_meta.extend(meta);
+
+    let mut stamped = Map::with_capacity(fields.len() + 3);
+    stamped.insert("resourceType".into(), resource_type);
+    stamped.insert("id".into(), Value::String(id.to_string()));
+    stamped.insert("meta".into(), Value::Object(stamped_meta));
+    stamped.extend(fields);
+    serde_json::to_vec(&Value::Object(stamped)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stamp_puts_server_fields_first_and_replaces_client_ones() {
+        let resource = json!({"gender": "male", "meta": {"versionId": "9", "profile": ["http://p"]},
+            "resourceType": "Patient", "id": "client"});
+        let bytes = stamp(resource, &ResourceId::parse("abc").unwrap(), 2, 0);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"resourceType":"Patient","id":"abc","meta":{"versionId":"2","lastUpdated":"1970-01-01T00:00:00.000Z","profile":["http://p"]},"gender":"male"}"#
+        );
+    }
+
+    #[test]
+    fn ids_follow_the_r4_pattern() {
+        assert!(ResourceId::parse("a-B.9").is_ok());
+        assert!(ResourceId::parse("").is_err());
+        assert!(ResourceId::parse("a_b").is_err());
+        assert!(ResourceId::parse(&"x".repeat(64)).is_ok());
+        assert!(ResourceId::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn parse_rejects_bad_json_before_fhirbolt() {
+        assert!(parse_resource(br#"{"resourceType":"Patient","name":[]}"#, Format::Json, Some("Patient")).is_err());
+        assert!(parse_resource(b"{", Format::Json, None).is_err());
+        let ok = parse_resource(br#"{"resourceType":"Patient","active":true}"#, Format::Json, Some("Patient"));
+        assert_eq!(ok.unwrap()["active"], true);
+    }
+}

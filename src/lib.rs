@@ -1,0 +1,20 @@
+//! Hearth, a FHIR R4 server.
+//!
+//! ```text
+//!  client ─► app (router, middleware) ─► rest (FHIR interactions) ─► storage ─► SQLite | PostgreSQL
+//!                                           │
+//!                                           └─► fhir (parse, validate, serialize, OperationOutcome)
+//! ```
+//!
+//! - [`config`]: settings from defaults, an optional TOML file and `HEARTH_*` environment.
+//! - [`fhir`]: FHIR data without HTTP or SQL; the only module that names fhirbolt.
+//! - [`storage`]: versioned resources in SQLite or PostgreSQL; the only module that names diesel.
+//! - [`rest`]: the FHIR REST API over HTTP.
+//! - [`app`]: the composition root that wires them into a server.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod fhir;
+pub mod rest;
+pub mod storage;

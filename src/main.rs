@@ -1,0 +1,83 @@
+//! The `hearth` command: parses the command line, loads the configuration and hands over to
+//! `app`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use hearth::clock::SystemClock;
+use hearth::config::{Config, Overrides};
+
+/// Hearth, a FHIR R4 server.
+#[derive(Parser)]
+#[command(name = "hearth", version, about)]
+struct Cli {
+    /// TOML configuration file (also HEARTH_CONFIG).
+    #[arg(long, global = true, env = "HEARTH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (also HEARTH_ADDR).
+    #[arg(long, global = true)]
+    addr: Option<String>,
+    /// Folder for the SQLite database and local files (also HEARTH_DATA_DIR).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// sqlite://PATH or postgres://… (also HEARTH_DATABASE_URL).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Run pending database migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let flags = Overrides {
+        addr: cli.addr,
+        data_dir: cli.data_dir,
+        database_url: cli.database_url,
+        ..Overrides::default()
+    };
+    let config = match Config::load(cli.config.as_deref(), flags) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("hearth: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => hearth::app::serve(&config).await,
+            Command::Migrate => hearth::app::open_storage(&config, Arc::new(SystemClock)).await.map(|_| {
+                println!("migrations are up to date on {}", config.database.redacted());
+            }),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

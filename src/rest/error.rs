@@ -1,0 +1,102 @@
+//! The FHIR API's error type and the one table that turns conditions from the layers below into
+//! HTTP statuses and OperationOutcome issues. Internal details of 5xx errors are handed to the
+//! edge middleware for logging, never to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::response::FhirBody;
+use crate::fhir::outcome::{Issue, IssueType, operation_outcome};
+use crate::storage::StorageError;
+
+/// Detail of an internal failure, logged once by the edge middleware with the request id.
+#[derive(Debug, Clone)]
+pub struct InternalDetail(pub String);
+
+/// An error answered with an OperationOutcome.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    issues: Vec<Issue>,
+    internal: Option<String>,
+}
+
+impl ApiError {
+    /// An error with one issue.
+    pub fn new(status: StatusCode, code: IssueType, diagnostics: impl Into<String>) -> Self {
+        ApiError { status, issues: vec![Issue::error(code, diagnostics)], internal: None }
+    }
+
+    /// An error with the issues found in a request.
+    pub fn with_issues(status: StatusCode, issues: Vec<Issue>) -> Self {
+        ApiError { status, issues, internal: None }
+    }
+
+    /// 400 for content or parameters the server cannot accept.
+    pub fn bad_request(code: IssueType, diagnostics: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, diagnostics)
+    }
+
+    /// 500 with a generic message; `detail` is logged, not shown.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            issues: vec![Issue::error(IssueType::Exception, "internal error")],
+            internal: Some(detail.into()),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Issue> for ApiError {
+    fn from(issue: Issue) -> Self {
+        ApiError::with_issues(StatusCode::BAD_REQUEST, vec![issue])
+    }
+}
+
+impl From<Vec<Issue>> for ApiError {
+    fn from(issues: Vec<Issue>) -> Self {
+        ApiError::with_issues(StatusCode::BAD_REQUEST, issues)
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::VersionConflict { expected, current } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                IssueType::Conflict,
+                match current {
+                    Some(current) => format!("If-Match expected version {expected}, but the current version is {current}"),
+                    None => format!("If-Match expected version {expected}, but the resource does not exist"),
+                },
+            ),
+            StorageError::Contention => ApiError::new(
+                StatusCode::CONFLICT,
+                IssueType::Conflict,
+                "the resource is being changed by other requests; retry",
+            ),
+            StorageError::Unavailable(detail) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                issues: vec![Issue::error(IssueType::Transient, "the database is busy or unavailable; retry")],
+                internal: Some(detail),
+            },
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(FhirBody::Value(operation_outcome(&self.issues)));
+        if let Some(detail) = self.internal {
+            response.extensions_mut().insert(InternalDetail(detail));
+        }
+        response
+    }
+}

@@ -1,0 +1,45 @@
+//! `delete`: DELETE [base]/[type]/[id] (R4 http §3.1.0.7). A delete writes a tombstone version;
+//! history keeps every earlier version and a later PUT restores the resource. Deleting a deleted
+//! or unknown resource succeeds without writing anything, as the spec asks.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+
+use crate::fhir::outcome::{Issue, operation_outcome};
+use crate::rest::preconditions::{PreferReturn, if_match, prefer_return};
+use crate::rest::response::{FhirBody, FhirResponse};
+use crate::rest::{ApiError, RestState, known_type, url_id};
+use crate::storage::DeleteOutcome;
+
+/// Deletes a resource.
+#[utoipa::path(delete, path = "/fhir/{type}/{id}", tag = "FHIR",
+    params(("type" = String, Path, description = "Resource type"), ("id" = String, Path, description = "Logical id")),
+    responses((status = 200, description = "Deleted (OperationOutcome)"), (status = 204, description = "Deleted (Prefer: return=minimal)"),
+        (status = 412, description = "If-Match failed")))]
+pub async fn delete_resource(
+    State(state): State<RestState>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<FhirResponse, ApiError> {
+    known_type(&resource_type)?;
+    let id = url_id(&id)?;
+    let expected = if_match(&headers)?;
+    let (message, response) = match state.storage.delete(&resource_type, &id, expected).await? {
+        DeleteOutcome::NotFound => (format!("{resource_type}/{id} does not exist; nothing to delete"), None),
+        DeleteOutcome::AlreadyDeleted(tombstone) => {
+            (format!("{resource_type}/{id} was already deleted"), Some(tombstone))
+        }
+        DeleteOutcome::Deleted(tombstone) => {
+            (format!("deleted {resource_type}/{id} (version {})", tombstone.version_id), Some(tombstone))
+        }
+    };
+    let minimal = prefer_return(&headers) == PreferReturn::Minimal;
+    let mut answer = FhirResponse::new(if minimal { StatusCode::NO_CONTENT } else { StatusCode::OK });
+    if let Some(tombstone) = &response {
+        answer = answer.version_headers(tombstone);
+    }
+    if !minimal {
+        answer = answer.body(FhirBody::Value(operation_outcome(&[Issue::information(message)])));
+    }
+    Ok(answer)
+}

@@ -1,0 +1,50 @@
+//! `update`: PUT [base]/[type]/[id] (R4 http §3.1.0.4), with update-as-create for new ids,
+//! restore of deleted resources, and `If-Match` for version-aware updates.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use bytes::Bytes;
+
+use super::written;
+use crate::fhir::outcome::IssueType;
+use crate::fhir::parse_resource;
+use crate::rest::format::body_format;
+use crate::rest::preconditions::if_match;
+use crate::rest::response::FhirResponse;
+use crate::rest::{ApiError, RestState, known_type, url_id};
+
+/// Updates (or creates) a resource with a client-chosen id.
+#[utoipa::path(put, path = "/fhir/{type}/{id}", tag = "FHIR",
+    params(("type" = String, Path, description = "Resource type"), ("id" = String, Path, description = "Logical id")),
+    request_body(content = String, content_type = "application/fhir+json", description = "The resource, with the same id"),
+    responses((status = 200, description = "Updated"), (status = 201, description = "Created"),
+        (status = 400, description = "Invalid resource or id mismatch"), (status = 412, description = "If-Match failed")))]
+pub async fn update_resource(
+    State(state): State<RestState>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<FhirResponse, ApiError> {
+    known_type(&resource_type)?;
+    let id = url_id(&id)?;
+    let expected = if_match(&headers)?;
+    let format = body_format(&headers)?;
+    let resource = parse_resource(&body, format, Some(&resource_type))?;
+    match resource.get("id").and_then(|v| v.as_str()) {
+        Some(body_id) if body_id == id.as_str() => {}
+        Some(body_id) => {
+            return Err(ApiError::bad_request(
+                IssueType::Invalid,
+                format!("the id in the body ('{body_id}') does not match the id in the URL ('{id}')"),
+            ));
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                IssueType::Required,
+                format!("an update must carry the resource id in the body (expected '{id}')"),
+            ));
+        }
+    }
+    let version = state.storage.update(&resource_type, &id, resource, expected).await?;
+    Ok(written(&state.base, version, &headers))
+}

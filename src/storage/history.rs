@@ -1,0 +1,69 @@
+//! History queries (instance, type and system level), newest first, paged by a cursor on the
+//! global write order so pages stay correct while new versions arrive.
+
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+
+use super::connection::DbConnection;
+use super::schema::resource_versions;
+use super::versions::VersionRow;
+use super::{StorageResult, StoredVersion};
+use crate::fhir::ResourceId;
+use crate::fhir::instant::EpochMillis;
+
+/// Which versions a history covers.
+#[derive(Debug, Clone)]
+pub enum HistoryScope {
+    /// Every resource.
+    System,
+    /// Every resource of a type.
+    Type(String),
+    /// One resource.
+    Instance(String, ResourceId),
+}
+
+/// A history request.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    /// Which versions.
+    pub scope: HistoryScope,
+    /// `_since`: only versions written at or after this instant.
+    pub since: Option<EpochMillis>,
+    /// `_at`: only versions that were current at some point in `[start, end)`.
+    pub at: Option<(EpochMillis, EpochMillis)>,
+    /// Paging cursor: only versions written before this position.
+    pub before_seq: Option<i64>,
+    /// Page size.
+    pub count: i64,
+}
+
+pub(super) fn history(conn: &mut DbConnection, q: &HistoryQuery) -> StorageResult<Vec<StoredVersion>> {
+    let next = diesel::alias!(resource_versions as next_version);
+    let mut query = resource_versions::table.select(VersionRow::as_select()).into_boxed();
+    match &q.scope {
+        HistoryScope::System => {}
+        HistoryScope::Type(t) => query = query.filter(resource_versions::resource_type.eq(t.clone())),
+        HistoryScope::Instance(t, id) => {
+            query = query
+                .filter(resource_versions::resource_type.eq(t.clone()))
+                .filter(resource_versions::resource_id.eq(id.to_string()));
+        }
+    }
+    if let Some(since) = q.since {
+        query = query.filter(resource_versions::last_updated.ge(since));
+    }
+    if let Some((start, end)) = q.at {
+        // Current during [start, end): written before the end, and not replaced before the start.
+        query = query.filter(resource_versions::last_updated.lt(end)).filter(not(exists(
+            next.filter(next.field(resource_versions::resource_type).eq(resource_versions::resource_type))
+                .filter(next.field(resource_versions::resource_id).eq(resource_versions::resource_id))
+                .filter(next.field(resource_versions::version_id).eq(resource_versions::version_id + 1))
+                .filter(next.field(resource_versions::last_updated).le(start)),
+        )));
+    }
+    if let Some(before) = q.before_seq {
+        query = query.filter(resource_versions::seq.lt(before));
+    }
+    let rows = query.order(resource_versions::seq.desc()).limit(q.count).load::<VersionRow>(conn)?;
+    Ok(rows.into_iter().map(StoredVersion::from).collect())
+}

@@ -1,0 +1,254 @@
+//! The versioned resource store, the only module that names diesel: r2d2 pools over SQLite or
+//! PostgreSQL, embedded migrations, an append-only version table with a current-version table,
+//! tombstones for deletes, and history. Blocking database work runs on tokio's blocking pool,
+//! never on the async executor.
+
+mod connection;
+mod history;
+mod schema;
+mod versions;
+
+use std::sync::{Arc, Mutex};
+
+use diesel::Connection;
+use serde_json::Value;
+
+use crate::clock::SharedClock;
+use crate::config::DatabaseUrl;
+use crate::fhir::instant::EpochMillis;
+use crate::fhir::{ResourceId, VersionId};
+use connection::{ConnectionManager, DbConnection};
+pub use history::{HistoryQuery, HistoryScope};
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// `If-Match` named a version that is not the current one.
+    #[error("version conflict: expected version {expected}, current is {current:?}")]
+    VersionConflict {
+        /// The version the client expected.
+        expected: VersionId,
+        /// The current version, if the resource exists.
+        current: Option<VersionId>,
+    },
+    /// Concurrent writers kept colliding on the same resource.
+    #[error("the resource is being changed by another request")]
+    Contention,
+    /// No connection could be had from the pool in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database could not be opened or migrated at start.
+    #[error("database setup failed: {0}")]
+    Setup(String),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    /// A blocking task failed to complete.
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+/// Result of storage operations.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// How a version came to be, as FHIR's `Bundle.entry.request.method` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMethod {
+    /// Create.
+    Post,
+    /// Update or update-as-create.
+    Put,
+    /// Delete (a tombstone).
+    Delete,
+}
+
+impl WriteMethod {
+    /// The HTTP method.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMethod::Post => "POST",
+            WriteMethod::Put => "PUT",
+            WriteMethod::Delete => "DELETE",
+        }
+    }
+
+    fn parse(text: &str) -> WriteMethod {
+        match text {
+            "POST" => WriteMethod::Post,
+            "DELETE" => WriteMethod::Delete,
+            _ => WriteMethod::Put,
+        }
+    }
+}
+
+/// One stored version of a resource.
+#[derive(Debug, Clone)]
+pub struct StoredVersion {
+    /// Position in the global write order.
+    pub seq: i64,
+    /// The resource type.
+    pub resource_type: String,
+    /// The logical id.
+    pub id: String,
+    /// The version.
+    pub version_id: VersionId,
+    /// When it was written.
+    pub last_updated: EpochMillis,
+    /// How it was written.
+    pub method: WriteMethod,
+    /// True for a delete tombstone.
+    pub deleted: bool,
+    /// True when this version brought the resource into existence (first version, or the first
+    /// after a delete).
+    pub created: bool,
+    /// The resource as served (canonical JSON); empty for a tombstone.
+    pub content: Vec<u8>,
+}
+
+/// What a delete did.
+#[derive(Debug)]
+pub enum DeleteOutcome {
+    /// There was no such resource.
+    NotFound,
+    /// It was already deleted; nothing was written.
+    AlreadyDeleted(StoredVersion),
+    /// A tombstone version was written.
+    Deleted(StoredVersion),
+}
+
+type Pool = r2d2::Pool<ConnectionManager>;
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    pool: Pool,
+    clock: SharedClock,
+    /// SQLite allows one writer at a time; taking turns here avoids busy retries.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
+}
+
+impl Storage {
+    /// Opens the database, creating the SQLite file's folder if needed, and runs migrations.
+    pub fn open(url: &DatabaseUrl, pool_size: u32, clock: SharedClock) -> StorageResult<Storage> {
+        if let DatabaseUrl::Sqlite(path) = url
+            && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StorageError::Setup(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let manager = ConnectionManager::new(url.clone());
+        let mut first = r2d2::ManageConnection::connect(&manager)
+            .map_err(|e| StorageError::Setup(format!("cannot connect to {}: {e}", url.redacted())))?;
+        connection::run_migrations(&mut first).map_err(StorageError::Setup)?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| StorageError::Setup(format!("cannot open a pool to {}: {e}", url.redacted())))?;
+        let sqlite_writer = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(Mutex::new(())));
+        Ok(Storage { pool, clock, sqlite_writer })
+    }
+
+    /// Runs blocking database work on the blocking pool with a pooled connection.
+    async fn with_conn<T, F>(&self, work: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection, &Storage) -> StorageResult<T> + Send + 'static,
+    {
+        let storage = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = storage.pool.get().map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            work(&mut conn, &storage)
+        })
+        .await
+        .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+
+    /// The current version of a resource (a tombstone if it was deleted), if it ever existed.
+    pub async fn find_current(&self, resource_type: &str, id: &ResourceId) -> StorageResult<Option<StoredVersion>> {
+        let (t, id) = (resource_type.to_owned(), id.clone());
+        self.with_conn(move |conn, _| versions::find_current(conn, &t, &id)).await
+    }
+
+    /// One version of a resource.
+    pub async fn find_version(
+        &self,
+        resource_type: &str,
+        id: &ResourceId,
+        version: VersionId,
+    ) -> StorageResult<Option<StoredVersion>> {
+        let (t, id) = (resource_type.to_owned(), id.clone());
+        self.with_conn(move |conn, _| versions::find_version(conn, &t, &id, version)).await
+    }
+
+    /// Creates a resource with a new server-assigned id.
+    pub async fn create(&self, resource_type: &str, resource: Value) -> StorageResult<StoredVersion> {
+        let t = resource_type.to_owned();
+        self.with_conn(move |conn, storage| {
+            storage.write(conn, |conn, now| versions::create(conn, &t, &resource, now))
+        })
+        .await
+    }
+
+    /// Updates a resource, or creates it with the given id; `if_match` is the version the client
+    /// expects to replace.
+    pub async fn update(
+        &self,
+        resource_type: &str,
+        id: &ResourceId,
+        resource: Value,
+        if_match: Option<VersionId>,
+    ) -> StorageResult<StoredVersion> {
+        let (t, id) = (resource_type.to_owned(), id.clone());
+        self.with_conn(move |conn, storage| {
+            storage.write(conn, |conn, now| versions::update(conn, &t, &id, &resource, if_match, now))
+        })
+        .await
+    }
+
+    /// Deletes a resource by writing a tombstone version.
+    pub async fn delete(
+        &self,
+        resource_type: &str,
+        id: &ResourceId,
+        if_match: Option<VersionId>,
+    ) -> StorageResult<DeleteOutcome> {
+        let (t, id) = (resource_type.to_owned(), id.clone());
+        self.with_conn(move |conn, storage| {
+            storage.write(conn, |conn, now| versions::delete(conn, &t, &id, if_match, now))
+        })
+        .await
+    }
+
+    /// Versions in a history scope, newest first.
+    pub async fn history(&self, query: HistoryQuery) -> StorageResult<Vec<StoredVersion>> {
+        self.with_conn(move |conn, _| history::history(conn, &query)).await
+    }
+
+    /// Runs one write transaction, retrying when a concurrent writer took the same version
+    /// number first (the unique key on versions is what keeps updates from being lost).
+    fn write<T>(
+        &self,
+        conn: &mut DbConnection,
+        mut work: impl FnMut(&mut DbConnection, EpochMillis) -> StorageResult<T>,
+    ) -> StorageResult<T> {
+        let _turn = match &self.sqlite_writer {
+            Some(lock) => Some(lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
+            None => None,
+        };
+        for _ in 0..20 {
+            let now = self.clock.now_millis();
+            match conn.transaction(|conn| work(conn, now)) {
+                Err(StorageError::Database(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation
+                    | diesel::result::DatabaseErrorKind::SerializationFailure,
+                    _,
+                ))) => continue,
+                other => return other,
+            }
+        }
+        Err(StorageError::Contention)
+    }
+}

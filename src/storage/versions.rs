@@ -1,0 +1,202 @@
+//! Reads and writes of resource versions. Each write is one transaction that appends a version
+//! and moves the current-version row; the caller retries when the unique key on
+//! `(type, id, version)` shows that a concurrent writer got there first.
+
+use diesel::prelude::*;
+use serde_json::Value;
+
+use super::connection::DbConnection;
+use super::schema::{resource_versions, resources};
+use super::{DeleteOutcome, StorageError, StorageResult, StoredVersion, WriteMethod};
+use crate::fhir::instant::EpochMillis;
+use crate::fhir::{self, ResourceId, VersionId};
+
+/// A row of `resource_versions`.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = resource_versions)]
+pub(super) struct VersionRow {
+    seq: i64,
+    resource_type: String,
+    resource_id: String,
+    version_id: i64,
+    last_updated: i64,
+    method: String,
+    deleted: bool,
+    content: Vec<u8>,
+}
+
+impl From<VersionRow> for StoredVersion {
+    fn from(row: VersionRow) -> StoredVersion {
+        let method = WriteMethod::parse(&row.method);
+        StoredVersion {
+            seq: row.seq,
+            created: !row.deleted && (row.version_id == 1 || method == WriteMethod::Post),
+            resource_type: row.resource_type,
+            id: row.resource_id,
+            version_id: row.version_id,
+            last_updated: row.last_updated,
+            method,
+            deleted: row.deleted,
+            content: row.content,
+        }
+    }
+}
+
+struct Current {
+    version_id: VersionId,
+    last_updated: EpochMillis,
+    deleted: bool,
+}
+
+pub(super) fn find_current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<Option<StoredVersion>> {
+    let row = resources::table
+        .inner_join(
+            resource_versions::table.on(resource_versions::resource_type
+                .eq(resources::resource_type)
+                .and(resource_versions::resource_id.eq(resources::resource_id))
+                .and(resource_versions::version_id.eq(resources::version_id))),
+        )
+        .filter(resources::resource_type.eq(t))
+        .filter(resources::resource_id.eq(id.as_str()))
+        .select(VersionRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(StoredVersion::from))
+}
+
+pub(super) fn find_version(
+    conn: &mut DbConnection,
+    t: &str,
+    id: &ResourceId,
+    version: VersionId,
+) -> StorageResult<Option<StoredVersion>> {
+    let row = resource_versions::table
+        .filter(resource_versions::resource_type.eq(t))
+        .filter(resource_versions::resource_id.eq(id.as_str()))
+        .filter(resource_versions::version_id.eq(version))
+        .select(VersionRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(StoredVersion::from))
+}
+
+fn current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<Option<Current>> {
+    let row = resources::table
+        .filter(resources::resource_type.eq(t))
+        .filter(resources::resource_id.eq(id.as_str()))
+        .select((resources::version_id, resources::last_updated, resources::deleted))
+        .first::<(i64, i64, bool)>(conn)
+        .optional()?;
+    Ok(row.map(|(version_id, last_updated, deleted)| Current { version_id, last_updated, deleted }))
+}
+
+/// Appends a version and points the current-version row at it.
+#[allow(clippy::too_many_arguments)]
+fn append(
+    conn: &mut DbConnection,
+    t: &str,
+    id: &ResourceId,
+    previous: Option<&Current>,
+    method: WriteMethod,
+    content: Vec<u8>,
+    now: EpochMillis,
+) -> StorageResult<StoredVersion> {
+    let version_id = previous.map_or(1, |p| p.version_id + 1);
+    // Versions of one resource never go back in time, even if the clock does.
+    let last_updated = previous.map_or(now, |p| now.max(p.last_updated));
+    let deleted = method == WriteMethod::Delete;
+    diesel::insert_into(resource_versions::table)
+        .values((
+            resource_versions::resource_type.eq(t),
+            resource_versions::resource_id.eq(id.as_str()),
+            resource_versions::version_id.eq(version_id),
+            resource_versions::last_updated.eq(last_updated),
+            resource_versions::method.eq(method.as_str()),
+            resource_versions::deleted.eq(deleted),
+            resource_versions::content.eq(&content),
+        ))
+        .execute(conn)?;
+    if previous.is_some() {
+        diesel::update(resources::table)
+            .filter(resources::resource_type.eq(t))
+            .filter(resources::resource_id.eq(id.as_str()))
+            .set((
+                resources::version_id.eq(version_id),
+                resources::last_updated.eq(last_updated),
+                resources::deleted.eq(deleted),
+            ))
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(resources::table)
+            .values((
+                resources::resource_type.eq(t),
+                resources::resource_id.eq(id.as_str()),
+                resources::version_id.eq(version_id),
+                resources::last_updated.eq(last_updated),
+                resources::deleted.eq(deleted),
+            ))
+            .execute(conn)?;
+    }
+    Ok(StoredVersion {
+        seq: 0,
+        resource_type: t.to_owned(),
+        id: id.to_string(),
+        version_id,
+        last_updated,
+        method,
+        deleted,
+        created: !deleted && previous.is_none_or(|p| p.deleted),
+        content,
+    })
+}
+
+pub(super) fn create(conn: &mut DbConnection, t: &str, resource: &Value, now: EpochMillis) -> StorageResult<StoredVersion> {
+    let id = ResourceId::generate();
+    let content = fhir::stamp(resource.clone(), &id, 1, now);
+    append(conn, t, &id, None, WriteMethod::Post, content, now)
+}
+
+fn check_precondition(current: Option<&Current>, if_match: Option<VersionId>) -> StorageResult<()> {
+    match (if_match, current) {
+        (Some(expected), Some(c)) if c.version_id == expected => Ok(()),
+        (Some(expected), c) => Err(StorageError::VersionConflict { expected, current: c.map(|c| c.version_id) }),
+        (None, _) => Ok(()),
+    }
+}
+
+pub(super) fn update(
+    conn: &mut DbConnection,
+    t: &str,
+    id: &ResourceId,
+    resource: &Value,
+    if_match: Option<VersionId>,
+    now: EpochMillis,
+) -> StorageResult<StoredVersion> {
+    let previous = current(conn, t, id)?;
+    check_precondition(previous.as_ref(), if_match)?;
+    let version_id = previous.as_ref().map_or(1, |p| p.version_id + 1);
+    let last_updated = previous.as_ref().map_or(now, |p| now.max(p.last_updated));
+    let content = fhir::stamp(resource.clone(), id, version_id, last_updated);
+    append(conn, t, id, previous.as_ref(), WriteMethod::Put, content, now)
+}
+
+pub(super) fn delete(
+    conn: &mut DbConnection,
+    t: &str,
+    id: &ResourceId,
+    if_match: Option<VersionId>,
+    now: EpochMillis,
+) -> StorageResult<DeleteOutcome> {
+    let Some(previous) = current(conn, t, id)? else {
+        return match if_match {
+            Some(expected) => Err(StorageError::VersionConflict { expected, current: None }),
+            None => Ok(DeleteOutcome::NotFound),
+        };
+    };
+    check_precondition(Some(&previous), if_match)?;
+    if previous.deleted {
+        let tombstone = find_version(conn, t, id, previous.version_id)?;
+        return Ok(tombstone.map_or(DeleteOutcome::NotFound, DeleteOutcome::AlreadyDeleted));
+    }
+    append(conn, t, id, Some(&previous), WriteMethod::Delete, Vec::new(), now).map(DeleteOutcome::Deleted)
+}
