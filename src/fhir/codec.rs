@@ -10,6 +10,7 @@ use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 use serde_json::Value;
 
+use super::narrative;
 use super::outcome::{Issue, IssueType};
 
 fn strict() -> Option<DeserializationConfig> {
@@ -79,21 +80,72 @@ fn first_difference(input: &Value, model: &Value, path: &str) -> Option<String> 
 
 /// Parses a FHIR XML resource and returns it as FHIR JSON.
 pub fn xml_to_json(bytes: &[u8]) -> Result<Value, Issue> {
-    guarded("XML resource", || {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Issue::error(IssueType::Structure, "the XML body is not UTF-8"))?;
+    check_envelope(text)?;
+    let mut value = guarded("XML resource", || {
         let resource = fhirbolt::xml::from_slice::<Resource>(bytes, strict())
             .map_err(|e| Issue::error(IssueType::Structure, format!("invalid XML resource: {e}")))?;
         fhirbolt::json::to_json_value(resource, None)
             .map_err(|e| Issue::error(IssueType::Structure, format!("XML resource cannot be represented: {e}")))
-    })
+    })?;
+    narrative::keep_source_divs(text, &mut value);
+    Ok(value)
+}
+
+/// Checks what fhirbolt lets through: the root element must be in the FHIR namespace and the
+/// document must end with the root's end tag (fhirbolt accepts a truncated document).
+fn check_envelope(xml: &str) -> Result<(), Issue> {
+    let structure = |message: &str| Err(Issue::error(IssueType::Structure, message));
+    let mut rest = xml.trim_start_matches('\u{feff}');
+    loop {
+        rest = rest.trim_start();
+        let skipped = if let Some(after) = rest.strip_prefix("<?") {
+            after.find("?>").map(|end| &after[end + 2..])
+        } else if let Some(after) = rest.strip_prefix("<!--") {
+            after.find("-->").map(|end| &after[end + 3..])
+        } else {
+            break;
+        };
+        match skipped {
+            Some(after) => rest = after,
+            None => return structure("the XML body is not well-formed"),
+        }
+    }
+    let Some(tag) = rest.strip_prefix('<').and_then(|r| r.split('>').next()) else {
+        return structure("the XML body has no root element");
+    };
+    if !(tag.contains("xmlns=\"http://hl7.org/fhir\"") || tag.contains("xmlns='http://hl7.org/fhir'")) {
+        return structure("the XML root element must be a resource in the namespace http://hl7.org/fhir");
+    }
+    let name: String = tag.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
+    let end = rest.trim_end();
+    let end = end.strip_suffix('>').unwrap_or(end);
+    let complete = if tag.ends_with('/') {
+        rest.trim_end().len() == tag.len() + 2
+    } else {
+        end.trim_end().strip_suffix(name.as_str()).is_some_and(|e| e.trim_end().ends_with("</"))
+    };
+    if complete { Ok(()) } else { structure("the XML body ends before its root element is closed") }
 }
 
 /// Serializes a JSON resource as FHIR XML.
 pub fn json_to_xml(value: &Value) -> Result<Vec<u8>, Issue> {
-    guarded("resource", || {
-        let resource = fhirbolt::json::from_json_value::<Resource>(value.clone(), strict())
-            .map_err(|e| Issue::error(IssueType::Exception, format!("resource cannot be written as XML: {e}")))?;
-        fhirbolt::xml::to_vec(&resource, None)
-            .map_err(|e| Issue::error(IssueType::Exception, format!("resource cannot be written as XML: {e}")))
+    let (xml, ordered) = guarded("resource", || {
+        let failed = |e: String| Issue::error(IssueType::Exception, format!("resource cannot be written as XML: {e}"));
+        let resource = fhirbolt::json::from_json_value::<Resource>(value.clone(), strict()).map_err(|e| failed(e.to_string()))?;
+        let xml = fhirbolt::xml::to_string(&resource, None).map_err(|e| failed(e.to_string()))?;
+        // The narrative divs in XML document order, to put back what the writer reformatted.
+        let ordered = if xml.contains(narrative::XHTML) {
+            Some(fhirbolt::json::to_json_value(resource, None).map_err(|e| failed(e.to_string()))?)
+        } else {
+            None
+        };
+        Ok((xml, ordered))
+    })?;
+    Ok(match ordered {
+        Some(ordered) => narrative::restore_divs(&xml, &ordered).into_bytes(),
+        None => xml.into_bytes(),
     })
 }
 
@@ -121,6 +173,27 @@ mod tests {
         let back = xml_to_json(&xml).unwrap();
         assert_eq!(back, observation);
         assert_eq!(serde_json::to_string(&back["valueQuantity"]["value"]).unwrap(), "1.50");
+    }
+
+    #[test]
+    fn narrative_whitespace_survives_xml_both_ways() {
+        let div = "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p><b>A</b> x <i>y</i></p>\n <p>z &amp; w</p></div>";
+        let patient = json!({"resourceType": "Patient", "text": {"status": "generated", "div": div},
+            "contained": [{"resourceType": "Patient", "id": "c", "text": {"status": "generated", "div": div}}]});
+        let xml = String::from_utf8(json_to_xml(&patient).unwrap()).unwrap();
+        assert_eq!(xml.matches("<b>A</b> x <i>y</i>").count(), 2, "{xml}");
+        let back = xml_to_json(xml.as_bytes()).unwrap();
+        assert_eq!(back["text"]["div"], div);
+        assert_eq!(back["contained"][0]["text"]["div"], div);
+    }
+
+    #[test]
+    fn xml_outside_the_fhir_namespace_is_refused() {
+        assert!(xml_to_json(b"<Patient><active value=\"true\"/></Patient>").is_err());
+        assert!(xml_to_json(b"<?xml version=\"1.0\"?><!-- c --><Patient xmlns='http://hl7.org/fhir'/>").is_ok());
+        assert!(xml_to_json(b"<Patient xmlns='http://hl7.org/fhir'><active value='true'/></Patient >\n").is_ok());
+        assert!(xml_to_json(b"<Patient xmlns='http://hl7.org/fhir'><active value='true'/>").is_err());
+        assert!(xml_to_json(b"<Patient xmlns='http://hl7.org/fhir'><active value='true'/></Pat>").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod codec;
 pub mod conformance;
 pub mod instant;
 mod json_check;
+mod narrative;
 pub mod outcome;
 pub mod view;
 

@@ -1,0 +1,13 @@
+//! Integration tests: the real router on 127.0.0.1:0 against real SQLite and PostgreSQL.
+//! Every suite is written once and runs on both backends (`on_both_backends!`).
+
+mod support;
+
+mod capabilities;
+mod concurrency;
+mod crash;
+mod crud;
+mod errors;
+mod examples;
+mod formats;
+mod history;
