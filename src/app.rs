@@ -47,7 +47,11 @@ pub async fn open_storage(config: &Config, clock: SharedClock) -> Result<Storage
 
 /// The whole HTTP application for a server reachable at `public_url`.
 pub fn router(config: &Config, storage: Storage, public_url: &str, clock: &dyn Clock) -> Router {
-    let rest_state = RestState::new(storage, format!("{public_url}/fhir"), format_instant(clock.now_millis()));
+    let rest_state = RestState::new(
+        storage,
+        format!("{public_url}/fhir"),
+        format_instant(clock.now_millis()),
+    );
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/fhir", rest::router(rest_state, config.max_body_bytes))
@@ -71,7 +75,9 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task.await.map_err(|e| AppError::Serve(std::io::Error::other(e.to_string())))?
+        self.task
+            .await
+            .map_err(|e| AppError::Serve(std::io::Error::other(e.to_string())))?
     }
 }
 
@@ -79,8 +85,16 @@ impl RunningServer {
 pub async fn start(config: &Config) -> Result<RunningServer, AppError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let storage = open_storage(config, clock.clone()).await?;
-    let listener = TcpListener::bind(config.addr).await.map_err(|source| AppError::Bind { addr: config.addr, source })?;
-    let addr = listener.local_addr().map_err(|source| AppError::Bind { addr: config.addr, source })?;
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| AppError::Bind {
+        addr: config.addr,
+        source,
+    })?;
     let public_url = config.public_url(addr);
     let app = router(config, storage, &public_url, clock.as_ref());
     let (tx, rx) = oneshot::channel::<()>();
@@ -92,7 +106,12 @@ pub async fn start(config: &Config) -> Result<RunningServer, AppError> {
             .await
             .map_err(AppError::Serve)
     });
-    Ok(RunningServer { addr, public_url, shutdown: Some(tx), task })
+    Ok(RunningServer {
+        addr,
+        public_url,
+        shutdown: Some(tx),
+        task,
+    })
 }
 
 /// Serves until Ctrl-C or SIGTERM.
@@ -108,13 +127,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

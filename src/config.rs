@@ -50,7 +50,9 @@ impl DatabaseUrl {
     pub fn parse(text: &str) -> Result<DatabaseUrl, String> {
         if let Some(path) = text.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err("sqlite:// needs a file path, e.g. sqlite://./hearth-data/hearth.db".into());
+                return Err(
+                    "sqlite:// needs a file path, e.g. sqlite://./hearth-data/hearth.db".into(),
+                );
             }
             Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
         } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
@@ -138,12 +140,16 @@ impl Overrides {
 
     /// Reads the `HEARTH_*` variables from `lookup` (the process environment in production).
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Overrides, ConfigError> {
-        fn number<T: std::str::FromStr>(name: &'static str, value: Option<String>) -> Result<Option<T>, ConfigError> {
+        fn number<T: std::str::FromStr>(
+            name: &'static str,
+            value: Option<String>,
+        ) -> Result<Option<T>, ConfigError> {
             value
                 .map(|v| {
-                    v.trim()
-                        .parse()
-                        .map_err(|_| ConfigError::Invalid { name, message: format!("'{v}' is not a whole number") })
+                    v.trim().parse().map_err(|_| ConfigError::Invalid {
+                        name,
+                        message: format!("'{v}' is not a whole number"),
+                    })
                 })
                 .transpose()
         }
@@ -163,10 +169,14 @@ impl Config {
     pub fn load(file: Option<&Path>, flags: Overrides) -> Result<Config, ConfigError> {
         let from_file = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-                toml::from_str::<Overrides>(&text)
-                    .map_err(|e| ConfigError::File { path: path.to_owned(), message: e.message().to_owned() })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<Overrides>(&text).map_err(|e| ConfigError::File {
+                    path: path.to_owned(),
+                    message: e.message().to_owned(),
+                })?
             }
             None => Overrides::default(),
         };
@@ -181,15 +191,23 @@ impl Config {
             .as_deref()
             .unwrap_or("127.0.0.1:8080")
             .parse()
-            .map_err(|_| ConfigError::Invalid { name: "HEARTH_ADDR", message: "expected HOST:PORT, e.g. 127.0.0.1:8080".into() })?;
+            .map_err(|_| ConfigError::Invalid {
+                name: "HEARTH_ADDR",
+                message: "expected HOST:PORT, e.g. 127.0.0.1:8080".into(),
+            })?;
         let data_dir = o.data_dir.unwrap_or_else(|| PathBuf::from("./hearth-data"));
         let database = match o.database_url {
-            Some(url) => DatabaseUrl::parse(&url).map_err(|message| ConfigError::Invalid { name: "HEARTH_DATABASE_URL", message })?,
+            Some(url) => DatabaseUrl::parse(&url).map_err(|message| ConfigError::Invalid {
+                name: "HEARTH_DATABASE_URL",
+                message,
+            })?,
             None => DatabaseUrl::Sqlite(data_dir.join("hearth.db")),
         };
         let public_url = o.public_url.map(|url| url.trim_end_matches('/').to_owned());
         if let Some(url) = &public_url {
-            let host = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            let host = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"));
             if host.is_none_or(|h| h.is_empty() || h.contains(['?', '#', ' '])) {
                 return Err(ConfigError::Invalid {
                     name: "HEARTH_PUBLIC_URL",
@@ -199,11 +217,17 @@ impl Config {
         }
         let max_body_bytes = o.max_body_bytes.unwrap_or(16 * 1024 * 1024);
         if !(1024..=1 << 32).contains(&max_body_bytes) {
-            return Err(ConfigError::Invalid { name: "HEARTH_MAX_BODY_BYTES", message: "must be between 1 KiB and 4 GiB".into() });
+            return Err(ConfigError::Invalid {
+                name: "HEARTH_MAX_BODY_BYTES",
+                message: "must be between 1 KiB and 4 GiB".into(),
+            });
         }
         let db_pool_size = o.db_pool_size.unwrap_or(16);
         if !(1..=512).contains(&db_pool_size) {
-            return Err(ConfigError::Invalid { name: "HEARTH_DB_POOL_SIZE", message: "must be between 1 and 512".into() });
+            return Err(ConfigError::Invalid {
+                name: "HEARTH_DB_POOL_SIZE",
+                message: "must be between 1 and 512".into(),
+            });
         }
         Ok(Config {
             addr,
@@ -217,7 +241,9 @@ impl Config {
 
     /// The external base URL of a server bound to `bound`.
     pub fn public_url(&self, bound: SocketAddr) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{bound}"))
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
     }
 }
 
@@ -229,23 +255,43 @@ mod tests {
     fn defaults_follow_the_design() {
         let c = Config::from_overrides(Overrides::default()).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.database, DatabaseUrl::Sqlite(PathBuf::from("./hearth-data/hearth.db")));
+        assert_eq!(
+            c.database,
+            DatabaseUrl::Sqlite(PathBuf::from("./hearth-data/hearth.db"))
+        );
         assert_eq!(c.public_url(c.addr), "http://127.0.0.1:8080");
         assert_eq!(c.max_body_bytes, 16 * 1024 * 1024);
     }
 
     #[test]
     fn later_layers_win_and_bad_values_stop() {
-        let file: Overrides = toml::from_str("addr = \"0.0.0.0:9000\"\npublic_url = \"https://x.org/\"").unwrap();
-        let env = Overrides::from_env(|n| (n == "HEARTH_ADDR").then(|| "127.0.0.1:7000".to_owned())).unwrap();
+        let file: Overrides =
+            toml::from_str("addr = \"0.0.0.0:9000\"\npublic_url = \"https://x.org/\"").unwrap();
+        let env =
+            Overrides::from_env(|n| (n == "HEARTH_ADDR").then(|| "127.0.0.1:7000".to_owned()))
+                .unwrap();
         let c = Config::from_overrides(file.merge(env)).unwrap();
         assert_eq!(c.addr.port(), 7000);
         assert_eq!(c.public_url.as_deref(), Some("https://x.org"));
         assert!(toml::from_str::<Overrides>("colour = 1").is_err());
-        assert!(Overrides::from_env(|n| (n == "HEARTH_DB_POOL_SIZE").then(|| "many".to_owned())).is_err());
-        let bad = Overrides { database_url: Some("mysql://x".into()), ..Default::default() };
-        assert!(Config::from_overrides(bad).unwrap_err().to_string().contains("HEARTH_DATABASE_URL"));
-        let bad = Overrides { public_url: Some("ftp://x".into()), ..Default::default() };
+        assert!(
+            Overrides::from_env(|n| (n == "HEARTH_DB_POOL_SIZE").then(|| "many".to_owned()))
+                .is_err()
+        );
+        let bad = Overrides {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        };
+        assert!(
+            Config::from_overrides(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("HEARTH_DATABASE_URL")
+        );
+        let bad = Overrides {
+            public_url: Some("ftp://x".into()),
+            ..Default::default()
+        };
         assert!(Config::from_overrides(bad).is_err());
     }
 

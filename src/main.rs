@@ -58,7 +58,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("hearth: cannot start the runtime: {e}");
@@ -68,9 +71,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => hearth::app::serve(&config).await,
-            Command::Migrate => hearth::app::open_storage(&config, Arc::new(SystemClock)).await.map(|_| {
-                println!("migrations are up to date on {}", config.database.redacted());
-            }),
+            Command::Migrate => hearth::app::open_storage(&config, Arc::new(SystemClock))
+                .await
+                .map(|_| {
+                    println!(
+                        "migrations are up to date on {}",
+                        config.database.redacted()
+                    );
+                }),
         }
     });
     match result {

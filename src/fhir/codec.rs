@@ -14,13 +14,18 @@ use super::narrative;
 use super::outcome::{Issue, IssueType};
 
 fn strict() -> Option<DeserializationConfig> {
-    Some(DeserializationConfig { mode: DeserializationMode::Strict })
+    Some(DeserializationConfig {
+        mode: DeserializationMode::Strict,
+    })
 }
 
 fn guarded<T>(what: &str, work: impl FnOnce() -> Result<T, Issue>) -> Result<T, Issue> {
     match catch_unwind(AssertUnwindSafe(work)) {
         Ok(result) => result,
-        Err(_) => Err(Issue::error(IssueType::Structure, format!("the {what} could not be processed"))),
+        Err(_) => Err(Issue::error(
+            IssueType::Structure,
+            format!("the {what} could not be processed"),
+        )),
     }
 }
 
@@ -34,7 +39,10 @@ pub fn validate_structure(value: &Value) -> Result<(), Issue> {
             .map_err(|e| Issue::error(IssueType::Structure, format!("invalid resource: {e}")))?;
         let written = fhirbolt::json::to_json_value(resource, None)
             .map_err(|e| Issue::error(IssueType::Structure, format!("invalid resource: {e}")))?;
-        let root = value.get("resourceType").and_then(Value::as_str).unwrap_or("Resource");
+        let root = value
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or("Resource");
         match first_difference(value, &written, root) {
             None => Ok(()),
             Some(path) => Err(Issue::error(
@@ -62,13 +70,18 @@ fn first_difference(input: &Value, model: &Value, path: &str) -> Option<String> 
                     None => return Some(child),
                 }
             }
-            b.keys().find(|k| !a.contains_key(*k)).map(|k| format!("{path}.{k}"))
+            b.keys()
+                .find(|k| !a.contains_key(*k))
+                .map(|k| format!("{path}.{k}"))
         }
         (Value::Array(a), Value::Array(b)) => {
             if a.len() != b.len() {
                 return Some(path.to_owned());
             }
-            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]")))
+            a.iter()
+                .zip(b)
+                .enumerate()
+                .find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]")))
         }
         (Value::Number(a), Value::Number(b)) => {
             let same = a == b || a.as_f64().zip(b.as_f64()).is_some_and(|(x, y)| x == y);
@@ -84,10 +97,15 @@ pub fn xml_to_json(bytes: &[u8]) -> Result<Value, Issue> {
         .map_err(|_| Issue::error(IssueType::Structure, "the XML body is not UTF-8"))?;
     check_envelope(text)?;
     let mut value = guarded("XML resource", || {
-        let resource = fhirbolt::xml::from_slice::<Resource>(bytes, strict())
-            .map_err(|e| Issue::error(IssueType::Structure, format!("invalid XML resource: {e}")))?;
-        fhirbolt::json::to_json_value(resource, None)
-            .map_err(|e| Issue::error(IssueType::Structure, format!("XML resource cannot be represented: {e}")))
+        let resource = fhirbolt::xml::from_slice::<Resource>(bytes, strict()).map_err(|e| {
+            Issue::error(IssueType::Structure, format!("invalid XML resource: {e}"))
+        })?;
+        fhirbolt::json::to_json_value(resource, None).map_err(|e| {
+            Issue::error(
+                IssueType::Structure,
+                format!("XML resource cannot be represented: {e}"),
+            )
+        })
     })?;
     narrative::keep_source_divs(text, &mut value);
     Ok(value)
@@ -115,25 +133,44 @@ fn check_envelope(xml: &str) -> Result<(), Issue> {
     let Some(tag) = rest.strip_prefix('<').and_then(|r| r.split('>').next()) else {
         return structure("the XML body has no root element");
     };
-    if !(tag.contains("xmlns=\"http://hl7.org/fhir\"") || tag.contains("xmlns='http://hl7.org/fhir'")) {
-        return structure("the XML root element must be a resource in the namespace http://hl7.org/fhir");
+    if !(tag.contains("xmlns=\"http://hl7.org/fhir\"")
+        || tag.contains("xmlns='http://hl7.org/fhir'"))
+    {
+        return structure(
+            "the XML root element must be a resource in the namespace http://hl7.org/fhir",
+        );
     }
-    let name: String = tag.chars().take_while(|c| !c.is_whitespace() && *c != '/').collect();
+    let name: String = tag
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '/')
+        .collect();
     let end = rest.trim_end();
     let end = end.strip_suffix('>').unwrap_or(end);
     let complete = if tag.ends_with('/') {
         rest.trim_end().len() == tag.len() + 2
     } else {
-        end.trim_end().strip_suffix(name.as_str()).is_some_and(|e| e.trim_end().ends_with("</"))
+        end.trim_end()
+            .strip_suffix(name.as_str())
+            .is_some_and(|e| e.trim_end().ends_with("</"))
     };
-    if complete { Ok(()) } else { structure("the XML body ends before its root element is closed") }
+    if complete {
+        Ok(())
+    } else {
+        structure("the XML body ends before its root element is closed")
+    }
 }
 
 /// Serializes a JSON resource as FHIR XML.
 pub fn json_to_xml(value: &Value) -> Result<Vec<u8>, Issue> {
     let (xml, ordered) = guarded("resource", || {
-        let failed = |e: String| Issue::error(IssueType::Exception, format!("resource cannot be written as XML: {e}"));
-        let resource = fhirbolt::json::from_json_value::<Resource>(value.clone(), strict()).map_err(|e| failed(e.to_string()))?;
+        let failed = |e: String| {
+            Issue::error(
+                IssueType::Exception,
+                format!("resource cannot be written as XML: {e}"),
+            )
+        };
+        let resource = fhirbolt::json::from_json_value::<Resource>(value.clone(), strict())
+            .map_err(|e| failed(e.to_string()))?;
         let xml = fhirbolt::xml::to_string(&resource, None).map_err(|e| failed(e.to_string()))?;
         // The narrative divs in XML document order, to put back what the writer reformatted.
         let ordered = if xml.contains(narrative::XHTML) {
@@ -158,9 +195,17 @@ mod tests {
     fn strict_validation_rejects_unknown_elements_and_bad_cardinality() {
         assert!(validate_structure(&json!({"resourceType": "Patient", "gender": "male"})).is_ok());
         assert!(validate_structure(&json!({"resourceType": "Patient", "colour": "red"})).is_err());
-        assert!(validate_structure(&json!({"resourceType": "Patient", "gender": ["male"]})).is_err());
-        assert!(validate_structure(&json!({"resourceType": "Patient", "name": {"family": "x"}})).is_err());
-        assert!(validate_structure(&json!({"resourceType": "Observation", "code": {"text": "x"}})).is_err());
+        assert!(
+            validate_structure(&json!({"resourceType": "Patient", "gender": ["male"]})).is_err()
+        );
+        assert!(
+            validate_structure(&json!({"resourceType": "Patient", "name": {"family": "x"}}))
+                .is_err()
+        );
+        assert!(
+            validate_structure(&json!({"resourceType": "Observation", "code": {"text": "x"}}))
+                .is_err()
+        );
     }
 
     #[test]
@@ -172,7 +217,10 @@ mod tests {
         assert!(text.contains("<value value=\"1.50\"/>"), "{text}");
         let back = xml_to_json(&xml).unwrap();
         assert_eq!(back, observation);
-        assert_eq!(serde_json::to_string(&back["valueQuantity"]["value"]).unwrap(), "1.50");
+        assert_eq!(
+            serde_json::to_string(&back["valueQuantity"]["value"]).unwrap(),
+            "1.50"
+        );
     }
 
     #[test]
@@ -190,15 +238,31 @@ mod tests {
     #[test]
     fn xml_outside_the_fhir_namespace_is_refused() {
         assert!(xml_to_json(b"<Patient><active value=\"true\"/></Patient>").is_err());
-        assert!(xml_to_json(b"<?xml version=\"1.0\"?><!-- c --><Patient xmlns='http://hl7.org/fhir'/>").is_ok());
-        assert!(xml_to_json(b"<Patient xmlns='http://hl7.org/fhir'><active value='true'/></Patient >\n").is_ok());
-        assert!(xml_to_json(b"<Patient xmlns='http://hl7.org/fhir'><active value='true'/>").is_err());
-        assert!(xml_to_json(b"<Patient xmlns='http://hl7.org/fhir'><active value='true'/></Pat>").is_err());
+        assert!(
+            xml_to_json(b"<?xml version=\"1.0\"?><!-- c --><Patient xmlns='http://hl7.org/fhir'/>")
+                .is_ok()
+        );
+        assert!(
+            xml_to_json(
+                b"<Patient xmlns='http://hl7.org/fhir'><active value='true'/></Patient >\n"
+            )
+            .is_ok()
+        );
+        assert!(
+            xml_to_json(b"<Patient xmlns='http://hl7.org/fhir'><active value='true'/>").is_err()
+        );
+        assert!(
+            xml_to_json(b"<Patient xmlns='http://hl7.org/fhir'><active value='true'/></Pat>")
+                .is_err()
+        );
     }
 
     #[test]
     fn garbage_xml_is_an_issue_not_a_panic() {
-        assert!(xml_to_json(b"<Patient xmlns=\"http://hl7.org/fhir\"><name><family value=\"x\"").is_err());
+        assert!(
+            xml_to_json(b"<Patient xmlns=\"http://hl7.org/fhir\"><name><family value=\"x\"")
+                .is_err()
+        );
         assert!(xml_to_json(b"not xml").is_err());
         assert!(xml_to_json(b"<Bogus xmlns=\"http://hl7.org/fhir\"/>").is_err());
     }

@@ -1,7 +1,9 @@
 //! FHIR time values: formatting `instant`s and reading `date`/`dateTime`/`instant` parameters
 //! as the range of time their precision covers.
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+};
 
 /// Milliseconds since the Unix epoch, UTC: how Hearth stores instants.
 pub type EpochMillis = i64;
@@ -34,7 +36,10 @@ pub fn parse_range(text: &str) -> Option<(EpochMillis, EpochMillis)> {
     let date_part = text.get(..text.find('T').unwrap_or(text.len()))?;
     let time_part = text.find('T').map(|i| &text[i + 1..]);
     let pieces: Vec<&str> = date_part.split('-').collect();
-    if pieces.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if pieces
+        .iter()
+        .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return None;
     }
     match (pieces.as_slice(), time_part) {
@@ -72,15 +77,25 @@ fn parse_date_time(date: &str, time: &str) -> Option<(EpochMillis, EpochMillis)>
             if h.len() != 2 || m.len() != 2 {
                 return None;
             }
-            FixedOffset::east_opt(sign * (h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60))?
+            FixedOffset::east_opt(
+                sign * (h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60),
+            )?
         }
     };
     let (whole, fraction) = clock.split_once('.').unwrap_or((clock, ""));
     let parts: Vec<&str> = whole.split(':').collect();
-    if parts.len() < 2 || parts.iter().any(|p| p.len() != 2) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+    if parts.len() < 2
+        || parts.iter().any(|p| p.len() != 2)
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
-    let seconds = parts.get(2).map(|s| s.parse::<u32>()).transpose().ok()?.unwrap_or(0);
+    let seconds = parts
+        .get(2)
+        .map(|s| s.parse::<u32>())
+        .transpose()
+        .ok()?
+        .unwrap_or(0);
     let naive = NaiveDateTime::new(
         NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?,
         NaiveTime::from_hms_opt(parts[0].parse().ok()?, parts[1].parse().ok()?, seconds)?,
@@ -114,7 +129,10 @@ mod tests {
         let (s, _) = parse_range("2024-06-30T23:15:00+01:00").unwrap();
         assert_eq!(format_instant(s), "2024-06-30T22:15:00.000Z");
         let (s, e) = parse_range("2024-06-30T22:15:00.25Z").unwrap();
-        assert_eq!((format_instant(s).as_str(), e - s), ("2024-06-30T22:15:00.250Z", 10));
+        assert_eq!(
+            (format_instant(s).as_str(), e - s),
+            ("2024-06-30T22:15:00.250Z", 10)
+        );
         assert!(parse_range("01/02/1970").is_none());
         assert!(parse_range("2024-13-01").is_none());
         assert!(parse_range("2024-01-01T25:00:00Z").is_none());

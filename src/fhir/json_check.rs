@@ -16,21 +16,34 @@ const MAX_DEPTH: usize = 100;
 /// `expected_type` is the type named by the URL, if any.
 pub fn check_resource(value: &Value, expected_type: Option<&str>) -> Result<String, Vec<Issue>> {
     let Some(object) = value.as_object() else {
-        return Err(vec![Issue::error(IssueType::Structure, "a FHIR resource must be a JSON object")]);
+        return Err(vec![Issue::error(
+            IssueType::Structure,
+            "a FHIR resource must be a JSON object",
+        )]);
     };
     let resource_type = match object.get("resourceType") {
         Some(Value::String(t)) if !t.is_empty() => t.clone(),
         Some(_) => {
-            return Err(vec![Issue::error(IssueType::Structure, "resourceType must be a non-empty string")]);
+            return Err(vec![Issue::error(
+                IssueType::Structure,
+                "resourceType must be a non-empty string",
+            )]);
         }
-        None => return Err(vec![Issue::error(IssueType::Required, "the resource has no resourceType")]),
+        None => {
+            return Err(vec![Issue::error(
+                IssueType::Required,
+                "the resource has no resourceType",
+            )]);
+        }
     };
     if let Some(expected) = expected_type
         && expected != resource_type
     {
         return Err(vec![Issue::error(
             IssueType::Invalid,
-            format!("resourceType '{resource_type}' does not match the URL, which names '{expected}'"),
+            format!(
+                "resourceType '{resource_type}' does not match the URL, which names '{expected}'"
+            ),
         )]);
     }
     if !super::conformance::is_resource_type(&resource_type) {
@@ -45,27 +58,43 @@ pub fn check_resource(value: &Value, expected_type: Option<&str>) -> Result<Stri
         match id.as_str() {
             Some(id) if ResourceId::parse(id).is_ok() => {}
             _ => issues.push(
-                Issue::error(IssueType::Value, "id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'")
-                    .at(format!("{resource_type}.id")),
+                Issue::error(
+                    IssueType::Value,
+                    "id must be 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'",
+                )
+                .at(format!("{resource_type}.id")),
             ),
         }
     }
-    if issues.is_empty() { Ok(resource_type) } else { Err(issues) }
+    if issues.is_empty() {
+        Ok(resource_type)
+    } else {
+        Err(issues)
+    }
 }
 
 fn check_object(object: &Map<String, Value>, path: &str, depth: usize, issues: &mut Vec<Issue>) {
     if depth > MAX_DEPTH {
-        issues.push(Issue::error(IssueType::TooCostly, "the resource is nested too deeply").at(path));
+        issues
+            .push(Issue::error(IssueType::TooCostly, "the resource is nested too deeply").at(path));
         return;
     }
     if object.is_empty() {
-        issues.push(Issue::error(IssueType::Structure, "empty objects are not allowed in FHIR JSON").at(path));
+        issues.push(
+            Issue::error(
+                IssueType::Structure,
+                "empty objects are not allowed in FHIR JSON",
+            )
+            .at(path),
+        );
         return;
     }
     for (key, value) in object {
         let child = format!("{path}.{key}");
         if key.is_empty() {
-            issues.push(Issue::error(IssueType::Structure, "empty property names are not allowed").at(path));
+            issues.push(
+                Issue::error(IssueType::Structure, "empty property names are not allowed").at(path),
+            );
             continue;
         }
         // A primitive array may hold nulls where its `_key` twin carries the extensions.
@@ -77,23 +106,44 @@ fn check_object(object: &Map<String, Value>, path: &str, depth: usize, issues: &
     }
 }
 
-fn check_value(value: &Value, path: &str, depth: usize, nulls_in_array: bool, issues: &mut Vec<Issue>) {
+fn check_value(
+    value: &Value,
+    path: &str,
+    depth: usize,
+    nulls_in_array: bool,
+    issues: &mut Vec<Issue>,
+) {
     match value {
-        Value::Null => issues.push(Issue::error(IssueType::Structure, "null is not allowed in FHIR JSON").at(path)),
+        Value::Null => issues
+            .push(Issue::error(IssueType::Structure, "null is not allowed in FHIR JSON").at(path)),
         Value::String(s) if s.is_empty() => {
-            issues.push(Issue::error(IssueType::Value, "empty strings are not allowed in FHIR JSON").at(path));
+            issues.push(
+                Issue::error(
+                    IssueType::Value,
+                    "empty strings are not allowed in FHIR JSON",
+                )
+                .at(path),
+            );
         }
         Value::Array(items) => {
             if items.is_empty() || items.iter().all(Value::is_null) {
-                issues.push(Issue::error(IssueType::Structure, "empty arrays are not allowed in FHIR JSON").at(path));
+                issues.push(
+                    Issue::error(
+                        IssueType::Structure,
+                        "empty arrays are not allowed in FHIR JSON",
+                    )
+                    .at(path),
+                );
                 return;
             }
             for (i, item) in items.iter().enumerate() {
                 let child = format!("{path}[{i}]");
                 match item {
                     Value::Null if nulls_in_array => {}
-                    Value::Array(_) => issues
-                        .push(Issue::error(IssueType::Structure, "arrays of arrays are not allowed").at(child)),
+                    Value::Array(_) => issues.push(
+                        Issue::error(IssueType::Structure, "arrays of arrays are not allowed")
+                            .at(child),
+                    ),
                     _ => check_value(item, &child, depth + 1, false, issues),
                 }
             }
@@ -125,18 +175,32 @@ mod tests {
         assert!(check_resource(&patient, Some("Patient")).is_err());
         let patient = json!({"resourceType": "Patient", "name": [{"given": ["Ann", null],
             "_given": [null, {"extension": [{"url": "http://x", "valueString": "y"}]}]}]});
-        assert_eq!(check_resource(&patient, Some("Patient")).unwrap(), "Patient");
+        assert_eq!(
+            check_resource(&patient, Some("Patient")).unwrap(),
+            "Patient"
+        );
     }
 
     #[test]
     fn rejects_what_fhir_forbids() {
-        assert!(diagnostics(json!({"resourceType": "Patient", "name": []})).contains("Patient.name"));
-        assert!(diagnostics(json!({"resourceType": "Patient", "name": [{}]})).contains("empty objects"));
+        assert!(
+            diagnostics(json!({"resourceType": "Patient", "name": []})).contains("Patient.name")
+        );
+        assert!(
+            diagnostics(json!({"resourceType": "Patient", "name": [{}]})).contains("empty objects")
+        );
         assert!(diagnostics(json!({"resourceType": "Patient", "gender": null})).contains("null"));
-        assert!(diagnostics(json!({"resourceType": "Patient", "gender": ""})).contains("empty strings"));
-        assert!(diagnostics(json!({"resourceType": "Patient", "id": "has space"})).contains("Patient.id"));
+        assert!(
+            diagnostics(json!({"resourceType": "Patient", "gender": ""})).contains("empty strings")
+        );
+        assert!(
+            diagnostics(json!({"resourceType": "Patient", "id": "has space"}))
+                .contains("Patient.id")
+        );
         assert!(diagnostics(json!({"resourceType": "Observation"})).contains("does not match"));
-        assert!(diagnostics(json!({"resourceType": "Patient", "id": "x".repeat(65)})).contains("64"));
+        assert!(
+            diagnostics(json!({"resourceType": "Patient", "id": "x".repeat(65)})).contains("64")
+        );
     }
 
     #[test]

@@ -26,13 +26,18 @@ impl ResourceId {
     /// Checks `text` against the R4 id pattern.
     pub fn parse(text: &str) -> Result<ResourceId, Issue> {
         let valid = (1..=64).contains(&text.len())
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
         if valid {
             Ok(ResourceId(text.to_owned()))
         } else {
             Err(Issue::error(
                 IssueType::Value,
-                format!("'{}' is not a valid resource id (1 to 64 of A-Z, a-z, 0-9, '-', '.')", truncate(text)),
+                format!(
+                    "'{}' is not a valid resource id (1 to 64 of A-Z, a-z, 0-9, '-', '.')",
+                    truncate(text)
+                ),
             ))
         }
     }
@@ -66,7 +71,10 @@ pub fn check_resource_type(name: &str) -> Result<(), Issue> {
     if conformance::is_resource_type(name) {
         Ok(())
     } else {
-        Err(Issue::error(IssueType::NotSupported, format!("'{}' is not a resource type Hearth serves", truncate(name))))
+        Err(Issue::error(
+            IssueType::NotSupported,
+            format!("'{}' is not a resource type Hearth serves", truncate(name)),
+        ))
     }
 }
 
@@ -81,10 +89,18 @@ pub enum Format {
 
 /// Parses and validates a resource received from a client: JSON or XML, checked by the fast
 /// pre-check and then by the strict R4 model. `expected_type` is the type in the URL.
-pub fn parse_resource(body: &[u8], format: Format, expected_type: Option<&str>) -> Result<Value, Vec<Issue>> {
+pub fn parse_resource(
+    body: &[u8],
+    format: Format,
+    expected_type: Option<&str>,
+) -> Result<Value, Vec<Issue>> {
     let value = match format {
-        Format::Json => serde_json::from_slice::<Value>(body)
-            .map_err(|e| vec![Issue::error(IssueType::Structure, format!("the body is not valid JSON: {e}"))])?,
+        Format::Json => serde_json::from_slice::<Value>(body).map_err(|e| {
+            vec![Issue::error(
+                IssueType::Structure,
+                format!("the body is not valid JSON: {e}"),
+            )]
+        })?,
         Format::Xml => codec::xml_to_json(body).map_err(|issue| vec![issue])?,
     };
     json_check::check_resource(&value, expected_type)?;
@@ -95,7 +111,12 @@ pub fn parse_resource(body: &[u8], format: Format, expected_type: Option<&str>) 
 /// Sets the server-owned fields of a resource about to be stored: `id`, `meta.versionId` and
 /// `meta.lastUpdated`, keeping `resourceType`, `id` and `meta` first. Returns the bytes stored
 /// and served.
-pub fn stamp(resource: Value, id: &ResourceId, version: VersionId, last_updated: instant::EpochMillis) -> Vec<u8> {
+pub fn stamp(
+    resource: Value,
+    id: &ResourceId,
+    version: VersionId,
+    last_updated: instant::EpochMillis,
+) -> Vec<u8> {
     let Value::Object(mut fields) = resource else {
         return serde_json::to_vec(&resource).unwrap_or_default();
     };
@@ -109,7 +130,10 @@ pub fn stamp(resource: Value, id: &ResourceId, version: VersionId, last_updated:
     meta.shift_remove("lastUpdated");
     let mut stamped_meta = Map::new();
     stamped_meta.insert("versionId".into(), Value::String(version.to_string()));
-    stamped_meta.insert("lastUpdated".into(), Value::String(instant::format_instant(last_updated)));
+    stamped_meta.insert(
+        "lastUpdated".into(),
+        Value::String(instant::format_instant(last_updated)),
+    );
     stamped_meta.extend(meta);
 
     let mut stamped = Map::with_capacity(fields.len() + 3);
@@ -147,9 +171,20 @@ mod tests {
 
     #[test]
     fn parse_rejects_bad_json_before_fhirbolt() {
-        assert!(parse_resource(br#"{"resourceType":"Patient","name":[]}"#, Format::Json, Some("Patient")).is_err());
+        assert!(
+            parse_resource(
+                br#"{"resourceType":"Patient","name":[]}"#,
+                Format::Json,
+                Some("Patient")
+            )
+            .is_err()
+        );
         assert!(parse_resource(b"{", Format::Json, None).is_err());
-        let ok = parse_resource(br#"{"resourceType":"Patient","active":true}"#, Format::Json, Some("Patient"));
+        let ok = parse_resource(
+            br#"{"resourceType":"Patient","active":true}"#,
+            Format::Json,
+            Some("Patient"),
+        );
         assert_eq!(ok.unwrap()["active"], true);
     }
 }

@@ -15,7 +15,9 @@ fn xhtml_divs(xml: &str) -> Vec<std::ops::Range<usize>> {
     let mut from = 0;
     while let Some(found) = xml[from..].find("<div") {
         let start = from + found;
-        let Some(tag_end) = xml[start..].find('>').map(|i| start + i) else { break };
+        let Some(tag_end) = xml[start..].find('>').map(|i| start + i) else {
+            break;
+        };
         let tag = &xml[start..tag_end];
         if !tag.contains(XHTML) || tag.ends_with('/') {
             from = tag_end;
@@ -27,7 +29,9 @@ fn xhtml_divs(xml: &str) -> Vec<std::ops::Range<usize>> {
         let mut end = None;
         while depth > 0 {
             let open = xml[at..].find("<div").map(|i| at + i);
-            let Some(close) = xml[at..].find("</div>").map(|i| at + i) else { break };
+            let Some(close) = xml[at..].find("</div>").map(|i| at + i) else {
+                break;
+            };
             match open {
                 Some(open) if open < close => {
                     let open_end = xml[open..].find('>').map_or(xml.len(), |i| open + i);
@@ -82,13 +86,17 @@ fn collect_divs_mut<'a>(value: &'a mut Value, out: &mut Vec<&'a mut Value>) {
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| collect_divs_mut(item, out)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| collect_divs_mut(item, out)),
         _ => {}
     }
 }
 
 fn same_apart_from_whitespace(a: &str, b: &str) -> bool {
-    a.chars().filter(|c| !c.is_whitespace()).eq(b.chars().filter(|c| !c.is_whitespace()))
+    a.chars()
+        .filter(|c| !c.is_whitespace())
+        .eq(b.chars().filter(|c| !c.is_whitespace()))
 }
 
 /// Replaces the narratives fhirbolt parsed from `xml` with their source text.
@@ -106,7 +114,10 @@ pub fn keep_source_divs(xml: &str, value: &mut Value) {
     }
     for (div, range) in divs.into_iter().zip(ranges) {
         let source = &xml[range];
-        if div.as_str().is_some_and(|parsed| same_apart_from_whitespace(parsed, source)) {
+        if div
+            .as_str()
+            .is_some_and(|parsed| same_apart_from_whitespace(parsed, source))
+        {
             *div = Value::String(source.to_owned());
         }
     }

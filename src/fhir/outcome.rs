@@ -150,7 +150,12 @@ pub struct Issue {
 impl Issue {
     /// An error-level issue.
     pub fn error(code: IssueType, diagnostics: impl Into<String>) -> Self {
-        Issue { severity: Severity::Error, code, diagnostics: diagnostics.into(), expression: Vec::new() }
+        Issue {
+            severity: Severity::Error,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: Vec::new(),
+        }
     }
 
     /// An information-level issue.
@@ -195,7 +200,8 @@ mod tests {
 
     #[test]
     fn outcome_carries_codes_and_expressions() {
-        let outcome = operation_outcome(&[Issue::error(IssueType::Value, "bad id").at("Patient.id")]);
+        let outcome =
+            operation_outcome(&[Issue::error(IssueType::Value, "bad id").at("Patient.id")]);
         assert_eq!(outcome["issue"][0]["code"], "value");
         assert_eq!(outcome["issue"][0]["severity"], "error");
         assert_eq!(outcome["issue"][0]["expression"][0], "Patient.id");

@@ -39,7 +39,9 @@ impl Summary {
 fn names_element(key: &str, name: &str) -> bool {
     let key = key.strip_prefix('_').unwrap_or(key);
     match name.strip_suffix("[x]") {
-        Some(stem) => key.strip_prefix(stem).is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase())),
+        Some(stem) => key
+            .strip_prefix(stem)
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase())),
         None => key == name,
     }
 }
@@ -49,9 +51,14 @@ fn always_kept(key: &str) -> bool {
 }
 
 fn retain(resource: &Value, keep: impl Fn(&str) -> bool) -> Value {
-    let Some(object) = resource.as_object() else { return resource.clone() };
-    let mut subset: Map<String, Value> =
-        object.iter().filter(|(k, _)| always_kept(k) || keep(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let Some(object) = resource.as_object() else {
+        return resource.clone();
+    };
+    let mut subset: Map<String, Value> = object
+        .iter()
+        .filter(|(k, _)| always_kept(k) || keep(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     mark_subsetted(&mut subset);
     Value::Object(subset)
 }
@@ -76,11 +83,15 @@ pub fn summarize(resource: &Value, summary: Summary) -> Option<Value> {
         Summary::False | Summary::Count => None,
         Summary::True => {
             let names = summary_elements(resource_type);
-            Some(retain(resource, |k| names.iter().any(|n| names_element(k, n))))
+            Some(retain(resource, |k| {
+                names.iter().any(|n| names_element(k, n))
+            }))
         }
         Summary::Text => {
             let names = required_elements(resource_type);
-            Some(retain(resource, |k| k == "text" || names.iter().any(|n| names_element(k, n))))
+            Some(retain(resource, |k| {
+                k == "text" || names.iter().any(|n| names_element(k, n))
+            }))
         }
         Summary::Data => Some(retain(resource, |k| k != "text")),
     }
@@ -89,11 +100,16 @@ pub fn summarize(resource: &Value, summary: Summary) -> Option<Value> {
 /// Applies `_elements` (a list of top-level element names) to a resource. Mandatory elements
 /// are kept too, so the result stays a valid resource.
 pub fn select_elements(resource: &Value, elements: &[String]) -> Value {
-    let resource_type = resource.get("resourceType").and_then(Value::as_str).unwrap_or_default();
+    let resource_type = resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let required = required_elements(resource_type);
     retain(resource, |k| {
         required.iter().any(|n| names_element(k, n))
-            || elements.iter().any(|e| names_element(k, e) || names_element(k, &format!("{e}[x]")))
+            || elements
+                .iter()
+                .any(|e| names_element(k, e) || names_element(k, &format!("{e}[x]")))
     })
 }
 
@@ -118,7 +134,9 @@ mod tests {
     #[test]
     fn summary_text_and_data() {
         let t = summarize(&observation(), Summary::Text).unwrap();
-        assert!(t.get("text").is_some() && t.get("status").is_some() && t.get("valueString").is_none());
+        assert!(
+            t.get("text").is_some() && t.get("status").is_some() && t.get("valueString").is_none()
+        );
         let d = summarize(&observation(), Summary::Data).unwrap();
         assert!(d.get("text").is_none() && d.get("note").is_some());
         assert!(summarize(&observation(), Summary::False).is_none());
@@ -127,6 +145,8 @@ mod tests {
     #[test]
     fn elements_keep_mandatory_and_choice_names() {
         let e = select_elements(&observation(), &["value".into()]);
-        assert!(e.get("valueString").is_some() && e.get("status").is_some() && e.get("note").is_none());
+        assert!(
+            e.get("valueString").is_some() && e.get("status").is_some() && e.get("note").is_none()
+        );
     }
 }

@@ -31,7 +31,9 @@ pub async fn fhir_edge(mut request: Request, next: Next) -> Response {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
     let negotiated = match negotiate(request.headers(), request.uri().query()) {
         Ok(n) => n,
-        Err(error) => return finish(error.into_response(), Negotiated::default(), &request_id).await,
+        Err(error) => {
+            return finish(error.into_response(), Negotiated::default(), &request_id).await;
+        }
     };
     request.extensions_mut().insert(negotiated);
     let response = next.run(request).await;
@@ -44,11 +46,20 @@ async fn finish(mut response: Response, negotiated: Negotiated, request_id: &str
     if let Some(InternalDetail(detail)) = response.extensions_mut().remove::<InternalDetail>() {
         tracing::error!(request_id, %status, detail, "request failed");
         body = Some(FhirBody::Value(operation_outcome(&[Issue::error(
-            if status == StatusCode::SERVICE_UNAVAILABLE { IssueType::Transient } else { IssueType::Exception },
-            format!("{}; request id {request_id}", status.canonical_reason().unwrap_or("internal error")),
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                IssueType::Transient
+            } else {
+                IssueType::Exception
+            },
+            format!(
+                "{}; request id {request_id}",
+                status.canonical_reason().unwrap_or("internal error")
+            ),
         )])));
     } else if body.is_none() && (status.is_client_error() || status.is_server_error()) {
-        body = Some(FhirBody::Value(outcome_for_framework_error(&mut response).await));
+        body = Some(FhirBody::Value(
+            outcome_for_framework_error(&mut response).await,
+        ));
         if status.is_server_error() {
             tracing::error!(request_id, %status, "request failed without detail");
         }
@@ -59,20 +70,30 @@ async fn finish(mut response: Response, negotiated: Negotiated, request_id: &str
     let Some(body) = body else { return response };
     match render(body, negotiated) {
         Ok(bytes) => {
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(negotiated.format)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type(negotiated.format)),
+            );
             response.headers_mut().remove(header::CONTENT_LENGTH);
             *response.body_mut() = Body::from(bytes);
             response
         }
         Err(issue) => {
-            tracing::error!(request_id, detail = issue.diagnostics, "response could not be rendered");
+            tracing::error!(
+                request_id,
+                detail = issue.diagnostics,
+                "response could not be rendered"
+            );
             let outcome = operation_outcome(&[Issue::error(
                 IssueType::Exception,
                 format!("the response could not be written as requested; request id {request_id}"),
             )]);
             let bytes = serde_json::to_vec(&outcome).unwrap_or_default();
             let mut failed = (StatusCode::INTERNAL_SERVER_ERROR, bytes).into_response();
-            failed.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(Format::Json)));
+            failed.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type(Format::Json)),
+            );
             failed
         }
     }
@@ -87,14 +108,33 @@ async fn outcome_for_framework_error(response: &mut Response) -> Value {
         Err(_) => String::new(),
     };
     let (code, diagnostics) = match status {
-        StatusCode::NOT_FOUND => (IssueType::NotFound, "no FHIR interaction is defined at this URL".to_owned()),
+        StatusCode::NOT_FOUND => (
+            IssueType::NotFound,
+            "no FHIR interaction is defined at this URL".to_owned(),
+        ),
         StatusCode::METHOD_NOT_ALLOWED => {
-            let allow = response.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            (IssueType::NotSupported, format!("this method is not supported at this URL (allowed: {allow})"))
+            let allow = response
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            (
+                IssueType::NotSupported,
+                format!("this method is not supported at this URL (allowed: {allow})"),
+            )
         }
-        StatusCode::PAYLOAD_TOO_LARGE => (IssueType::TooLong, "the request body is larger than this server accepts".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            IssueType::TooLong,
+            "the request body is larger than this server accepts".to_owned(),
+        ),
         s if s.is_server_error() => (IssueType::Exception, "internal error".to_owned()),
-        _ if text.is_empty() => (IssueType::Invalid, status.canonical_reason().unwrap_or("bad request").to_owned()),
+        _ if text.is_empty() => (
+            IssueType::Invalid,
+            status
+                .canonical_reason()
+                .unwrap_or("bad request")
+                .to_owned(),
+        ),
         _ => (IssueType::Invalid, text),
     };
     operation_outcome(&[Issue::error(code, diagnostics)])
@@ -102,19 +142,22 @@ async fn outcome_for_framework_error(response: &mut Response) -> Value {
 
 fn render(body: FhirBody, negotiated: Negotiated) -> Result<Bytes, Issue> {
     let parse = |bytes: &[u8]| {
-        serde_json::from_slice::<Value>(bytes).map_err(|e| Issue::error(IssueType::Exception, e.to_string()))
+        serde_json::from_slice::<Value>(bytes)
+            .map_err(|e| Issue::error(IssueType::Exception, e.to_string()))
     };
     match (negotiated.format, negotiated.pretty, body) {
         (Format::Json, false, FhirBody::Stored(bytes)) => Ok(bytes),
-        (Format::Json, false, FhirBody::Value(value)) => {
-            serde_json::to_vec(&value).map(Bytes::from).map_err(|e| Issue::error(IssueType::Exception, e.to_string()))
-        }
+        (Format::Json, false, FhirBody::Value(value)) => serde_json::to_vec(&value)
+            .map(Bytes::from)
+            .map_err(|e| Issue::error(IssueType::Exception, e.to_string())),
         (Format::Json, true, body) => {
             let value = match body {
                 FhirBody::Stored(bytes) => parse(&bytes)?,
                 FhirBody::Value(value) => value,
             };
-            serde_json::to_vec_pretty(&value).map(Bytes::from).map_err(|e| Issue::error(IssueType::Exception, e.to_string()))
+            serde_json::to_vec_pretty(&value)
+                .map(Bytes::from)
+                .map_err(|e| Issue::error(IssueType::Exception, e.to_string()))
         }
         (Format::Xml, _, body) => {
             let value = match body {
@@ -128,5 +171,9 @@ fn render(body: FhirBody, negotiated: Negotiated) -> Result<Bytes, Issue> {
 
 /// The fallback for URLs under `/fhir` that name no interaction.
 pub async fn unknown_route() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, IssueType::NotFound, "no FHIR interaction is defined at this URL")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        IssueType::NotFound,
+        "no FHIR interaction is defined at this URL",
+    )
 }

@@ -24,12 +24,20 @@ pub struct ApiError {
 impl ApiError {
     /// An error with one issue.
     pub fn new(status: StatusCode, code: IssueType, diagnostics: impl Into<String>) -> Self {
-        ApiError { status, issues: vec![Issue::error(code, diagnostics)], internal: None }
+        ApiError {
+            status,
+            issues: vec![Issue::error(code, diagnostics)],
+            internal: None,
+        }
     }
 
     /// An error with the issues found in a request.
     pub fn with_issues(status: StatusCode, issues: Vec<Issue>) -> Self {
-        ApiError { status, issues, internal: None }
+        ApiError {
+            status,
+            issues,
+            internal: None,
+        }
     }
 
     /// 400 for content or parameters the server cannot accept.
@@ -71,8 +79,12 @@ impl From<StorageError> for ApiError {
                 StatusCode::PRECONDITION_FAILED,
                 IssueType::Conflict,
                 match current {
-                    Some(current) => format!("If-Match expected version {expected}, but the current version is {current}"),
-                    None => format!("If-Match expected version {expected}, but the resource does not exist"),
+                    Some(current) => format!(
+                        "If-Match expected version {expected}, but the current version is {current}"
+                    ),
+                    None => format!(
+                        "If-Match expected version {expected}, but the resource does not exist"
+                    ),
                 },
             ),
             StorageError::Contention => ApiError::new(
@@ -82,7 +94,10 @@ impl From<StorageError> for ApiError {
             ),
             StorageError::Unavailable(detail) => ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
-                issues: vec![Issue::error(IssueType::Transient, "the database is busy or unavailable; retry")],
+                issues: vec![Issue::error(
+                    IssueType::Transient,
+                    "the database is busy or unavailable; retry",
+                )],
                 internal: Some(detail),
             },
             other => ApiError::internal(other.to_string()),
@@ -93,7 +108,9 @@ impl From<StorageError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = self.status.into_response();
-        response.extensions_mut().insert(FhirBody::Value(operation_outcome(&self.issues)));
+        response
+            .extensions_mut()
+            .insert(FhirBody::Value(operation_outcome(&self.issues)));
         if let Some(detail) = self.internal {
             response.extensions_mut().insert(InternalDetail(detail));
         }

@@ -18,7 +18,10 @@ pub struct Negotiated {
 
 impl Default for Negotiated {
     fn default() -> Self {
-        Negotiated { format: Format::Json, pretty: false }
+        Negotiated {
+            format: Format::Json,
+            pretty: false,
+        }
     }
 }
 
@@ -31,15 +34,25 @@ pub fn content_type(format: Format) -> &'static str {
 }
 
 fn essence(mime: &str) -> String {
-    mime.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+    mime.split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 fn format_of_mime(essence: &str) -> Option<Format> {
     match essence {
-        "application/fhir+json" | "application/json" | "application/json+fhir" | "text/json" | "json" => {
-            Some(Format::Json)
-        }
-        "application/fhir+xml" | "application/xml" | "application/xml+fhir" | "text/xml" | "xml" => Some(Format::Xml),
+        "application/fhir+json"
+        | "application/json"
+        | "application/json+fhir"
+        | "text/json"
+        | "json" => Some(Format::Json),
+        "application/fhir+xml"
+        | "application/xml"
+        | "application/xml+fhir"
+        | "text/xml"
+        | "xml" => Some(Format::Xml),
         _ => None,
     }
 }
@@ -71,7 +84,12 @@ pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Negotiated,
 }
 
 fn from_accept(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
     if accept.trim().is_empty() {
         return Ok(Format::Json);
     }
@@ -106,15 +124,25 @@ fn from_accept(headers: &HeaderMap) -> Result<Format, ApiError> {
     Err(ApiError::new(
         StatusCode::NOT_ACCEPTABLE,
         IssueType::NotSupported,
-        format!("cannot answer in any of the accepted types ({accept}); Hearth writes application/fhir+json and application/fhir+xml"),
+        format!(
+            "cannot answer in any of the accepted types ({accept}); Hearth writes application/fhir+json and application/fhir+xml"
+        ),
     ))
 }
 
 /// The format of a request body, from its `Content-Type`.
 pub fn body_format(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let unsupported = |message: String| ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, IssueType::NotSupported, message);
+    let unsupported = |message: String| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IssueType::NotSupported,
+            message,
+        )
+    };
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Err(unsupported("Content-Type is required: application/fhir+json or application/fhir+xml".into()));
+        return Err(unsupported(
+            "Content-Type is required: application/fhir+json or application/fhir+xml".into(),
+        ));
     };
     let value = value.to_str().unwrap_or_default();
     let charset = value
@@ -123,8 +151,13 @@ pub fn body_format(headers: &HeaderMap) -> Result<Format, ApiError> {
         .filter_map(|p| p.trim().strip_prefix("charset="))
         .map(|c| c.trim_matches('"').to_ascii_lowercase())
         .next();
-    if charset.as_deref().is_some_and(|c| c != "utf-8" && c != "utf8") {
-        return Err(unsupported(format!("charset in '{value}' is not supported; FHIR bodies are UTF-8")));
+    if charset
+        .as_deref()
+        .is_some_and(|c| c != "utf-8" && c != "utf8")
+    {
+        return Err(unsupported(format!(
+            "charset in '{value}' is not supported; FHIR bodies are UTF-8"
+        )));
     }
     format_of_mime(&essence(value)).ok_or_else(|| {
         unsupported(format!("Content-Type '{value}' is not supported; use application/fhir+json or application/fhir+xml"))
@@ -145,25 +178,52 @@ mod tests {
     #[test]
     fn accept_and_format() {
         assert_eq!(accept("application/fhir+xml").unwrap(), Format::Xml);
-        assert_eq!(accept("application/fhir+json;fhirVersion=4.0").unwrap(), Format::Json);
-        assert_eq!(accept("text/html,application/xml;q=0.9,*/*;q=0.8").unwrap(), Format::Xml);
-        assert_eq!(accept("application/json;q=0.5, application/fhir+xml").unwrap(), Format::Xml);
+        assert_eq!(
+            accept("application/fhir+json;fhirVersion=4.0").unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            accept("text/html,application/xml;q=0.9,*/*;q=0.8").unwrap(),
+            Format::Xml
+        );
+        assert_eq!(
+            accept("application/json;q=0.5, application/fhir+xml").unwrap(),
+            Format::Xml
+        );
         assert_eq!(accept("*/*").unwrap(), Format::Json);
-        assert_eq!(accept("text/plain").unwrap_err().status(), StatusCode::NOT_ACCEPTABLE);
+        assert_eq!(
+            accept("text/plain").unwrap_err().status(),
+            StatusCode::NOT_ACCEPTABLE
+        );
         let n = negotiate(&HeaderMap::new(), Some("_format=xml&_pretty=true")).unwrap();
-        assert_eq!(n, Negotiated { format: Format::Xml, pretty: true });
+        assert_eq!(
+            n,
+            Negotiated {
+                format: Format::Xml,
+                pretty: true
+            }
+        );
         assert!(negotiate(&HeaderMap::new(), Some("_format=ttl")).is_err());
     }
 
     #[test]
     fn body_content_types() {
         let mut headers = HeaderMap::new();
-        assert_eq!(body_format(&headers).unwrap_err().status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json; charset=UTF-8"));
+        assert_eq!(
+            body_format(&headers).unwrap_err().status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/fhir+json; charset=UTF-8"),
+        );
         assert_eq!(body_format(&headers).unwrap(), Format::Json);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert!(body_format(&headers).is_err());
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+xml;charset=latin1"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/fhir+xml;charset=latin1"),
+        );
         assert!(body_format(&headers).is_err());
     }
 }

@@ -40,7 +40,11 @@ impl RestState {
     /// State for a server whose FHIR base URL is `base`.
     pub fn new(storage: Storage, base: String, started_at: String) -> Self {
         let capabilities = Arc::new(capabilities::capability_statement(&base, &started_at));
-        RestState { storage, base: base.into(), capabilities }
+        RestState {
+            storage,
+            base: base.into(),
+            capabilities,
+        }
     }
 }
 
@@ -49,14 +53,25 @@ pub fn router(state: RestState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/metadata", get(capabilities::read_capabilities))
         .route("/_history", get(history::system_history))
-        .route("/{resource_type}", get(type_search_unavailable).post(create::create_resource))
+        .route(
+            "/{resource_type}",
+            get(type_search_unavailable).post(create::create_resource),
+        )
         .route("/{resource_type}/_history", get(history::type_history))
         .route(
             "/{resource_type}/{id}",
-            get(read::read_resource).put(update::update_resource).delete(delete::delete_resource),
+            get(read::read_resource)
+                .put(update::update_resource)
+                .delete(delete::delete_resource),
         )
-        .route("/{resource_type}/{id}/_history", get(history::instance_history))
-        .route("/{resource_type}/{id}/_history/{version}", get(vread::vread_resource))
+        .route(
+            "/{resource_type}/{id}/_history",
+            get(history::instance_history),
+        )
+        .route(
+            "/{resource_type}/{id}/_history/{version}",
+            get(vread::vread_resource),
+        )
         .fallback(edge::unknown_route)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(edge::fhir_edge))
@@ -82,6 +97,8 @@ async fn type_search_unavailable(
     Err(ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         IssueType::NotSupported,
-        format!("search on {resource_type} is not supported by this server version (see /fhir/metadata)"),
+        format!(
+            "search on {resource_type} is not supported by this server version (see /fhir/metadata)"
+        ),
     ))
 }

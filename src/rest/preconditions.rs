@@ -11,23 +11,37 @@ use crate::fhir::outcome::IssueType;
 fn version_of_etag(tag: &str) -> Option<VersionId> {
     let tag = tag.trim();
     let tag = tag.strip_prefix("W/").unwrap_or(tag);
-    tag.trim_matches('"').parse::<VersionId>().ok().filter(|v| *v > 0)
+    tag.trim_matches('"')
+        .parse::<VersionId>()
+        .ok()
+        .filter(|v| *v > 0)
 }
 
 /// The version named by `If-Match` (`W/"3"`), if the header is present.
 pub fn if_match(headers: &HeaderMap) -> Result<Option<VersionId>, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
     let text = value.to_str().unwrap_or_default();
     version_of_etag(text).map(Some).ok_or_else(|| {
-        ApiError::bad_request(IssueType::Value, format!("If-Match '{text}' is not a version ETag such as W/\"3\""))
+        ApiError::bad_request(
+            IssueType::Value,
+            format!("If-Match '{text}' is not a version ETag such as W/\"3\""),
+        )
     })
 }
 
 /// True when `If-None-Match` names `version` (or `*`): the client already has it.
 pub fn if_none_match_hits(headers: &HeaderMap, version: VersionId) -> bool {
-    headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|value| {
-        value.split(',').any(|tag| tag.trim() == "*" || version_of_etag(tag) == Some(version))
-    })
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|value| {
+            value
+                .split(',')
+                .any(|tag| tag.trim() == "*" || version_of_etag(tag) == Some(version))
+        })
 }
 
 /// True when `If-Modified-Since` is at or after `last_updated` (HTTP dates have second
@@ -53,7 +67,11 @@ pub enum PreferReturn {
 
 /// Reads `Prefer: return=…`; unknown or absent values mean `representation`.
 pub fn prefer_return(headers: &HeaderMap) -> PreferReturn {
-    let values = headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split([',', ';']));
+    let values = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']));
     for token in values {
         match token.trim().replace(' ', "").as_str() {
             "return=minimal" => return PreferReturn::Minimal,
@@ -82,11 +100,26 @@ mod tests {
         assert_eq!(if_match(&headers("if-match", "\"12\"")).unwrap(), Some(12));
         assert!(if_match(&headers("if-match", "W/\"x\"")).is_err());
         assert_eq!(if_match(&HeaderMap::new()).unwrap(), None);
-        assert!(if_none_match_hits(&headers("if-none-match", "W/\"1\", W/\"2\""), 2));
+        assert!(if_none_match_hits(
+            &headers("if-none-match", "W/\"1\", W/\"2\""),
+            2
+        ));
         assert!(!if_none_match_hits(&headers("if-none-match", "W/\"1\""), 2));
-        assert_eq!(prefer_return(&headers("prefer", "return=minimal")), PreferReturn::Minimal);
-        assert_eq!(prefer_return(&headers("prefer", "handling=strict, return=OperationOutcome")), PreferReturn::OperationOutcome);
-        assert_eq!(prefer_return(&HeaderMap::new()), PreferReturn::Representation);
+        assert_eq!(
+            prefer_return(&headers("prefer", "return=minimal")),
+            PreferReturn::Minimal
+        );
+        assert_eq!(
+            prefer_return(&headers(
+                "prefer",
+                "handling=strict, return=OperationOutcome"
+            )),
+            PreferReturn::OperationOutcome
+        );
+        assert_eq!(
+            prefer_return(&HeaderMap::new()),
+            PreferReturn::Representation
+        );
     }
 
     #[test]

@@ -29,7 +29,11 @@ pub struct FhirResponse {
 impl FhirResponse {
     /// A response with `status` and no body yet.
     pub fn new(status: StatusCode) -> Self {
-        FhirResponse { status, headers: HeaderMap::new(), body: None }
+        FhirResponse {
+            status,
+            headers: HeaderMap::new(),
+            body: None,
+        }
     }
 
     /// Sets the body.
@@ -48,8 +52,10 @@ impl FhirResponse {
 
     /// Adds `ETag` and `Last-Modified` for a version.
     pub fn version_headers(self, version: &StoredVersion) -> Self {
-        self.header(header::ETAG, &etag(version.version_id))
-            .header(header::LAST_MODIFIED, &format_http_date(version.last_updated))
+        self.header(header::ETAG, &etag(version.version_id)).header(
+            header::LAST_MODIFIED,
+            &format_http_date(version.last_updated),
+        )
     }
 }
 

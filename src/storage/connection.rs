@@ -48,8 +48,10 @@ impl r2d2::ManageConnection for ConnectionManager {
         match &self.url {
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_string_lossy();
-                let mut conn = SqliteConnection::establish(&path).map_err(diesel::r2d2::Error::ConnectionError)?;
-                conn.batch_execute(SQLITE_PRAGMAS).map_err(diesel::r2d2::Error::QueryError)?;
+                let mut conn = SqliteConnection::establish(&path)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
             }
             DatabaseUrl::Postgres(url) => PgConnection::establish(url)
@@ -59,7 +61,8 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
@@ -71,12 +74,19 @@ impl r2d2::ManageConnection for ConnectionManager {
 /// keeps several nodes starting at once from racing.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, String> {
     match conn {
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|m| m.len()).map_err(|e| e.to_string()),
+        DbConnection::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|m| m.len())
+            .map_err(|e| e.to_string()),
         DbConnection::Postgres(c) => {
             const LOCK: &str = "SELECT pg_advisory_lock(7262011)";
             c.batch_execute(LOCK).map_err(|e| e.to_string())?;
-            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|m| m.len()).map_err(|e| e.to_string());
-            c.batch_execute("SELECT pg_advisory_unlock(7262011)").map_err(|e| e.to_string())?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|m| m.len())
+                .map_err(|e| e.to_string());
+            c.batch_execute("SELECT pg_advisory_unlock(7262011)")
+                .map_err(|e| e.to_string())?;
             result
         }
     }

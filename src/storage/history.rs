@@ -37,12 +37,19 @@ pub struct HistoryQuery {
     pub count: i64,
 }
 
-pub(super) fn history(conn: &mut DbConnection, q: &HistoryQuery) -> StorageResult<Vec<StoredVersion>> {
+pub(super) fn history(
+    conn: &mut DbConnection,
+    q: &HistoryQuery,
+) -> StorageResult<Vec<StoredVersion>> {
     let next = diesel::alias!(resource_versions as next_version);
-    let mut query = resource_versions::table.select(VersionRow::as_select()).into_boxed();
+    let mut query = resource_versions::table
+        .select(VersionRow::as_select())
+        .into_boxed();
     match &q.scope {
         HistoryScope::System => {}
-        HistoryScope::Type(t) => query = query.filter(resource_versions::resource_type.eq(t.clone())),
+        HistoryScope::Type(t) => {
+            query = query.filter(resource_versions::resource_type.eq(t.clone()))
+        }
         HistoryScope::Instance(t, id) => {
             query = query
                 .filter(resource_versions::resource_type.eq(t.clone()))
@@ -54,16 +61,30 @@ pub(super) fn history(conn: &mut DbConnection, q: &HistoryQuery) -> StorageResul
     }
     if let Some((start, end)) = q.at {
         // Current during [start, end): written before the end, and not replaced before the start.
-        query = query.filter(resource_versions::last_updated.lt(end)).filter(not(exists(
-            next.filter(next.field(resource_versions::resource_type).eq(resource_versions::resource_type))
-                .filter(next.field(resource_versions::resource_id).eq(resource_versions::resource_id))
-                .filter(next.field(resource_versions::version_id).eq(resource_versions::version_id + 1))
+        query = query
+            .filter(resource_versions::last_updated.lt(end))
+            .filter(not(exists(
+                next.filter(
+                    next.field(resource_versions::resource_type)
+                        .eq(resource_versions::resource_type),
+                )
+                .filter(
+                    next.field(resource_versions::resource_id)
+                        .eq(resource_versions::resource_id),
+                )
+                .filter(
+                    next.field(resource_versions::version_id)
+                        .eq(resource_versions::version_id + 1),
+                )
                 .filter(next.field(resource_versions::last_updated).le(start)),
-        )));
+            )));
     }
     if let Some(before) = q.before_seq {
         query = query.filter(resource_versions::seq.lt(before));
     }
-    let rows = query.order(resource_versions::seq.desc()).limit(q.count).load::<VersionRow>(conn)?;
+    let rows = query
+        .order(resource_versions::seq.desc())
+        .limit(q.count)
+        .load::<VersionRow>(conn)?;
     Ok(rows.into_iter().map(StoredVersion::from).collect())
 }

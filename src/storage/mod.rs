@@ -133,12 +133,14 @@ impl Storage {
         if let DatabaseUrl::Sqlite(path) = url
             && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StorageError::Setup(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StorageError::Setup(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
         let manager = ConnectionManager::new(url.clone());
-        let mut first = r2d2::ManageConnection::connect(&manager)
-            .map_err(|e| StorageError::Setup(format!("cannot connect to {}: {e}", url.redacted())))?;
+        let mut first = r2d2::ManageConnection::connect(&manager).map_err(|e| {
+            StorageError::Setup(format!("cannot connect to {}: {e}", url.redacted()))
+        })?;
         connection::run_migrations(&mut first).map_err(StorageError::Setup)?;
         drop(first);
         let pool = r2d2::Pool::builder()
@@ -146,9 +148,15 @@ impl Storage {
             .min_idle(Some(1))
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager)
-            .map_err(|e| StorageError::Setup(format!("cannot open a pool to {}: {e}", url.redacted())))?;
+            .map_err(|e| {
+                StorageError::Setup(format!("cannot open a pool to {}: {e}", url.redacted()))
+            })?;
         let sqlite_writer = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(Mutex::new(())));
-        Ok(Storage { pool, clock, sqlite_writer })
+        Ok(Storage {
+            pool,
+            clock,
+            sqlite_writer,
+        })
     }
 
     /// Runs blocking database work on the blocking pool with a pooled connection.
@@ -159,7 +167,10 @@ impl Storage {
     {
         let storage = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = storage.pool.get().map_err(|e| StorageError::Unavailable(e.to_string()))?;
+            let mut conn = storage
+                .pool
+                .get()
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
             work(&mut conn, &storage)
         })
         .await
@@ -167,9 +178,14 @@ impl Storage {
     }
 
     /// The current version of a resource (a tombstone if it was deleted), if it ever existed.
-    pub async fn find_current(&self, resource_type: &str, id: &ResourceId) -> StorageResult<Option<StoredVersion>> {
+    pub async fn find_current(
+        &self,
+        resource_type: &str,
+        id: &ResourceId,
+    ) -> StorageResult<Option<StoredVersion>> {
         let (t, id) = (resource_type.to_owned(), id.clone());
-        self.with_conn(move |conn, _| versions::find_current(conn, &t, &id)).await
+        self.with_conn(move |conn, _| versions::find_current(conn, &t, &id))
+            .await
     }
 
     /// One version of a resource.
@@ -180,11 +196,16 @@ impl Storage {
         version: VersionId,
     ) -> StorageResult<Option<StoredVersion>> {
         let (t, id) = (resource_type.to_owned(), id.clone());
-        self.with_conn(move |conn, _| versions::find_version(conn, &t, &id, version)).await
+        self.with_conn(move |conn, _| versions::find_version(conn, &t, &id, version))
+            .await
     }
 
     /// Creates a resource with a new server-assigned id.
-    pub async fn create(&self, resource_type: &str, resource: Value) -> StorageResult<StoredVersion> {
+    pub async fn create(
+        &self,
+        resource_type: &str,
+        resource: Value,
+    ) -> StorageResult<StoredVersion> {
         let t = resource_type.to_owned();
         self.with_conn(move |conn, storage| {
             storage.write(conn, |conn, now| versions::create(conn, &t, &resource, now))
@@ -203,7 +224,9 @@ impl Storage {
     ) -> StorageResult<StoredVersion> {
         let (t, id) = (resource_type.to_owned(), id.clone());
         self.with_conn(move |conn, storage| {
-            storage.write(conn, |conn, now| versions::update(conn, &t, &id, &resource, if_match, now))
+            storage.write(conn, |conn, now| {
+                versions::update(conn, &t, &id, &resource, if_match, now)
+            })
         })
         .await
     }
@@ -217,14 +240,17 @@ impl Storage {
     ) -> StorageResult<DeleteOutcome> {
         let (t, id) = (resource_type.to_owned(), id.clone());
         self.with_conn(move |conn, storage| {
-            storage.write(conn, |conn, now| versions::delete(conn, &t, &id, if_match, now))
+            storage.write(conn, |conn, now| {
+                versions::delete(conn, &t, &id, if_match, now)
+            })
         })
         .await
     }
 
     /// Versions in a history scope, newest first.
     pub async fn history(&self, query: HistoryQuery) -> StorageResult<Vec<StoredVersion>> {
-        self.with_conn(move |conn, _| history::history(conn, &query)).await
+        self.with_conn(move |conn, _| history::history(conn, &query))
+            .await
     }
 
     /// Runs one write transaction, retrying when a concurrent writer took the same version
@@ -234,10 +260,10 @@ impl Storage {
         conn: &mut DbConnection,
         mut work: impl FnMut(&mut DbConnection, EpochMillis) -> StorageResult<T>,
     ) -> StorageResult<T> {
-        let _turn = match &self.sqlite_writer {
-            Some(lock) => Some(lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
-            None => None,
-        };
+        let _turn = self
+            .sqlite_writer
+            .as_ref()
+            .map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         for _ in 0..20 {
             let now = self.clock.now_millis();
             match conn.transaction(|conn| work(conn, now)) {

@@ -48,7 +48,11 @@ struct Current {
     deleted: bool,
 }
 
-pub(super) fn find_current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<Option<StoredVersion>> {
+pub(super) fn find_current(
+    conn: &mut DbConnection,
+    t: &str,
+    id: &ResourceId,
+) -> StorageResult<Option<StoredVersion>> {
     let row = resources::table
         .inner_join(
             resource_versions::table.on(resource_versions::resource_type
@@ -84,10 +88,18 @@ fn current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<O
     let row = resources::table
         .filter(resources::resource_type.eq(t))
         .filter(resources::resource_id.eq(id.as_str()))
-        .select((resources::version_id, resources::last_updated, resources::deleted))
+        .select((
+            resources::version_id,
+            resources::last_updated,
+            resources::deleted,
+        ))
         .first::<(i64, i64, bool)>(conn)
         .optional()?;
-    Ok(row.map(|(version_id, last_updated, deleted)| Current { version_id, last_updated, deleted }))
+    Ok(row.map(|(version_id, last_updated, deleted)| Current {
+        version_id,
+        last_updated,
+        deleted,
+    }))
 }
 
 /// Appends a version and points the current-version row at it.
@@ -150,7 +162,12 @@ fn append(
     })
 }
 
-pub(super) fn create(conn: &mut DbConnection, t: &str, resource: &Value, now: EpochMillis) -> StorageResult<StoredVersion> {
+pub(super) fn create(
+    conn: &mut DbConnection,
+    t: &str,
+    resource: &Value,
+    now: EpochMillis,
+) -> StorageResult<StoredVersion> {
     let id = ResourceId::generate();
     let content = fhir::stamp(resource.clone(), &id, 1, now);
     append(conn, t, &id, None, WriteMethod::Post, content, now)
@@ -159,7 +176,10 @@ pub(super) fn create(conn: &mut DbConnection, t: &str, resource: &Value, now: Ep
 fn check_precondition(current: Option<&Current>, if_match: Option<VersionId>) -> StorageResult<()> {
     match (if_match, current) {
         (Some(expected), Some(c)) if c.version_id == expected => Ok(()),
-        (Some(expected), c) => Err(StorageError::VersionConflict { expected, current: c.map(|c| c.version_id) }),
+        (Some(expected), c) => Err(StorageError::VersionConflict {
+            expected,
+            current: c.map(|c| c.version_id),
+        }),
         (None, _) => Ok(()),
     }
 }
@@ -177,7 +197,15 @@ pub(super) fn update(
     let version_id = previous.as_ref().map_or(1, |p| p.version_id + 1);
     let last_updated = previous.as_ref().map_or(now, |p| now.max(p.last_updated));
     let content = fhir::stamp(resource.clone(), id, version_id, last_updated);
-    append(conn, t, id, previous.as_ref(), WriteMethod::Put, content, now)
+    append(
+        conn,
+        t,
+        id,
+        previous.as_ref(),
+        WriteMethod::Put,
+        content,
+        now,
+    )
 }
 
 pub(super) fn delete(
@@ -189,7 +217,10 @@ pub(super) fn delete(
 ) -> StorageResult<DeleteOutcome> {
     let Some(previous) = current(conn, t, id)? else {
         return match if_match {
-            Some(expected) => Err(StorageError::VersionConflict { expected, current: None }),
+            Some(expected) => Err(StorageError::VersionConflict {
+                expected,
+                current: None,
+            }),
             None => Ok(DeleteOutcome::NotFound),
         };
     };
@@ -198,5 +229,14 @@ pub(super) fn delete(
         let tombstone = find_version(conn, t, id, previous.version_id)?;
         return Ok(tombstone.map_or(DeleteOutcome::NotFound, DeleteOutcome::AlreadyDeleted));
     }
-    append(conn, t, id, Some(&previous), WriteMethod::Delete, Vec::new(), now).map(DeleteOutcome::Deleted)
+    append(
+        conn,
+        t,
+        id,
+        Some(&previous),
+        WriteMethod::Delete,
+        Vec::new(),
+        now,
+    )
+    .map(DeleteOutcome::Deleted)
 }

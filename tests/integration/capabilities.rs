@@ -7,7 +7,12 @@ use crate::support::{TestServer, json_with_status};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capability_statement_matches_the_snapshot() {
     let s = TestServer::sqlite().await;
-    let response = s.client.get(format!("{}/metadata", s.base)).send().await.unwrap();
+    let response = s
+        .client
+        .get(format!("{}/metadata", s.base))
+        .send()
+        .await
+        .unwrap();
     let mut statement = json_with_status(response, 200).await;
     assert_eq!(statement["date"].as_str().map(|d| d.len()), Some(24));
     assert_eq!(statement["implementation"]["url"], s.base);
@@ -24,18 +29,59 @@ async fn capability_statement_matches_the_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_lists_every_fhir_route_and_docs_are_served_locally() {
     let s = TestServer::sqlite().await;
-    let openapi = json_with_status(s.client.get(format!("{}/openapi.json", s.root())).send().await.unwrap(), 200).await;
-    let paths: Vec<&str> = openapi["paths"].as_object().unwrap().keys().map(String::as_str).collect();
-    for route in ["/fhir/metadata", "/fhir/_history", "/fhir/{type}", "/fhir/{type}/_history", "/fhir/{type}/{id}",
-        "/fhir/{type}/{id}/_history", "/fhir/{type}/{id}/_history/{vid}"] {
+    let openapi = json_with_status(
+        s.client
+            .get(format!("{}/openapi.json", s.root()))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let paths: Vec<&str> = openapi["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for route in [
+        "/fhir/metadata",
+        "/fhir/_history",
+        "/fhir/{type}",
+        "/fhir/{type}/_history",
+        "/fhir/{type}/{id}",
+        "/fhir/{type}/{id}/_history",
+        "/fhir/{type}/{id}/_history/{vid}",
+    ] {
         assert!(paths.contains(&route), "{route} missing from {paths:?}");
     }
-    let docs = s.client.get(format!("{}/docs/", s.root())).send().await.unwrap();
+    let docs = s
+        .client
+        .get(format!("{}/docs/", s.root()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.unwrap();
-    assert!(html.contains("swagger") && !html.contains("https://"), "docs assets are local");
-    let script = s.client.get(format!("{}/docs/swagger-ui-bundle.js", s.root())).send().await.unwrap();
+    assert!(
+        html.contains("swagger") && !html.contains("https://"),
+        "docs assets are local"
+    );
+    let script = s
+        .client
+        .get(format!("{}/docs/swagger-ui-bundle.js", s.root()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(script.status(), 200);
-    assert_eq!(s.client.get(format!("{}/healthz", s.root())).send().await.unwrap().status(), 200);
+    assert_eq!(
+        s.client
+            .get(format!("{}/healthz", s.root()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     s.finish().await;
 }

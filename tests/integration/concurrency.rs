@@ -9,37 +9,64 @@ use serde_json::{Value, json};
 use crate::on_both_backends;
 use crate::support::{TestServer, json_with_status};
 
-on_both_backends!(if_match_races_have_one_winner, concurrent_updates_each_get_a_version);
+on_both_backends!(
+    if_match_races_have_one_winner,
+    concurrent_updates_each_get_a_version
+);
 
 const WRITERS: usize = 16;
 
 async fn if_match_races_have_one_winner(s: &TestServer) {
-    let created = s.create(&json!({"resourceType": "Patient", "active": true})).await;
+    let created = s
+        .create(&json!({"resourceType": "Patient", "active": true}))
+        .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let mut tasks = Vec::new();
     for i in 0..WRITERS {
-        let request = s.request(Method::PUT, &format!("Patient/{id}")).header("content-type", "application/fhir+json")
+        let request = s
+            .request(Method::PUT, &format!("Patient/{id}"))
+            .header("content-type", "application/fhir+json")
             .header("if-match", "W/\"1\"")
-            .body(json!({"resourceType": "Patient", "id": id, "name": [{"family": format!("w{i}")}]}).to_string());
-        tasks.push(tokio::spawn(async move { request.send().await.unwrap().status().as_u16() }));
+            .body(
+                json!({"resourceType": "Patient", "id": id, "name": [{"family": format!("w{i}")}]})
+                    .to_string(),
+            );
+        tasks.push(tokio::spawn(async move {
+            request.send().await.unwrap().status().as_u16()
+        }));
     }
     let mut statuses = Vec::new();
     for task in tasks {
         statuses.push(task.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 412).count(), WRITERS - 1, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        WRITERS - 1,
+        "{statuses:?}"
+    );
     let current = json_with_status(s.get(&format!("Patient/{id}")).await, 200).await;
     assert_eq!(current["meta"]["versionId"], "2");
 }
 
 async fn concurrent_updates_each_get_a_version(s: &TestServer) {
-    let created = s.create(&json!({"resourceType": "Patient", "active": true})).await;
+    let created = s
+        .create(&json!({"resourceType": "Patient", "active": true}))
+        .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let mut tasks = Vec::new();
     for i in 0..WRITERS {
-        let request = s.request(Method::PUT, &format!("Patient/{id}")).header("content-type", "application/fhir+json")
-            .body(json!({"resourceType": "Patient", "id": id, "name": [{"family": format!("w{i}")}]}).to_string());
+        let request = s
+            .request(Method::PUT, &format!("Patient/{id}"))
+            .header("content-type", "application/fhir+json")
+            .body(
+                json!({"resourceType": "Patient", "id": id, "name": [{"family": format!("w{i}")}]})
+                    .to_string(),
+            );
         tasks.push(tokio::spawn(async move {
             let response = request.send().await.unwrap();
             assert_eq!(response.status(), 200);
@@ -50,13 +77,35 @@ async fn concurrent_updates_each_get_a_version(s: &TestServer) {
     let mut families = BTreeSet::new();
     for task in tasks {
         let body = task.await.unwrap();
-        versions.insert(body["meta"]["versionId"].as_str().unwrap().parse::<i64>().unwrap());
+        versions.insert(
+            body["meta"]["versionId"]
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap(),
+        );
         families.insert(body["name"][0]["family"].as_str().unwrap().to_owned());
     }
-    assert_eq!(versions, (2..=WRITERS as i64 + 1).collect::<BTreeSet<_>>(), "distinct, gap-free versions");
+    assert_eq!(
+        versions,
+        (2..=WRITERS as i64 + 1).collect::<BTreeSet<_>>(),
+        "distinct, gap-free versions"
+    );
     // Every acknowledged version is in the history with the content its writer sent.
-    let history = json_with_status(s.get(&format!("Patient/{id}/_history?_count=100")).await, 200).await;
-    let recorded: BTreeSet<String> = history["entry"].as_array().unwrap().iter()
-        .filter_map(|e| e["resource"]["name"][0]["family"].as_str().map(str::to_owned)).collect();
+    let history = json_with_status(
+        s.get(&format!("Patient/{id}/_history?_count=100")).await,
+        200,
+    )
+    .await;
+    let recorded: BTreeSet<String> = history["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            e["resource"]["name"][0]["family"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
     assert_eq!(recorded, families);
 }

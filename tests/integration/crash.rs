@@ -19,9 +19,19 @@ struct Node {
 }
 
 async fn start_node(database: &TestDatabase) -> Node {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--database-url", &database.url()])
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &database.url(),
+        ])
         .arg("--data-dir")
         .arg(database.data_dir())
         .env("HEARTH_LOG", "warn")
@@ -32,11 +42,21 @@ async fn start_node(database: &TestDatabase) -> Node {
     let root = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     for _ in 0..600 {
-        if client.get(format!("{root}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
-            return Node { child, base: format!("{root}/fhir") };
+        if client
+            .get(format!("{root}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Node {
+                child,
+                base: format!("{root}/fhir"),
+            };
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("hearth did not start");
 }
 
@@ -54,18 +74,37 @@ async fn writer(base: String, n: usize, stop: Arc<AtomicBool>, acknowledged: Ack
             Some(id) if round % 2 == 0 => {
                 let mut body = body;
                 body["id"] = json!(id);
-                client.put(format!("{base}/Patient/{id}")).body(body.to_string())
+                client
+                    .put(format!("{base}/Patient/{id}"))
+                    .body(body.to_string())
             }
-            _ => client.post(format!("{base}/Patient")).body(body.to_string()),
+            _ => client
+                .post(format!("{base}/Patient"))
+                .body(body.to_string()),
         };
-        let Ok(response) = request.header("content-type", "application/fhir+json").send().await else { break };
+        let Ok(response) = request
+            .header("content-type", "application/fhir+json")
+            .send()
+            .await
+        else {
+            break;
+        };
         if !response.status().is_success() {
             break;
         }
-        let Ok(stored) = response.json::<Value>().await else { break };
+        let Ok(stored) = response.json::<Value>().await else {
+            break;
+        };
         let id = stored["id"].as_str().unwrap().to_owned();
-        let version: i64 = stored["meta"]["versionId"].as_str().unwrap().parse().unwrap();
-        acknowledged.lock().await.insert((id.clone(), version), stored);
+        let version: i64 = stored["meta"]["versionId"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        acknowledged
+            .lock()
+            .await
+            .insert((id.clone(), version), stored);
         mine = Some(id);
     }
 }
@@ -75,7 +114,14 @@ async fn crash_and_recover(database: TestDatabase) {
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged: Acknowledged = Arc::default();
     let writers: Vec<_> = (0..6)
-        .map(|n| tokio::spawn(writer(node.base.clone(), n, stop.clone(), acknowledged.clone())))
+        .map(|n| {
+            tokio::spawn(writer(
+                node.base.clone(),
+                n,
+                stop.clone(),
+                acknowledged.clone(),
+            ))
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     node.child.kill().expect("SIGKILL");
@@ -85,27 +131,71 @@ async fn crash_and_recover(database: TestDatabase) {
         w.await.unwrap();
     }
     let acknowledged = acknowledged.lock().await.clone();
-    assert!(acknowledged.len() > 20, "the writers got going ({} writes)", acknowledged.len());
+    assert!(
+        acknowledged.len() > 20,
+        "the writers got going ({} writes)",
+        acknowledged.len()
+    );
 
     let mut node = start_node(&database).await;
     let client = reqwest::Client::new();
     let mut latest: BTreeMap<String, i64> = BTreeMap::new();
     for ((id, version), content) in &acknowledged {
-        let response = client.get(format!("{}/Patient/{id}/_history/{version}", node.base)).send().await.unwrap();
-        assert_eq!(response.status(), 200, "acknowledged Patient/{id} version {version} survived");
+        let response = client
+            .get(format!("{}/Patient/{id}/_history/{version}", node.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "acknowledged Patient/{id} version {version} survived"
+        );
         assert_eq!(&response.json::<Value>().await.unwrap(), content);
         let entry = latest.entry(id.clone()).or_default();
         *entry = (*entry).max(*version);
     }
     // Nothing partial: every resource's versions run 1..=current and the current row agrees.
     for (id, acknowledged_version) in latest {
-        let current: Value = client.get(format!("{}/Patient/{id}", node.base)).send().await.unwrap().json().await.unwrap();
-        let current_version: i64 = current["meta"]["versionId"].as_str().unwrap().parse().unwrap();
+        let current: Value = client
+            .get(format!("{}/Patient/{id}", node.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let current_version: i64 = current["meta"]["versionId"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(current_version >= acknowledged_version);
-        let history: Value = client.get(format!("{}/Patient/{id}/_history?_count=1000", node.base)).send().await.unwrap().json().await.unwrap();
-        let versions: Vec<i64> = history["entry"].as_array().unwrap().iter()
-            .map(|e| e["resource"]["meta"]["versionId"].as_str().unwrap().parse().unwrap()).collect();
-        assert_eq!(versions, (1..=current_version).rev().collect::<Vec<_>>(), "Patient/{id}");
+        let history: Value = client
+            .get(format!("{}/Patient/{id}/_history?_count=1000", node.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let versions: Vec<i64> = history["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["resource"]["meta"]["versionId"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            versions,
+            (1..=current_version).rev().collect::<Vec<_>>(),
+            "Patient/{id}"
+        );
     }
     node.child.kill().unwrap();
     node.child.wait().unwrap();

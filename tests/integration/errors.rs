@@ -8,47 +8,233 @@ use serde_json::json;
 use crate::on_both_backends;
 use crate::support::{TestDatabase, TestServer, outcome};
 
-on_both_backends!(malformed_bodies, forbidden_json, url_errors, method_and_media_errors, mutated_input_never_crashes);
+on_both_backends!(
+    malformed_bodies,
+    forbidden_json,
+    url_errors,
+    method_and_media_errors,
+    mutated_input_never_crashes
+);
 
-async fn send_raw(s: &TestServer, method: Method, path: &str, content_type: &str, body: &str) -> reqwest::Response {
-    s.request(method, path).header("content-type", content_type).body(body.to_owned()).send().await.unwrap()
+async fn send_raw(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> reqwest::Response {
+    s.request(method, path)
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn malformed_bodies(s: &TestServer) {
     let json = "application/fhir+json";
-    outcome(send_raw(s, Method::POST, "Patient", json, "{\"resourceType\": \"Patient\",").await, 400, "structure").await;
-    outcome(send_raw(s, Method::POST, "Patient", json, "").await, 400, "structure").await;
-    outcome(send_raw(s, Method::POST, "Patient", "application/fhir+xml", "<Patient xmlns=\"http://hl7.org/fhir\"><active value=\"true\"/>").await, 400, "structure").await;
-    outcome(send_raw(s, Method::POST, "Patient", "application/fhir+xml", "<Patient><active value=\"true\"/></Patient>").await, 400, "structure").await;
-    let d = outcome(send_raw(s, Method::POST, "Patient", json, r#"{"resourceType":"Observation","status":"final","code":{"text":"x"}}"#).await, 400, "invalid").await;
+    outcome(
+        send_raw(
+            s,
+            Method::POST,
+            "Patient",
+            json,
+            "{\"resourceType\": \"Patient\",",
+        )
+        .await,
+        400,
+        "structure",
+    )
+    .await;
+    outcome(
+        send_raw(s, Method::POST, "Patient", json, "").await,
+        400,
+        "structure",
+    )
+    .await;
+    outcome(
+        send_raw(
+            s,
+            Method::POST,
+            "Patient",
+            "application/fhir+xml",
+            "<Patient xmlns=\"http://hl7.org/fhir\"><active value=\"true\"/>",
+        )
+        .await,
+        400,
+        "structure",
+    )
+    .await;
+    outcome(
+        send_raw(
+            s,
+            Method::POST,
+            "Patient",
+            "application/fhir+xml",
+            "<Patient><active value=\"true\"/></Patient>",
+        )
+        .await,
+        400,
+        "structure",
+    )
+    .await;
+    let d = outcome(
+        send_raw(
+            s,
+            Method::POST,
+            "Patient",
+            json,
+            r#"{"resourceType":"Observation","status":"final","code":{"text":"x"}}"#,
+        )
+        .await,
+        400,
+        "invalid",
+    )
+    .await;
     assert!(d.contains("does not match"), "{d}");
-    let d = outcome(send_raw(s, Method::POST, "Patient", json, r#"{"resourceType":"Patient","colour":"red"}"#).await, 400, "structure").await;
+    let d = outcome(
+        send_raw(
+            s,
+            Method::POST,
+            "Patient",
+            json,
+            r#"{"resourceType":"Patient","colour":"red"}"#,
+        )
+        .await,
+        400,
+        "structure",
+    )
+    .await;
     assert!(d.contains("colour"), "{d}");
-    let d = outcome(send_raw(s, Method::POST, "Patient", json, r#"{"resourceType":"Patient","gender":["male"]}"#).await, 400, "structure").await;
+    let d = outcome(
+        send_raw(
+            s,
+            Method::POST,
+            "Patient",
+            json,
+            r#"{"resourceType":"Patient","gender":["male"]}"#,
+        )
+        .await,
+        400,
+        "structure",
+    )
+    .await;
     assert!(d.contains("Patient.gender"), "{d}");
-    outcome(send_raw(s, Method::POST, "Observation", json, r#"{"resourceType":"Observation","status":"final"}"#).await, 400, "structure").await;
-    let d = outcome(send_raw(s, Method::PUT, "Patient/a", json, r#"{"resourceType":"Patient","id":"b"}"#).await, 400, "invalid").await;
+    outcome(
+        send_raw(
+            s,
+            Method::POST,
+            "Observation",
+            json,
+            r#"{"resourceType":"Observation","status":"final"}"#,
+        )
+        .await,
+        400,
+        "structure",
+    )
+    .await;
+    let d = outcome(
+        send_raw(
+            s,
+            Method::PUT,
+            "Patient/a",
+            json,
+            r#"{"resourceType":"Patient","id":"b"}"#,
+        )
+        .await,
+        400,
+        "invalid",
+    )
+    .await;
     assert!(d.contains("does not match"), "{d}");
-    outcome(send_raw(s, Method::PUT, "Patient/a", json, r#"{"resourceType":"Patient"}"#).await, 400, "required").await;
-    outcome(send_raw(s, Method::PUT, "Patient/a", json, r#"{"resourceType":"Patient","id":"a b"}"#).await, 400, "value").await;
-    outcome(send_raw(s, Method::POST, "Patient", json, "[]").await, 400, "structure").await;
+    outcome(
+        send_raw(
+            s,
+            Method::PUT,
+            "Patient/a",
+            json,
+            r#"{"resourceType":"Patient"}"#,
+        )
+        .await,
+        400,
+        "required",
+    )
+    .await;
+    outcome(
+        send_raw(
+            s,
+            Method::PUT,
+            "Patient/a",
+            json,
+            r#"{"resourceType":"Patient","id":"a b"}"#,
+        )
+        .await,
+        400,
+        "value",
+    )
+    .await;
+    outcome(
+        send_raw(s, Method::POST, "Patient", json, "[]").await,
+        400,
+        "structure",
+    )
+    .await;
 }
 
 async fn forbidden_json(s: &TestServer) {
     let json = "application/fhir+json";
     for (body, expression) in [
         (r#"{"resourceType":"Patient","name":[]}"#, "Patient.name"),
-        (r#"{"resourceType":"Patient","name":[{}]}"#, "Patient.name[0]"),
-        (r#"{"resourceType":"Patient","gender":null}"#, "Patient.gender"),
-        (r#"{"resourceType":"Patient","gender":""}"#, "Patient.gender"),
-        (r#"{"resourceType":"Patient","contact":[{"name":{"given":[]}}]}"#, "Patient.contact[0].name.given"),
+        (
+            r#"{"resourceType":"Patient","name":[{}]}"#,
+            "Patient.name[0]",
+        ),
+        (
+            r#"{"resourceType":"Patient","gender":null}"#,
+            "Patient.gender",
+        ),
+        (
+            r#"{"resourceType":"Patient","gender":""}"#,
+            "Patient.gender",
+        ),
+        (
+            r#"{"resourceType":"Patient","contact":[{"name":{"given":[]}}]}"#,
+            "Patient.contact[0].name.given",
+        ),
     ] {
         let response = send_raw(s, Method::POST, "Patient", json, body).await;
         let text = response.text().await.unwrap();
-        assert!(text.contains("OperationOutcome") && text.contains(expression), "{body} -> {text}");
+        assert!(
+            text.contains("OperationOutcome") && text.contains(expression),
+            "{body} -> {text}"
+        );
     }
-    outcome(send_raw(s, Method::POST, "Patient", json, r#"{"resourceType":"Patient","name":[]}"#).await, 400, "structure").await;
-    outcome(send_raw(s, Method::POST, "Patient", json, r#"{"resourceType":"Patient","gender":""}"#).await, 400, "value").await;
+    outcome(
+        send_raw(
+            s,
+            Method::POST,
+            "Patient",
+            json,
+            r#"{"resourceType":"Patient","name":[]}"#,
+        )
+        .await,
+        400,
+        "structure",
+    )
+    .await;
+    outcome(
+        send_raw(
+            s,
+            Method::POST,
+            "Patient",
+            json,
+            r#"{"resourceType":"Patient","gender":""}"#,
+        )
+        .await,
+        400,
+        "value",
+    )
+    .await;
     // Nothing was stored by any of the rejected writes.
     let history = crate::support::json_with_status(s.get("Patient/_history").await, 200).await;
     assert!(history.get("entry").is_none(), "{history}");
@@ -56,9 +242,19 @@ async fn forbidden_json(s: &TestServer) {
 
 async fn url_errors(s: &TestServer) {
     outcome(s.get("Pationt/1").await, 404, "not-supported").await;
-    outcome(s.post("Pationt", &json!({"resourceType": "Pationt"})).await, 404, "not-supported").await;
+    outcome(
+        s.post("Pationt", &json!({"resourceType": "Pationt"})).await,
+        404,
+        "not-supported",
+    )
+    .await;
     outcome(s.get("Patient/has_underscore").await, 400, "value").await;
-    outcome(s.get(&format!("Patient/{}", "x".repeat(65))).await, 400, "value").await;
+    outcome(
+        s.get(&format!("Patient/{}", "x".repeat(65))).await,
+        400,
+        "value",
+    )
+    .await;
     outcome(s.get("Patient/a/b/c/d/e").await, 404, "not-found").await;
     outcome(s.get("Patient/a/_history/1/extra").await, 404, "not-found").await;
     outcome(s.get("Patient/_history?_count=abc").await, 400, "value").await;
@@ -67,20 +263,46 @@ async fn url_errors(s: &TestServer) {
 }
 
 async fn method_and_media_errors(s: &TestServer) {
-    let patch = s.request(Method::PATCH, "Patient/1").header("content-type", "application/json-patch+json").body("[]").send().await.unwrap();
+    let patch = s
+        .request(Method::PATCH, "Patient/1")
+        .header("content-type", "application/json-patch+json")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
     outcome(patch, 405, "not-supported").await;
-    let wrong_type = send_raw(s, Method::POST, "Patient", "text/plain", r#"{"resourceType":"Patient"}"#).await;
+    let wrong_type = send_raw(
+        s,
+        Method::POST,
+        "Patient",
+        "text/plain",
+        r#"{"resourceType":"Patient"}"#,
+    )
+    .await;
     outcome(wrong_type, 415, "not-supported").await;
-    let no_type = s.request(Method::POST, "Patient").body(r#"{"resourceType":"Patient"}"#).send().await.unwrap();
+    let no_type = s
+        .request(Method::POST, "Patient")
+        .body(r#"{"resourceType":"Patient"}"#)
+        .send()
+        .await
+        .unwrap();
     outcome(no_type, 415, "not-supported").await;
-    let accept = s.request(Method::GET, "metadata").header("accept", "text/csv").send().await.unwrap();
+    let accept = s
+        .request(Method::GET, "metadata")
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
     outcome(accept, 406, "not-supported").await;
     outcome(s.get("metadata?_format=turtle").await, 406, "not-supported").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_over_the_limit_is_413() {
-    let overrides = Overrides { max_body_bytes: Some(2048), ..Overrides::default() };
+    let overrides = Overrides {
+        max_body_bytes: Some(2048),
+        ..Overrides::default()
+    };
     let s = TestServer::start(TestDatabase::sqlite(), overrides).await;
     let big = json!({"resourceType": "Patient", "name": [{"family": "x".repeat(4096)}]});
     outcome(s.post("Patient", &big).await, 413, "too-long").await;
@@ -93,7 +315,21 @@ async fn body_over_the_limit_is_413() {
 /// OperationOutcome, never a 5xx, a hang or a dropped connection.
 async fn mutated_input_never_crashes(s: &TestServer) {
     let seed = r#"{"resourceType":"Patient","name":[{"given":["Ann"],"family":"Lee"}],"birthDate":"1970-01-01","telecom":[{"system":"phone","value":"1"}],"_birthDate":{"extension":[{"url":"http://x","valueBoolean":true}]}}"#;
-    let pieces = ["[]", "{}", "null", "\"\"", "[[]]", "[{}]", "1e400", "-0", "\"\\u0000\"", "{\"a\":[]}", "[null]", "true", "\"resourceType\""];
+    let pieces = [
+        "[]",
+        "{}",
+        "null",
+        "\"\"",
+        "[[]]",
+        "[{}]",
+        "1e400",
+        "-0",
+        "\"\\u0000\"",
+        "{\"a\":[]}",
+        "[null]",
+        "true",
+        "\"resourceType\"",
+    ];
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = || {
         state ^= state << 13;
@@ -115,13 +351,27 @@ async fn mutated_input_never_crashes(s: &TestServer) {
                 _ => body[at] = (next() % 128) as u8,
             }
         }
-        let response = s.request(Method::POST, "Patient").header("content-type", "application/fhir+json").body(body.clone()).send().await.expect("server answers");
+        let response = s
+            .request(Method::POST, "Patient")
+            .header("content-type", "application/fhir+json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("server answers");
         let status = response.status().as_u16();
-        assert!(status == 201 || (400..500).contains(&status), "status {status} for {}", String::from_utf8_lossy(&body));
+        assert!(
+            status == 201 || (400..500).contains(&status),
+            "status {status} for {}",
+            String::from_utf8_lossy(&body)
+        );
         if status != 201 {
             let text = response.text().await.unwrap();
             assert!(text.contains("OperationOutcome"), "{text}");
         }
     }
-    assert_eq!(s.get("metadata").await.status(), 200, "the server is still up");
+    assert_eq!(
+        s.get("metadata").await.status(),
+        200,
+        "the server is still up"
+    );
 }

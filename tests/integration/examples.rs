@@ -27,7 +27,10 @@ fn comparable(mut resource: Value) -> Value {
 
 async fn official_examples_round_trip(s: &TestServer) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/r4-examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 200, "fixtures are present");
     let mut types = std::collections::BTreeSet::new();
@@ -38,23 +41,48 @@ async fn official_examples_round_trip(s: &TestServer) {
         types.insert(t.clone());
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
 
-        let created = s.request(Method::POST, &t).header("content-type", "application/fhir+json").body(text.clone()).send().await.unwrap();
+        let created = s
+            .request(Method::POST, &t)
+            .header("content-type", "application/fhir+json")
+            .body(text.clone())
+            .send()
+            .await
+            .unwrap();
         let status = created.status();
         let body = created.text().await.unwrap();
         assert_eq!(status, 201, "{name}: {body}");
         let created: Value = serde_json::from_str(&body).unwrap();
         let id = created["id"].as_str().unwrap().to_owned();
         let read = json_with_status(s.get(&format!("{t}/{id}")).await, 200).await;
-        assert_eq!(comparable(read), comparable(example.clone()), "{name}: JSON round trip");
+        assert_eq!(
+            comparable(read),
+            comparable(example.clone()),
+            "{name}: JSON round trip"
+        );
 
-        let xml = s.request(Method::GET, &format!("{t}/{id}")).header("accept", "application/fhir+xml").send().await.unwrap();
+        let xml = s
+            .request(Method::GET, &format!("{t}/{id}"))
+            .header("accept", "application/fhir+xml")
+            .send()
+            .await
+            .unwrap();
         let xml = xml.text().await.unwrap();
-        let again = s.request(Method::POST, &t).header("content-type", "application/fhir+xml").body(xml.clone()).send().await.unwrap();
+        let again = s
+            .request(Method::POST, &t)
+            .header("content-type", "application/fhir+xml")
+            .body(xml.clone())
+            .send()
+            .await
+            .unwrap();
         let status = again.status();
         let body = again.text().await.unwrap();
         assert_eq!(status, 201, "{name}: XML create failed: {body}\n{xml}");
         let again: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(comparable(again), comparable(example), "{name}: XML round trip");
+        assert_eq!(
+            comparable(again),
+            comparable(example),
+            "{name}: XML round trip"
+        );
     }
     assert_eq!(types.len(), 14, "{types:?}");
 }

@@ -55,15 +55,19 @@ impl TestDatabase {
             return None;
         };
         let schema = format!("hearth_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::establish(&admin_url).expect("connect to HEARTH_TEST_POSTGRES_URL");
-        conn.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create schema");
+        let mut conn =
+            PgConnection::establish(&admin_url).expect("connect to HEARTH_TEST_POSTGRES_URL");
+        conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .expect("create schema");
         Some(TestDatabase::Postgres { admin_url, schema })
     }
 
     /// The `HEARTH_DATABASE_URL` of this database.
     pub fn url(&self) -> String {
         match self {
-            TestDatabase::Sqlite(dir) => format!("sqlite://{}", dir.path().join("hearth.db").display()),
+            TestDatabase::Sqlite(dir) => {
+                format!("sqlite://{}", dir.path().join("hearth.db").display())
+            }
             TestDatabase::Postgres { admin_url, schema } => {
                 let joiner = if admin_url.contains('?') { '&' } else { '?' };
                 format!("{admin_url}{joiner}options=-csearch_path%3D{schema}")
@@ -124,12 +128,19 @@ impl TestServer {
         .expect("test configuration");
         let server = hearth::app::start(&config).await.expect("server starts");
         let base = format!("{}/fhir", server.public_url);
-        TestServer { server, base, client: reqwest::Client::new(), database }
+        TestServer {
+            server,
+            base,
+            client: reqwest::Client::new(),
+            database,
+        }
     }
 
     /// Stops the server (the database is dropped with `self`).
     pub async fn finish(self) {
-        let TestServer { server, database, .. } = self;
+        let TestServer {
+            server, database, ..
+        } = self;
         server.stop().await.expect("server stops cleanly");
         drop(database);
     }
@@ -141,12 +152,18 @@ impl TestServer {
 
     /// A request to `path` under the FHIR base.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, format!("{}/{}", self.base, path.trim_start_matches('/')))
+        self.client.request(
+            method,
+            format!("{}/{}", self.base, path.trim_start_matches('/')),
+        )
     }
 
     /// GET a FHIR path.
     pub async fn get(&self, path: &str) -> Response {
-        self.request(Method::GET, path).send().await.expect("request")
+        self.request(Method::GET, path)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// POST a JSON resource.
@@ -189,9 +206,15 @@ pub async fn json_with_status(response: Response, status: u16) -> Value {
 /// Checks that a response is an OperationOutcome with `status` and an issue of `code`, and
 /// returns the diagnostics.
 pub async fn outcome(response: Response, status: u16, code: &str) -> String {
-    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap_or_default().to_owned());
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
     let body = json_with_status(response, status).await;
-    assert_eq!(content_type.as_deref(), Some("application/fhir+json; charset=utf-8"));
+    assert_eq!(
+        content_type.as_deref(),
+        Some("application/fhir+json; charset=utf-8")
+    );
     assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
     let issue = &body["issue"][0];
     assert_eq!(issue["code"], code, "{body}");

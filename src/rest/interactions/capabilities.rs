@@ -11,7 +11,15 @@ use crate::rest::RestState;
 use crate::rest::response::{FhirBody, FhirResponse};
 
 /// The interactions every resource type supports (see `rest::router`).
-const TYPE_INTERACTIONS: [&str; 7] = ["read", "vread", "update", "delete", "history-instance", "history-type", "create"];
+const TYPE_INTERACTIONS: [&str; 7] = [
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+];
 
 /// Builds the CapabilityStatement of this server.
 pub fn capability_statement(base: &str, date: &str) -> Value {

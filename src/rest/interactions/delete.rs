@@ -25,21 +25,35 @@ pub async fn delete_resource(
     let id = url_id(&id)?;
     let expected = if_match(&headers)?;
     let (message, response) = match state.storage.delete(&resource_type, &id, expected).await? {
-        DeleteOutcome::NotFound => (format!("{resource_type}/{id} does not exist; nothing to delete"), None),
-        DeleteOutcome::AlreadyDeleted(tombstone) => {
-            (format!("{resource_type}/{id} was already deleted"), Some(tombstone))
-        }
-        DeleteOutcome::Deleted(tombstone) => {
-            (format!("deleted {resource_type}/{id} (version {})", tombstone.version_id), Some(tombstone))
-        }
+        DeleteOutcome::NotFound => (
+            format!("{resource_type}/{id} does not exist; nothing to delete"),
+            None,
+        ),
+        DeleteOutcome::AlreadyDeleted(tombstone) => (
+            format!("{resource_type}/{id} was already deleted"),
+            Some(tombstone),
+        ),
+        DeleteOutcome::Deleted(tombstone) => (
+            format!(
+                "deleted {resource_type}/{id} (version {})",
+                tombstone.version_id
+            ),
+            Some(tombstone),
+        ),
     };
     let minimal = prefer_return(&headers) == PreferReturn::Minimal;
-    let mut answer = FhirResponse::new(if minimal { StatusCode::NO_CONTENT } else { StatusCode::OK });
+    let mut answer = FhirResponse::new(if minimal {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::OK
+    });
     if let Some(tombstone) = &response {
         answer = answer.version_headers(tombstone);
     }
     if !minimal {
-        answer = answer.body(FhirBody::Value(operation_outcome(&[Issue::information(message)])));
+        answer = answer.body(FhirBody::Value(operation_outcome(&[Issue::information(
+            message,
+        )])));
     }
     Ok(answer)
 }

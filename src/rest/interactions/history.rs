@@ -23,7 +23,10 @@ const CURSOR: &str = "_cursor";
         ("_since" = Option<String>, Query, description = "Only versions written at or after this instant"),
         ("_at" = Option<String>, Query, description = "Only versions current at some point in this period")),
     responses((status = 200, description = "A history Bundle")))]
-pub async fn system_history(State(state): State<RestState>, OriginalUri(uri): OriginalUri) -> Result<FhirResponse, ApiError> {
+pub async fn system_history(
+    State(state): State<RestState>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<FhirResponse, ApiError> {
     respond(&state, HistoryScope::System, &uri).await
 }
 
@@ -57,31 +60,70 @@ pub async fn instance_history(
 ) -> Result<FhirResponse, ApiError> {
     known_type(&resource_type)?;
     let id: ResourceId = url_id(&id)?;
-    if state.storage.find_current(&resource_type, &id).await?.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, IssueType::NotFound, format!("{resource_type}/{id} is not known")));
+    if state
+        .storage
+        .find_current(&resource_type, &id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            IssueType::NotFound,
+            format!("{resource_type}/{id} is not known"),
+        ));
     }
     respond(&state, HistoryScope::Instance(resource_type, id), &uri).await
 }
 
 fn parse_query(scope: HistoryScope, query: Option<&str>) -> Result<HistoryQuery, ApiError> {
-    let mut q = HistoryQuery { scope, since: None, at: None, before_seq: None, count: DEFAULT_COUNT };
+    let mut q = HistoryQuery {
+        scope,
+        since: None,
+        at: None,
+        before_seq: None,
+        count: DEFAULT_COUNT,
+    };
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let invalid = |what: &str| ApiError::bad_request(IssueType::Value, format!("{key} '{value}' is not {what}"));
+        let invalid = |what: &str| {
+            ApiError::bad_request(IssueType::Value, format!("{key} '{value}' is not {what}"))
+        };
         match key.as_ref() {
             "_count" => {
-                let count = value.parse::<i64>().ok().filter(|c| *c >= 0).ok_or_else(|| invalid("a whole number"))?;
+                let count = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|c| *c >= 0)
+                    .ok_or_else(|| invalid("a whole number"))?;
                 q.count = count.min(MAX_COUNT);
             }
-            "_since" => q.since = Some(parse_range(&value).ok_or_else(|| invalid("a FHIR instant"))?.0),
-            "_at" => q.at = Some(parse_range(&value).ok_or_else(|| invalid("a FHIR date or dateTime"))?),
-            CURSOR => q.before_seq = Some(value.parse().map_err(|_| invalid("a page cursor from a next link"))?),
+            "_since" => {
+                q.since = Some(
+                    parse_range(&value)
+                        .ok_or_else(|| invalid("a FHIR instant"))?
+                        .0,
+                )
+            }
+            "_at" => {
+                q.at = Some(parse_range(&value).ok_or_else(|| invalid("a FHIR date or dateTime"))?)
+            }
+            CURSOR => {
+                q.before_seq = Some(
+                    value
+                        .parse()
+                        .map_err(|_| invalid("a page cursor from a next link"))?,
+                )
+            }
             _ => {}
         }
     }
     Ok(q)
 }
 
-async fn respond(state: &RestState, scope: HistoryScope, uri: &axum::http::Uri) -> Result<FhirResponse, ApiError> {
+async fn respond(
+    state: &RestState,
+    scope: HistoryScope,
+    uri: &axum::http::Uri,
+) -> Result<FhirResponse, ApiError> {
     let query = parse_query(scope, uri.query())?;
     let versions = state.storage.history(query.clone()).await?;
     let path = uri.path().strip_prefix("/fhir").unwrap_or(uri.path());
@@ -101,9 +143,14 @@ async fn respond(state: &RestState, scope: HistoryScope, uri: &axum::http::Uri) 
             }
         }
         next.append_pair(CURSOR, &last.seq.to_string());
-        links.push(json!({"relation": "next", "url": format!("{}{path}?{}", state.base, next.finish())}));
+        links.push(
+            json!({"relation": "next", "url": format!("{}{path}?{}", state.base, next.finish())}),
+        );
     }
-    let entries: Vec<Value> = versions.iter().map(|v| entry(&state.base, v)).collect::<Result<_, _>>()?;
+    let entries: Vec<Value> = versions
+        .iter()
+        .map(|v| entry(&state.base, v))
+        .collect::<Result<_, _>>()?;
     let mut bundle = json!({
         "resourceType": "Bundle",
         "id": uuid::Uuid::new_v4().to_string(),
@@ -132,7 +179,8 @@ fn entry(base: &str, version: &StoredVersion) -> Result<Value, ApiError> {
         "response": {"status": status, "etag": etag(version.version_id), "lastModified": format_instant(version.last_updated)},
     });
     if !version.deleted {
-        let resource: Value = serde_json::from_slice(&version.content).map_err(|e| ApiError::internal(e.to_string()))?;
+        let resource: Value = serde_json::from_slice(&version.content)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         entry["resource"] = resource;
     }
     Ok(entry)

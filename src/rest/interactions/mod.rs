@@ -27,7 +27,10 @@ struct View {
 
 impl View {
     fn from_query(query: Option<&str>) -> Result<View, ApiError> {
-        let mut view = View { summary: None, elements: None };
+        let mut view = View {
+            summary: None,
+            elements: None,
+        };
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
                 "_summary" => {
@@ -39,8 +42,12 @@ impl View {
                     })?);
                 }
                 "_elements" => {
-                    let names: Vec<String> =
-                        value.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+                    let names: Vec<String> = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_owned)
+                        .collect();
                     view.elements = Some(names);
                 }
                 _ => {}
@@ -53,7 +60,8 @@ impl View {
         if self.summary.is_none() && self.elements.is_none() {
             return Ok(FhirBody::Stored(Bytes::copy_from_slice(content)));
         }
-        let mut value: Value = serde_json::from_slice(content).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut value: Value =
+            serde_json::from_slice(content).map_err(|e| ApiError::internal(e.to_string()))?;
         if let Some(summary) = self.summary
             && let Some(subset) = summarize(&value, summary)
         {
@@ -68,29 +76,46 @@ impl View {
 
 /// Answers a read or vread of `version`: 410 for a tombstone, 304 when the client's copy is
 /// current, otherwise the resource (subsetted when asked).
-fn serve_version(version: StoredVersion, headers: &HeaderMap, query: Option<&str>) -> Result<FhirResponse, ApiError> {
+fn serve_version(
+    version: StoredVersion,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<FhirResponse, ApiError> {
     let view = View::from_query(query)?;
     if version.deleted {
         let gone = ApiError::new(
             StatusCode::GONE,
             IssueType::Deleted,
-            format!("{}/{} was deleted (version {})", version.resource_type, version.id, version.version_id),
+            format!(
+                "{}/{} was deleted (version {})",
+                version.resource_type, version.id, version.version_id
+            ),
         );
         return Err(gone);
     }
     if if_none_match_hits(headers, version.version_id)
-        || (headers.get(header::IF_NONE_MATCH).is_none() && not_modified_since(headers, version.last_updated))
+        || (headers.get(header::IF_NONE_MATCH).is_none()
+            && not_modified_since(headers, version.last_updated))
     {
         return Ok(FhirResponse::new(StatusCode::NOT_MODIFIED).version_headers(&version));
     }
     let body = view.apply(&version.content)?;
-    Ok(FhirResponse::new(StatusCode::OK).version_headers(&version).body(body))
+    Ok(FhirResponse::new(StatusCode::OK)
+        .version_headers(&version)
+        .body(body))
 }
 
 /// Answers a successful create or update as `Prefer: return=…` asks.
 fn written(base: &str, version: StoredVersion, headers: &HeaderMap) -> FhirResponse {
-    let status = if version.created { StatusCode::CREATED } else { StatusCode::OK };
-    let location = format!("{base}/{}/{}/_history/{}", version.resource_type, version.id, version.version_id);
+    let status = if version.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let location = format!(
+        "{base}/{}/{}/_history/{}",
+        version.resource_type, version.id, version.version_id
+    );
     let mut response = FhirResponse::new(status).version_headers(&version);
     if version.created {
         response = response.header(header::LOCATION, &location);
@@ -99,12 +124,22 @@ fn written(base: &str, version: StoredVersion, headers: &HeaderMap) -> FhirRespo
     }
     match prefer_return(headers) {
         PreferReturn::Minimal => response,
-        PreferReturn::Representation => response.body(FhirBody::Stored(Bytes::from(version.content))),
+        PreferReturn::Representation => {
+            response.body(FhirBody::Stored(Bytes::from(version.content)))
+        }
         PreferReturn::OperationOutcome => {
-            let verb = if version.created { "created" } else { "updated" };
-            let message =
-                format!("{verb} {}/{} version {}", version.resource_type, version.id, version.version_id);
-            response.body(FhirBody::Value(operation_outcome(&[Issue::information(message)])))
+            let verb = if version.created {
+                "created"
+            } else {
+                "updated"
+            };
+            let message = format!(
+                "{verb} {}/{} version {}",
+                version.resource_type, version.id, version.version_id
+            );
+            response.body(FhirBody::Value(operation_outcome(&[Issue::information(
+                message,
+            )])))
         }
     }
 }

@@ -24,7 +24,11 @@ pub async fn read_resource(
     known_type(&resource_type)?;
     let id = url_id(&id)?;
     let Some(version) = state.storage.find_current(&resource_type, &id).await? else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, IssueType::NotFound, format!("{resource_type}/{id} is not known")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            IssueType::NotFound,
+            format!("{resource_type}/{id} is not known"),
+        ));
     };
     serve_version(version, &headers, query.as_deref())
 }

@@ -35,7 +35,9 @@ pub async fn update_resource(
         Some(body_id) => {
             return Err(ApiError::bad_request(
                 IssueType::Invalid,
-                format!("the id in the body ('{body_id}') does not match the id in the URL ('{id}')"),
+                format!(
+                    "the id in the body ('{body_id}') does not match the id in the URL ('{id}')"
+                ),
             ));
         }
         None => {
@@ -45,6 +47,9 @@ pub async fn update_resource(
             ));
         }
     }
-    let version = state.storage.update(&resource_type, &id, resource, expected).await?;
+    let version = state
+        .storage
+        .update(&resource_type, &id, resource, expected)
+        .await?;
     Ok(written(&state.base, version, &headers))
 }

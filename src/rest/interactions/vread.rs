@@ -22,10 +22,21 @@ pub async fn vread_resource(
 ) -> Result<FhirResponse, ApiError> {
     known_type(&resource_type)?;
     let id = url_id(&id)?;
-    let not_found =
-        || ApiError::new(StatusCode::NOT_FOUND, IssueType::NotFound, format!("{resource_type}/{id} has no version '{version}'"));
-    let Some(number) = version.parse::<i64>().ok().filter(|v| *v > 0) else { return Err(not_found()) };
-    let Some(stored) = state.storage.find_version(&resource_type, &id, number).await? else {
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            IssueType::NotFound,
+            format!("{resource_type}/{id} has no version '{version}'"),
+        )
+    };
+    let Some(number) = version.parse::<i64>().ok().filter(|v| *v > 0) else {
+        return Err(not_found());
+    };
+    let Some(stored) = state
+        .storage
+        .find_version(&resource_type, &id, number)
+        .await?
+    else {
         return Err(not_found());
     };
     serve_version(stored, &headers, query.as_deref())
