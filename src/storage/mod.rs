@@ -7,8 +7,7 @@ mod connection;
 mod history;
 mod schema;
 mod versions;
-
-use std::sync::{Arc, Mutex};
+mod writer;
 
 use diesel::Connection;
 use serde_json::Value;
@@ -118,13 +117,17 @@ pub enum DeleteOutcome {
 
 type Pool = r2d2::Pool<ConnectionManager>;
 
+fn manager_for(url: &DatabaseUrl) -> ConnectionManager {
+    ConnectionManager::new(url.clone())
+}
+
 /// The store. Cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
     pool: Pool,
     clock: SharedClock,
-    /// SQLite allows one writer at a time; taking turns here avoids busy retries.
-    sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// On SQLite, the group-commit writer; PostgreSQL writes from any pooled connection.
+    sqlite_writer: Option<writer::Writer>,
 }
 
 impl Storage {
@@ -137,7 +140,7 @@ impl Storage {
                 StorageError::Setup(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
-        let manager = ConnectionManager::new(url.clone());
+        let manager = manager_for(url);
         let mut first = r2d2::ManageConnection::connect(&manager).map_err(|e| {
             StorageError::Setup(format!("cannot connect to {}: {e}", url.redacted()))
         })?;
@@ -151,7 +154,17 @@ impl Storage {
             .map_err(|e| {
                 StorageError::Setup(format!("cannot open a pool to {}: {e}", url.redacted()))
             })?;
-        let sqlite_writer = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(Mutex::new(())));
+        let sqlite_writer = match url {
+            DatabaseUrl::Sqlite(_) => {
+                let conn = r2d2::ManageConnection::connect(&manager_for(url)).map_err(|e| {
+                    StorageError::Setup(format!("cannot open the SQLite writer: {e}"))
+                })?;
+                Some(writer::Writer::start(conn, clock.clone()).map_err(|e| {
+                    StorageError::Setup(format!("cannot start the SQLite writer: {e}"))
+                })?)
+            }
+            DatabaseUrl::Postgres(_) => None,
+        };
         Ok(Storage {
             pool,
             clock,
@@ -207,10 +220,8 @@ impl Storage {
         resource: Value,
     ) -> StorageResult<StoredVersion> {
         let t = resource_type.to_owned();
-        self.with_conn(move |conn, storage| {
-            storage.write(conn, |conn, now| versions::create(conn, &t, &resource, now))
-        })
-        .await
+        self.write(move |conn, now| versions::create(conn, &t, &resource, now))
+            .await
     }
 
     /// Updates a resource, or creates it with the given id; `if_match` is the version the client
@@ -223,12 +234,8 @@ impl Storage {
         if_match: Option<VersionId>,
     ) -> StorageResult<StoredVersion> {
         let (t, id) = (resource_type.to_owned(), id.clone());
-        self.with_conn(move |conn, storage| {
-            storage.write(conn, |conn, now| {
-                versions::update(conn, &t, &id, &resource, if_match, now)
-            })
-        })
-        .await
+        self.write(move |conn, now| versions::update(conn, &t, &id, &resource, if_match, now))
+            .await
     }
 
     /// Deletes a resource by writing a tombstone version.
@@ -239,12 +246,8 @@ impl Storage {
         if_match: Option<VersionId>,
     ) -> StorageResult<DeleteOutcome> {
         let (t, id) = (resource_type.to_owned(), id.clone());
-        self.with_conn(move |conn, storage| {
-            storage.write(conn, |conn, now| {
-                versions::delete(conn, &t, &id, if_match, now)
-            })
-        })
-        .await
+        self.write(move |conn, now| versions::delete(conn, &t, &id, if_match, now))
+            .await
     }
 
     /// Versions in a history scope, newest first.
@@ -253,28 +256,31 @@ impl Storage {
             .await
     }
 
-    /// Runs one write transaction, retrying when a concurrent writer took the same version
-    /// number first (the unique key on versions is what keeps updates from being lost).
-    fn write<T>(
-        &self,
-        conn: &mut DbConnection,
-        mut work: impl FnMut(&mut DbConnection, EpochMillis) -> StorageResult<T>,
-    ) -> StorageResult<T> {
-        let _turn = self
-            .sqlite_writer
-            .as_ref()
-            .map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-        for _ in 0..20 {
-            let now = self.clock.now_millis();
-            match conn.transaction(|conn| work(conn, now)) {
-                Err(StorageError::Database(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation
-                    | diesel::result::DatabaseErrorKind::SerializationFailure,
-                    _,
-                ))) => continue,
-                other => return other,
-            }
+    /// Runs one write: through the group-commit writer on SQLite; on PostgreSQL as its own
+    /// transaction, retried when a concurrent writer took the same version number first (the
+    /// unique key on versions is what keeps updates from being lost).
+    async fn write<T, F>(&self, work: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut DbConnection, EpochMillis) -> StorageResult<T> + Send + 'static,
+    {
+        if let Some(writer) = &self.sqlite_writer {
+            return writer.submit(work).await;
         }
-        Err(StorageError::Contention)
+        self.with_conn(move |conn, storage| {
+            for _ in 0..20 {
+                let now = storage.clock.now_millis();
+                match conn.transaction(|conn| work(conn, now)) {
+                    Err(StorageError::Database(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation
+                        | diesel::result::DatabaseErrorKind::SerializationFailure,
+                        _,
+                    ))) => continue,
+                    other => return other,
+                }
+            }
+            Err(StorageError::Contention)
+        })
+        .await
     }
 }
