@@ -54,7 +54,7 @@ pub fn router(config: &Config, storage: Storage, public_url: &str, clock: &dyn C
     );
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .nest("/fhir", rest::router(rest_state, config.max_body_bytes))
+        .merge(rest::router(rest_state, config.max_body_bytes))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", rest::openapi::ApiDoc::openapi()))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

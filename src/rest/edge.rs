@@ -21,8 +21,16 @@ use crate::fhir::{Format, json_to_xml};
 /// The request id header, set on every response.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// True for paths of the FHIR API.
+fn is_fhir_path(path: &str) -> bool {
+    path == "/fhir" || path.starts_with("/fhir/")
+}
+
 /// The middleware; see the module documentation.
 pub async fn fhir_edge(mut request: Request, next: Next) -> Response {
+    if !is_fhir_path(request.uri().path()) {
+        return next.run(request).await;
+    }
     let request_id = request
         .headers()
         .get(REQUEST_ID)

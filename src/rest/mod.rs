@@ -48,28 +48,29 @@ impl RestState {
     }
 }
 
-/// The `/fhir` router (to be nested at `/fhir`).
+/// The routes under `/fhir`. Its fallback answers every other URL: with an OperationOutcome
+/// under `/fhir`, with a plain 404 elsewhere.
 pub fn router(state: RestState, max_body_bytes: usize) -> Router {
     Router::new()
-        .route("/metadata", get(capabilities::read_capabilities))
-        .route("/_history", get(history::system_history))
+        .route("/fhir/metadata", get(capabilities::read_capabilities))
+        .route("/fhir/_history", get(history::system_history))
         .route(
-            "/{resource_type}",
+            "/fhir/{resource_type}",
             get(type_search_unavailable).post(create::create_resource),
         )
-        .route("/{resource_type}/_history", get(history::type_history))
+        .route("/fhir/{resource_type}/_history", get(history::type_history))
         .route(
-            "/{resource_type}/{id}",
+            "/fhir/{resource_type}/{id}",
             get(read::read_resource)
                 .put(update::update_resource)
                 .delete(delete::delete_resource),
         )
         .route(
-            "/{resource_type}/{id}/_history",
+            "/fhir/{resource_type}/{id}/_history",
             get(history::instance_history),
         )
         .route(
-            "/{resource_type}/{id}/_history/{version}",
+            "/fhir/{resource_type}/{id}/_history/{version}",
             get(vread::vread_resource),
         )
         .fallback(edge::unknown_route)

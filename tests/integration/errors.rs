@@ -256,6 +256,14 @@ async fn url_errors(s: &TestServer) {
     )
     .await;
     outcome(s.get("Patient/a/b/c/d/e").await, 404, "not-found").await;
+    outcome(s.get("").await, 404, "not-found").await;
+    outcome(
+        s.client.get(&s.base).send().await.unwrap(),
+        404,
+        "not-found",
+    )
+    .await;
+    outcome(s.get("Patient/").await, 404, "not-found").await;
     outcome(s.get("Patient/a/_history/1/extra").await, 404, "not-found").await;
     outcome(s.get("Patient/_history?_count=abc").await, 400, "value").await;
     outcome(s.get("_history?_since=yesterday").await, 400, "value").await;
