@@ -34,6 +34,48 @@ with open(os.path.join(out, "r4-resource-types.json"), "w") as f:
     json.dump(types, f, indent=1, sort_keys=True)
     f.write("\n")
 
+# Element types of every resource, complex datatype and backbone element, for the primitive
+# checks: {"Patient": {"birthDate": "date", "contact": "Patient.contact", "deceasedBoolean":
+# "boolean", ...}}. Backbone elements are named by their path; contentReference is followed.
+elements = {}
+for name in sorted(os.listdir(pkg)):
+    if not name.startswith("StructureDefinition-"):
+        continue
+    sd = json.load(open(os.path.join(pkg, name)))
+    if sd.get("derivation") != "specialization" or sd.get("abstract"):
+        continue
+    if sd.get("kind") not in ("resource", "complex-type"):
+        continue
+    snapshot = sd["snapshot"]["element"]
+    paths = {e["path"] for e in snapshot}
+    for el in snapshot:
+        parts = el["path"].split(".")
+        if len(parts) < 2:
+            continue
+        owner, leaf = ".".join(parts[:-1]), parts[-1]
+        owner = sd["type"] if len(parts) == 2 else sd["type"] + "." + ".".join(parts[1:-1])
+        table = elements.setdefault(owner, {})
+        if "contentReference" in el:
+            table[leaf] = el["contentReference"].lstrip("#")
+            continue
+        codes = [t["code"] for t in el.get("type", [])]
+        if leaf.endswith("[x]"):
+            stem = leaf[:-3]
+            for c in codes:
+                table[stem + c[0].upper() + c[1:]] = c
+            continue
+        if not codes:
+            continue
+        code = codes[0]
+        if code.startswith("http://hl7.org/fhirpath/System."):
+            code = "string"
+        if code in ("BackboneElement", "Element") and any(p.startswith(el["path"] + ".") for p in paths):
+            code = el["path"]
+        table[leaf] = code
+with open(os.path.join(out, "r4-elements.json"), "w") as f:
+    json.dump(elements, f, separators=(",", ":"), sort_keys=True)
+    f.write("\n")
+
 # Search parameters, trimmed to what the search engine reads.
 keep = ["url", "name", "code", "base", "type", "expression", "target", "modifier",
         "comparator", "multipleOr", "multipleAnd", "chain", "component"]

@@ -9,6 +9,7 @@ pub mod instant;
 mod json_check;
 mod narrative;
 pub mod outcome;
+mod primitives;
 pub mod view;
 
 use std::fmt;
@@ -104,6 +105,11 @@ pub fn parse_resource(
         Format::Xml => codec::xml_to_json(body).map_err(|issue| vec![issue])?,
     };
     json_check::check_resource(&value, expected_type)?;
+    // Primitive checks first: their diagnostics name the element, fhirbolt's often do not.
+    let issues = primitives::check_primitives(&value);
+    if !issues.is_empty() {
+        return Err(issues);
+    }
     codec::validate_structure(&value).map_err(|issue| vec![issue])?;
     Ok(value)
 }

@@ -10,6 +10,7 @@ use crate::support::{TestDatabase, TestServer, outcome};
 
 on_both_backends!(
     malformed_bodies,
+    bad_primitives,
     forbidden_json,
     url_errors,
     method_and_media_errors,
@@ -382,4 +383,38 @@ async fn mutated_input_never_crashes(s: &TestServer) {
         200,
         "the server is still up"
     );
+}
+
+async fn bad_primitives(s: &TestServer) {
+    let json = "application/fhir+json";
+    for (body, expected) in [
+        (
+            r#"{"resourceType":"Patient","birthDate":"01/02/1970"}"#,
+            "Patient.birthDate",
+        ),
+        (
+            r#"{"resourceType":"Patient","multipleBirthInteger":2147483648}"#,
+            "Patient.multipleBirthInteger",
+        ),
+        (
+            r#"{"resourceType":"Patient","gender":" male"}"#,
+            "Patient.gender",
+        ),
+        (
+            r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"effectiveDateTime":"2024-01-01T10:00"}"#,
+            "Observation.effectiveDateTime",
+        ),
+        (
+            r#"{"resourceType":"Patient","photo":[{"data":"not base64!"}]}"#,
+            "Patient.photo[0].data",
+        ),
+    ] {
+        let t = if body.contains("Observation") {
+            "Observation"
+        } else {
+            "Patient"
+        };
+        let d = outcome(send_raw(s, Method::POST, t, json, body).await, 400, "value").await;
+        assert!(d.starts_with(expected), "{body}: {d}");
+    }
 }
