@@ -4,6 +4,9 @@
 //! an OperationOutcome, and logs the detail of 5xx errors once with a request id while the
 //! client gets a generic message carrying that id.
 
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -21,6 +24,15 @@ use crate::fhir::{Format, json_to_xml};
 /// The request id header, set on every response.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// A request id unique across nodes and restarts: a random prefix per process and a counter
+/// (cheaper than a random UUID per request).
+fn new_request_id() -> String {
+    static PREFIX: LazyLock<String> =
+        LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    format!("{}-{}", *PREFIX, COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
 /// True for paths of the FHIR API.
 fn is_fhir_path(path: &str) -> bool {
     path == "/fhir" || path.starts_with("/fhir/")
@@ -36,7 +48,7 @@ pub async fn fhir_edge(mut request: Request, next: Next) -> Response {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        .map_or_else(new_request_id, str::to_owned);
     let negotiated = match negotiate(request.headers(), request.uri().query()) {
         Ok(n) => n,
         Err(error) => {

@@ -69,3 +69,17 @@ pub fn capability_statement(base: &str, date: &str) -> Value {
 pub async fn read_capabilities(State(state): State<RestState>) -> FhirResponse {
     FhirResponse::new(StatusCode::OK).body(FhirBody::Value((*state.capabilities).clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::{Format, parse_resource};
+
+    #[test]
+    fn the_statement_is_a_valid_r4_resource() {
+        let statement = capability_statement("http://h/fhir", "2026-01-01T00:00:00.000Z");
+        let bytes = serde_json::to_vec(&statement).unwrap();
+        let parsed = parse_resource(&bytes, Format::Json, Some("CapabilityStatement"));
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
+}

@@ -56,12 +56,12 @@ impl View {
         Ok(view)
     }
 
-    fn apply(&self, content: &[u8]) -> Result<FhirBody, ApiError> {
+    fn apply(&self, content: Vec<u8>) -> Result<FhirBody, ApiError> {
         if self.summary.is_none() && self.elements.is_none() {
-            return Ok(FhirBody::Stored(Bytes::copy_from_slice(content)));
+            return Ok(FhirBody::Stored(Bytes::from(content)));
         }
         let mut value: Value =
-            serde_json::from_slice(content).map_err(|e| ApiError::internal(e.to_string()))?;
+            serde_json::from_slice(&content).map_err(|e| ApiError::internal(e.to_string()))?;
         if let Some(summary) = self.summary
             && let Some(subset) = summarize(&value, summary)
         {
@@ -77,7 +77,7 @@ impl View {
 /// Answers a read or vread of `version`: 410 for a tombstone, 304 when the client's copy is
 /// current, otherwise the resource (subsetted when asked).
 fn serve_version(
-    version: StoredVersion,
+    mut version: StoredVersion,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<FhirResponse, ApiError> {
@@ -99,7 +99,7 @@ fn serve_version(
     {
         return Ok(FhirResponse::new(StatusCode::NOT_MODIFIED).version_headers(&version));
     }
-    let body = view.apply(&version.content)?;
+    let body = view.apply(std::mem::take(&mut version.content))?;
     Ok(FhirResponse::new(StatusCode::OK)
         .version_headers(&version)
         .body(body))
