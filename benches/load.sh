@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-100000}"; DURATION="${DURATION:-15s}"; CONNS="${CONNS:-16}"; PORT="${PORT:-18080}"; STATIC_PORT=$((PORT + 1))
 command -v wrk >/dev/null && command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk bc; }
-cargo build --release --bin hearth --example static_server
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin hearth --example static_server
 
 work=$(mktemp -d)
 cleanup() { kill "${hearth_pid:-}" "${static_pid:-}" 2>/dev/null || true; rm -rf "$work"; }
@@ -29,9 +29,9 @@ idle_rss=$(rss $hearth_pid)
 
 echo "seeding $N Patients…"
 start=$(date +%s.%N)
-wrk -t1 -c8 -d3600s -s benches/seed.lua "http://127.0.0.1:$PORT" > "$work/seed.log"
+python3 benches/seed.py "127.0.0.1:$PORT" "$N" "$BODY"
 seed_seconds=$(echo "$(date +%s.%N) - $start" | bc)
-curl -sf "http://127.0.0.1:$PORT/fhir/Patient/p$N" >/dev/null || { echo "seeding failed"; cat "$work/seed.log"; exit 1; }
+curl -sf "http://127.0.0.1:$PORT/fhir/Patient/p$N" >/dev/null || { echo "seeding failed"; exit 1; }
 curl -sf "http://127.0.0.1:$PORT/fhir/Patient/p1" > "$work/p1.json"
 
 target/release/examples/static_server "127.0.0.1:$STATIC_PORT" "$work/p1.json" &
@@ -49,7 +49,7 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 cat <<REPORT
 
 Hearth load test ($(nproc) cores, wrk -t1 -c$CONNS -d$DURATION, SQLite, $N Patients of $(wc -c < benches/patient.json) bytes)
-  seed ($N PUTs, 8 connections)   $(printf '%.1f' "$seed_seconds") s
+  seed ($N PUTs, Python, 8 conns) $(printf '%.1f' "$seed_seconds") s
   static bytes from memory (limit) $static_rate req/s
   read by random id                $read_rate req/s  ($(ratio "$read_rate" "$static_rate") of the limit)
   create (durable)                 $create_rate req/s

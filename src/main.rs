@@ -10,6 +10,10 @@ use hearth::clock::SystemClock;
 use hearth::config::{Config, Overrides};
 
 /// Hearth, a FHIR R4 server.
+/// mimalloc: glibc's allocator serializes the many small allocations of concurrent requests.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "hearth", version, about)]
 struct Cli {

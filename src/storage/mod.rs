@@ -9,6 +9,8 @@ mod schema;
 mod versions;
 mod writer;
 
+use std::sync::Arc;
+
 use diesel::Connection;
 use serde_json::Value;
 
@@ -126,6 +128,8 @@ fn manager_for(url: &DatabaseUrl) -> ConnectionManager {
 pub struct Storage {
     pool: Pool,
     clock: SharedClock,
+    /// How many database calls may run at once.
+    slots: Arc<tokio::sync::Semaphore>,
     /// On SQLite, the group-commit writer; PostgreSQL writes from any pooled connection.
     sqlite_writer: Option<writer::Writer>,
 }
@@ -168,9 +172,15 @@ impl Storage {
             }
             DatabaseUrl::Postgres(_) => None,
         };
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let slots = match url {
+            DatabaseUrl::Sqlite(_) => (2 * cores).min(pool_size as usize),
+            DatabaseUrl::Postgres(_) => pool_size as usize,
+        };
         Ok(Storage {
             pool,
             clock,
+            slots: Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
             sqlite_writer,
         })
     }
@@ -181,8 +191,17 @@ impl Storage {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection, &Storage) -> StorageResult<T> + Send + 'static,
     {
+        // Bounding the blocking work to a few threads per core keeps a burst of requests from
+        // becoming a crowd of threads fighting over the CPU and SQLite's locks.
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))?;
         let storage = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = storage
                 .pool
                 .get()
