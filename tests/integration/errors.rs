@@ -32,154 +32,140 @@ async fn send_raw(
         .unwrap()
 }
 
+/// One bad request: method, path, Content-Type, body; the expected status, issue code and a
+/// piece of the diagnostics.
+type Case = (
+    Method,
+    &'static str,
+    &'static str,
+    &'static str,
+    u16,
+    &'static str,
+    &'static str,
+);
+
 async fn malformed_bodies(s: &TestServer) {
-    let json = "application/fhir+json";
-    outcome(
-        send_raw(
-            s,
+    const JSON: &str = "application/fhir+json";
+    const XML: &str = "application/fhir+xml";
+    let cases: [Case; 12] = [
+        (
             Method::POST,
             "Patient",
-            json,
+            JSON,
             "{\"resourceType\": \"Patient\",",
-        )
-        .await,
-        400,
-        "structure",
-    )
-    .await;
-    outcome(
-        send_raw(s, Method::POST, "Patient", json, "").await,
-        400,
-        "structure",
-    )
-    .await;
-    outcome(
-        send_raw(
-            s,
+            400,
+            "structure",
+            "not valid JSON",
+        ),
+        (
             Method::POST,
             "Patient",
-            "application/fhir+xml",
+            JSON,
+            "",
+            400,
+            "structure",
+            "not valid JSON",
+        ),
+        (
+            Method::POST,
+            "Patient",
+            JSON,
+            "[]",
+            400,
+            "structure",
+            "JSON object",
+        ),
+        (
+            Method::POST,
+            "Patient",
+            XML,
             "<Patient xmlns=\"http://hl7.org/fhir\"><active value=\"true\"/>",
-        )
-        .await,
-        400,
-        "structure",
-    )
-    .await;
-    outcome(
-        send_raw(
-            s,
+            400,
+            "structure",
+            "closed",
+        ),
+        (
             Method::POST,
             "Patient",
-            "application/fhir+xml",
+            XML,
             "<Patient><active value=\"true\"/></Patient>",
-        )
-        .await,
-        400,
-        "structure",
-    )
-    .await;
-    let d = outcome(
-        send_raw(
-            s,
+            400,
+            "structure",
+            "namespace",
+        ),
+        (
             Method::POST,
             "Patient",
-            json,
+            JSON,
             r#"{"resourceType":"Observation","status":"final","code":{"text":"x"}}"#,
-        )
-        .await,
-        400,
-        "invalid",
-    )
-    .await;
-    assert!(d.contains("does not match"), "{d}");
-    let d = outcome(
-        send_raw(
-            s,
+            400,
+            "invalid",
+            "does not match",
+        ),
+        (
             Method::POST,
             "Patient",
-            json,
+            JSON,
             r#"{"resourceType":"Patient","colour":"red"}"#,
-        )
-        .await,
-        400,
-        "structure",
-    )
-    .await;
-    assert!(d.contains("colour"), "{d}");
-    let d = outcome(
-        send_raw(
-            s,
+            400,
+            "structure",
+            "colour",
+        ),
+        (
             Method::POST,
             "Patient",
-            json,
+            JSON,
             r#"{"resourceType":"Patient","gender":["male"]}"#,
-        )
-        .await,
-        400,
-        "structure",
-    )
-    .await;
-    assert!(d.contains("Patient.gender"), "{d}");
-    outcome(
-        send_raw(
-            s,
+            400,
+            "structure",
+            "Patient.gender",
+        ),
+        (
             Method::POST,
             "Observation",
-            json,
+            JSON,
             r#"{"resourceType":"Observation","status":"final"}"#,
-        )
-        .await,
-        400,
-        "structure",
-    )
-    .await;
-    let d = outcome(
-        send_raw(
-            s,
+            400,
+            "structure",
+            "code",
+        ),
+        (
             Method::PUT,
             "Patient/a",
-            json,
+            JSON,
             r#"{"resourceType":"Patient","id":"b"}"#,
-        )
-        .await,
-        400,
-        "invalid",
-    )
-    .await;
-    assert!(d.contains("does not match"), "{d}");
-    outcome(
-        send_raw(
-            s,
+            400,
+            "invalid",
+            "does not match",
+        ),
+        (
             Method::PUT,
             "Patient/a",
-            json,
+            JSON,
             r#"{"resourceType":"Patient"}"#,
-        )
-        .await,
-        400,
-        "required",
-    )
-    .await;
-    outcome(
-        send_raw(
-            s,
+            400,
+            "required",
+            "id",
+        ),
+        (
             Method::PUT,
             "Patient/a",
-            json,
+            JSON,
             r#"{"resourceType":"Patient","id":"a b"}"#,
+            400,
+            "value",
+            "id must be",
+        ),
+    ];
+    for (method, path, content_type, body, status, code, expected) in cases {
+        let d = outcome(
+            send_raw(s, method, path, content_type, body).await,
+            status,
+            code,
         )
-        .await,
-        400,
-        "value",
-    )
-    .await;
-    outcome(
-        send_raw(s, Method::POST, "Patient", json, "[]").await,
-        400,
-        "structure",
-    )
-    .await;
+        .await;
+        assert!(d.contains(expected), "{body}: {d}");
+    }
 }
 
 async fn forbidden_json(s: &TestServer) {
