@@ -4,6 +4,7 @@
 mod support;
 
 mod capabilities;
+mod cli;
 mod concurrency;
 mod crash;
 mod crud;
