@@ -19,6 +19,19 @@ pub enum DbConnection {
     Postgres(PgConnection),
 }
 
+/// Runs a diesel query on the concrete connection of either backend (the expression is compiled
+/// once per backend). Queries through the `MultiConnection` wrapper are prepared anew on every
+/// call; on the concrete connections each backend's prepared-statement cache is used.
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::storage::connection::DbConnection::Sqlite($c) => $body,
+            $crate::storage::connection::DbConnection::Postgres($c) => $body,
+        }
+    };
+}
+pub(super) use on_backend;
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 

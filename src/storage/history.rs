@@ -4,7 +4,7 @@
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 
-use super::connection::DbConnection;
+use super::connection::{DbConnection, on_backend};
 use super::schema::resource_versions;
 use super::versions::VersionRow;
 use super::{StorageResult, StoredVersion};
@@ -41,6 +41,7 @@ pub(super) fn history(
     conn: &mut DbConnection,
     q: &HistoryQuery,
 ) -> StorageResult<Vec<StoredVersion>> {
+    let rows = on_backend!(conn, c => {
     let next = diesel::alias!(resource_versions as next_version);
     let mut query = resource_versions::table
         .select(VersionRow::as_select())
@@ -82,9 +83,10 @@ pub(super) fn history(
     if let Some(before) = q.before_seq {
         query = query.filter(resource_versions::seq.lt(before));
     }
-    let rows = query
+    query
         .order(resource_versions::seq.desc())
         .limit(q.count)
-        .load::<VersionRow>(conn)?;
+        .load::<VersionRow>(c)
+    })?;
     Ok(rows.into_iter().map(StoredVersion::from).collect())
 }

@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 use serde_json::Value;
 
-use super::connection::DbConnection;
+use super::connection::{DbConnection, on_backend};
 use super::schema::{resource_versions, resources};
 use super::{DeleteOutcome, StorageError, StorageResult, StoredVersion, WriteMethod};
 use crate::fhir::instant::EpochMillis;
@@ -53,7 +53,7 @@ pub(super) fn find_current(
     t: &str,
     id: &ResourceId,
 ) -> StorageResult<Option<StoredVersion>> {
-    let row = resources::table
+    let row = on_backend!(conn, c => resources::table
         .inner_join(
             resource_versions::table.on(resource_versions::resource_type
                 .eq(resources::resource_type)
@@ -63,8 +63,8 @@ pub(super) fn find_current(
         .filter(resources::resource_type.eq(t))
         .filter(resources::resource_id.eq(id.as_str()))
         .select(VersionRow::as_select())
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional())?;
     Ok(row.map(StoredVersion::from))
 }
 
@@ -74,18 +74,18 @@ pub(super) fn find_version(
     id: &ResourceId,
     version: VersionId,
 ) -> StorageResult<Option<StoredVersion>> {
-    let row = resource_versions::table
+    let row = on_backend!(conn, c => resource_versions::table
         .filter(resource_versions::resource_type.eq(t))
         .filter(resource_versions::resource_id.eq(id.as_str()))
         .filter(resource_versions::version_id.eq(version))
         .select(VersionRow::as_select())
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional())?;
     Ok(row.map(StoredVersion::from))
 }
 
 fn current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<Option<Current>> {
-    let row = resources::table
+    let row = on_backend!(conn, c => resources::table
         .filter(resources::resource_type.eq(t))
         .filter(resources::resource_id.eq(id.as_str()))
         .select((
@@ -93,8 +93,8 @@ fn current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<O
             resources::last_updated,
             resources::deleted,
         ))
-        .first::<(i64, i64, bool)>(conn)
-        .optional()?;
+        .first::<(i64, i64, bool)>(c)
+        .optional())?;
     Ok(row.map(|(version_id, last_updated, deleted)| Current {
         version_id,
         last_updated,
@@ -117,7 +117,7 @@ fn append(
     // Versions of one resource never go back in time, even if the clock does.
     let last_updated = previous.map_or(now, |p| now.max(p.last_updated));
     let deleted = method == WriteMethod::Delete;
-    diesel::insert_into(resource_versions::table)
+    on_backend!(conn, c => diesel::insert_into(resource_versions::table)
         .values((
             resource_versions::resource_type.eq(t),
             resource_versions::resource_id.eq(id.as_str()),
@@ -127,9 +127,9 @@ fn append(
             resource_versions::deleted.eq(deleted),
             resource_versions::content.eq(&content),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     if previous.is_some() {
-        diesel::update(resources::table)
+        on_backend!(conn, c => diesel::update(resources::table)
             .filter(resources::resource_type.eq(t))
             .filter(resources::resource_id.eq(id.as_str()))
             .set((
@@ -137,9 +137,9 @@ fn append(
                 resources::last_updated.eq(last_updated),
                 resources::deleted.eq(deleted),
             ))
-            .execute(conn)?;
+            .execute(c))?;
     } else {
-        diesel::insert_into(resources::table)
+        on_backend!(conn, c => diesel::insert_into(resources::table)
             .values((
                 resources::resource_type.eq(t),
                 resources::resource_id.eq(id.as_str()),
@@ -147,7 +147,7 @@ fn append(
                 resources::last_updated.eq(last_updated),
                 resources::deleted.eq(deleted),
             ))
-            .execute(conn)?;
+            .execute(c))?;
     }
     Ok(StoredVersion {
         seq: 0,
