@@ -240,3 +240,54 @@ pub(super) fn delete(
     )
     .map(DeleteOutcome::Deleted)
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::{Instrumentation, InstrumentationEvent};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static STARTS: AtomicUsize = AtomicUsize::new(0);
+    static CACHES: AtomicUsize = AtomicUsize::new(0);
+    struct Count;
+    impl Instrumentation for Count {
+        fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+            match event {
+                InstrumentationEvent::CacheQuery { .. } => {
+                    CACHES.fetch_add(1, Ordering::SeqCst);
+                }
+                InstrumentationEvent::StartQuery { .. } => {
+                    STARTS.fetch_add(1, Ordering::SeqCst);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    /// Reads must hit each connection's prepared-statement cache (queries through diesel's
+    /// `MultiConnection` wrapper would be prepared anew on every call).
+    fn statements_are_cached_through_the_pool() {
+        diesel::connection::set_default_instrumentation(|| Some(Box::new(Count))).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("x.db"));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let storage =
+            crate::storage::Storage::open(&url, 4, std::sync::Arc::new(crate::clock::SystemClock))
+                .unwrap();
+        let created = rt
+            .block_on(storage.create("Patient", serde_json::json!({"resourceType": "Patient"})))
+            .unwrap();
+        let id = crate::fhir::ResourceId::parse(&created.id).unwrap();
+        let before = (STARTS.load(Ordering::SeqCst), CACHES.load(Ordering::SeqCst));
+        for _ in 0..50 {
+            rt.block_on(storage.find_current("Patient", &id)).unwrap();
+        }
+        let starts = STARTS.load(Ordering::SeqCst) - before.0;
+        let prepared = CACHES.load(Ordering::SeqCst) - before.1;
+        assert!(starts >= 50, "{starts}");
+        assert!(
+            prepared <= 4,
+            "{prepared} statements prepared for 50 reads on a pool of 4"
+        );
+    }
+}
