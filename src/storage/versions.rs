@@ -6,6 +6,9 @@ use diesel::prelude::*;
 use serde_json::Value;
 
 use super::connection::{DbConnection, on_backend};
+
+// Lookups by key use `get_result`, not `first`: `first` binds `LIMIT ?`, and SQLite re-prepares
+// a statement whose bound LIMIT value it planned with, on every execution.
 use super::schema::{resource_versions, resources};
 use super::{DeleteOutcome, StorageError, StorageResult, StoredVersion, WriteMethod};
 use crate::fhir::instant::EpochMillis;
@@ -63,7 +66,7 @@ pub(super) fn find_current(
         .filter(resources::resource_type.eq(t))
         .filter(resources::resource_id.eq(id.as_str()))
         .select(VersionRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional())?;
     Ok(row.map(StoredVersion::from))
 }
@@ -79,7 +82,7 @@ pub(super) fn find_version(
         .filter(resource_versions::resource_id.eq(id.as_str()))
         .filter(resource_versions::version_id.eq(version))
         .select(VersionRow::as_select())
-        .first(c)
+        .get_result(c)
         .optional())?;
     Ok(row.map(StoredVersion::from))
 }
@@ -93,7 +96,7 @@ fn current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<O
             resources::last_updated,
             resources::deleted,
         ))
-        .first::<(i64, i64, bool)>(c)
+        .get_result::<(i64, i64, bool)>(c)
         .optional())?;
     Ok(row.map(|(version_id, last_updated, deleted)| Current {
         version_id,
