@@ -1,15 +1,14 @@
 //! The versioned resource store, the only module that names diesel: r2d2 pools over SQLite or
 //! PostgreSQL, embedded migrations, an append-only version table with a current-version table,
-//! tombstones for deletes, and history. Blocking database work runs on tokio's blocking pool,
+//! tombstones for deletes, and history. Blocking database work runs on dedicated database threads,
 //! never on the async executor.
 
 mod connection;
 mod history;
 mod schema;
+mod threads;
 mod versions;
 mod writer;
-
-use std::sync::Arc;
 
 use diesel::Connection;
 use serde_json::Value;
@@ -117,8 +116,6 @@ pub enum DeleteOutcome {
     Deleted(StoredVersion),
 }
 
-type Pool = r2d2::Pool<ConnectionManager>;
-
 fn manager_for(url: &DatabaseUrl) -> ConnectionManager {
     ConnectionManager::new(url.clone())
 }
@@ -126,10 +123,9 @@ fn manager_for(url: &DatabaseUrl) -> ConnectionManager {
 /// The store. Cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
-    pool: Pool,
     clock: SharedClock,
-    /// How many database calls may run at once.
-    slots: Arc<tokio::sync::Semaphore>,
+    /// The threads that run database work.
+    threads: threads::DbThreads,
     /// On SQLite, the group-commit writer; PostgreSQL writes from any pooled connection.
     sqlite_writer: Option<writer::Writer>,
 }
@@ -172,44 +168,30 @@ impl Storage {
             }
             DatabaseUrl::Postgres(_) => None,
         };
+        // SQLite reads are CPU work: one thread per core. PostgreSQL calls wait on the network,
+        // so every pooled connection gets a thread.
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let slots = match url {
-            DatabaseUrl::Sqlite(_) => (2 * cores).min(pool_size as usize),
+        let thread_count = match url {
+            DatabaseUrl::Sqlite(_) => cores.max(2).min(pool_size as usize),
             DatabaseUrl::Postgres(_) => pool_size as usize,
         };
+        let threads = threads::DbThreads::start(pool, thread_count)
+            .map_err(|e| StorageError::Setup(format!("cannot start the database threads: {e}")))?;
         Ok(Storage {
-            pool,
             clock,
-            slots: Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
+            threads,
             sqlite_writer,
         })
     }
 
-    /// Runs blocking database work on the blocking pool with a pooled connection.
+    /// Runs blocking database work on a database thread.
     async fn with_conn<T, F>(&self, work: F) -> StorageResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection, &Storage) -> StorageResult<T> + Send + 'static,
     {
-        // Bounding the blocking work to a few threads per core keeps a burst of requests from
-        // becoming a crowd of threads fighting over the CPU and SQLite's locks.
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| StorageError::Task(e.to_string()))?;
         let storage = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let mut conn = storage
-                .pool
-                .get()
-                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-            work(&mut conn, &storage)
-        })
-        .await
-        .map_err(|e| StorageError::Task(e.to_string()))?
+        self.threads.run(move |conn| work(conn, &storage)).await
     }
 
     /// The current version of a resource (a tombstone if it was deleted), if it ever existed.
