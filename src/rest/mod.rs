@@ -93,13 +93,18 @@ fn url_id(id: &str) -> Result<ResourceId, ApiError> {
 /// Type-level search is not part of this server version; say so instead of answering wrongly.
 async fn type_search_unavailable(
     axum::extract::Path(resource_type): axum::extract::Path<String>,
-) -> Result<(), ApiError> {
-    known_type(&resource_type)?;
-    Err(ApiError::new(
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Err(unknown) = known_type(&resource_type) {
+        return unknown.into_response();
+    }
+    let refusal = ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         IssueType::NotSupported,
         format!(
             "search on {resource_type} is not supported by this server version (see /fhir/metadata)"
         ),
-    ))
+    );
+    // A 405 names the methods the URL does allow.
+    ([(axum::http::header::ALLOW, "POST")], refusal).into_response()
 }
