@@ -20,6 +20,8 @@ diesel::table! {
         deleted -> Bool,
         /// The resource as served (canonical JSON); empty for a tombstone.
         content -> Binary,
+        /// True when this version brought the resource into existence.
+        created -> Bool,
     }
 }
 

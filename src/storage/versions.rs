@@ -26,6 +26,7 @@ pub(super) struct VersionRow {
     method: String,
     deleted: bool,
     content: Vec<u8>,
+    created: bool,
 }
 
 impl From<VersionRow> for StoredVersion {
@@ -33,7 +34,7 @@ impl From<VersionRow> for StoredVersion {
         let method = WriteMethod::parse(&row.method);
         StoredVersion {
             seq: row.seq,
-            created: !row.deleted && (row.version_id == 1 || method == WriteMethod::Post),
+            created: row.created,
             resource_type: row.resource_type,
             id: row.resource_id,
             version_id: row.version_id,
@@ -120,6 +121,7 @@ fn append(
     // Versions of one resource never go back in time, even if the clock does.
     let last_updated = previous.map_or(now, |p| now.max(p.last_updated));
     let deleted = method == WriteMethod::Delete;
+    let created = !deleted && previous.is_none_or(|p| p.deleted);
     on_backend!(conn, c => diesel::insert_into(resource_versions::table)
         .values((
             resource_versions::resource_type.eq(t),
@@ -129,6 +131,7 @@ fn append(
             resource_versions::method.eq(method.as_str()),
             resource_versions::deleted.eq(deleted),
             resource_versions::content.eq(&content),
+            resource_versions::created.eq(created),
         ))
         .execute(c))?;
     if previous.is_some() {
@@ -160,7 +163,7 @@ fn append(
         last_updated,
         method,
         deleted,
-        created: !deleted && previous.is_none_or(|p| p.deleted),
+        created,
         content,
     })
 }

@@ -169,6 +169,18 @@ async fn update_as_create_and_restore_after_delete(s: &TestServer) {
     );
     let before_delete = json_with_status(s.get("Practitioner/dr-who/_history/1").await, 200).await;
     assert_eq!(before_delete["name"][0]["family"], "Who");
+    let history = json_with_status(s.get("Practitioner/dr-who/_history").await, 200).await;
+    let statuses: Vec<&str> = history["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["201 Created", "204 No Content", "201 Created"],
+        "the restore created the resource again"
+    );
 }
 
 async fn delete_is_a_tombstone(s: &TestServer) {
