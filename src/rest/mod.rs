@@ -75,6 +75,9 @@ pub fn router(state: RestState, max_body_bytes: usize) -> Router {
         )
         .fallback(edge::unknown_route)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // A panic becomes a 500 here, which the edge turns into an OperationOutcome; the
+        // connection and the server carry on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(middleware::from_fn(edge::fhir_edge))
         .with_state(state)
 }
