@@ -106,20 +106,21 @@ fn current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<O
     }))
 }
 
-/// Appends a version and points the current-version row at it.
-#[allow(clippy::too_many_arguments)]
+/// Appends a version and points the current-version row at it. `content` makes the stored
+/// bytes from the version number and time this function assigns.
 fn append(
     conn: &mut DbConnection,
     t: &str,
     id: &ResourceId,
     previous: Option<&Current>,
     method: WriteMethod,
-    content: Vec<u8>,
+    content: impl FnOnce(VersionId, EpochMillis) -> Vec<u8>,
     now: EpochMillis,
 ) -> StorageResult<StoredVersion> {
     let version_id = previous.map_or(1, |p| p.version_id + 1);
     // Versions of one resource never go back in time, even if the clock does.
     let last_updated = previous.map_or(now, |p| now.max(p.last_updated));
+    let content = content(version_id, last_updated);
     let deleted = method == WriteMethod::Delete;
     let created = !deleted && previous.is_none_or(|p| p.deleted);
     on_backend!(conn, c => diesel::insert_into(resource_versions::table)
@@ -175,7 +176,7 @@ pub(super) fn create(
     now: EpochMillis,
 ) -> StorageResult<StoredVersion> {
     let id = ResourceId::generate();
-    let content = fhir::stamp(resource.clone(), &id, 1, now);
+    let content = |version, at| fhir::stamp(resource.clone(), &id, version, at);
     append(conn, t, &id, None, WriteMethod::Post, content, now)
 }
 
@@ -200,9 +201,7 @@ pub(super) fn update(
 ) -> StorageResult<StoredVersion> {
     let previous = current(conn, t, id)?;
     check_precondition(previous.as_ref(), if_match)?;
-    let version_id = previous.as_ref().map_or(1, |p| p.version_id + 1);
-    let last_updated = previous.as_ref().map_or(now, |p| now.max(p.last_updated));
-    let content = fhir::stamp(resource.clone(), id, version_id, last_updated);
+    let content = |version, at| fhir::stamp(resource.clone(), id, version, at);
     append(
         conn,
         t,
@@ -241,7 +240,7 @@ pub(super) fn delete(
         id,
         Some(&previous),
         WriteMethod::Delete,
-        Vec::new(),
+        |_, _| Vec::new(),
         now,
     )
     .map(DeleteOutcome::Deleted)

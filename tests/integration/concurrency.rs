@@ -16,21 +16,30 @@ on_both_backends!(
 
 const WRITERS: usize = 16;
 
-async fn if_match_races_have_one_winner(s: &TestServer) {
+/// A new Patient, and the PUT of writer `i` naming it with `w{i}`.
+async fn patient_and_writers(s: &TestServer) -> (String, Vec<reqwest::RequestBuilder>) {
     let created = s
         .create(&json!({"resourceType": "Patient", "active": true}))
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
+    let writers = (0..WRITERS)
+        .map(|i| {
+            s.request(Method::PUT, &format!("Patient/{id}"))
+                .header("content-type", "application/fhir+json")
+                .body(
+                    json!({"resourceType": "Patient", "id": id, "name": [{"family": format!("w{i}")}]})
+                        .to_string(),
+                )
+        })
+        .collect();
+    (id, writers)
+}
+
+async fn if_match_races_have_one_winner(s: &TestServer) {
+    let (id, writers) = patient_and_writers(s).await;
     let mut tasks = Vec::new();
-    for i in 0..WRITERS {
-        let request = s
-            .request(Method::PUT, &format!("Patient/{id}"))
-            .header("content-type", "application/fhir+json")
-            .header("if-match", "W/\"1\"")
-            .body(
-                json!({"resourceType": "Patient", "id": id, "name": [{"family": format!("w{i}")}]})
-                    .to_string(),
-            );
+    for writer in writers {
+        let request = writer.header("if-match", "W/\"1\"");
         tasks.push(tokio::spawn(async move {
             request.send().await.unwrap().status().as_u16()
         }));
@@ -54,19 +63,9 @@ async fn if_match_races_have_one_winner(s: &TestServer) {
 }
 
 async fn concurrent_updates_each_get_a_version(s: &TestServer) {
-    let created = s
-        .create(&json!({"resourceType": "Patient", "active": true}))
-        .await;
-    let id = created["id"].as_str().unwrap().to_owned();
+    let (id, writers) = patient_and_writers(s).await;
     let mut tasks = Vec::new();
-    for i in 0..WRITERS {
-        let request = s
-            .request(Method::PUT, &format!("Patient/{id}"))
-            .header("content-type", "application/fhir+json")
-            .body(
-                json!({"resourceType": "Patient", "id": id, "name": [{"family": format!("w{i}")}]})
-                    .to_string(),
-            );
+    for request in writers {
         tasks.push(tokio::spawn(async move {
             let response = request.send().await.unwrap();
             assert_eq!(response.status(), 200);
