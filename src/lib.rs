@@ -17,4 +17,5 @@ pub mod clock;
 pub mod config;
 pub mod fhir;
 pub mod rest;
+pub mod search;
 pub mod storage;

@@ -91,4 +91,15 @@ with open(os.path.join(out, "r4-search-parameters.json"), "w") as f:
                "entry": [{"resource": dict(resourceType="SearchParameter", **p)} for p in params]},
               f, indent=0)
     f.write("\n")
+# Compartments: {"Patient": {"Observation": ["subject", "performer"], ...}, ...}; a resource type
+# with no parameter is not in the compartment.
+compartments = {}
+for name in sorted(os.listdir(pkg)):
+    if not name.startswith("CompartmentDefinition-") or name == "CompartmentDefinition-example.json":
+        continue
+    cd = json.load(open(os.path.join(pkg, name)))
+    compartments[cd["code"]] = {r["code"]: r["param"] for r in cd["resource"] if r.get("param")}
+with open(os.path.join(out, "r4-compartments.json"), "w") as f:
+    json.dump(compartments, f, indent=1, sort_keys=True)
+    f.write("\n")
 print(len(types), "resource types,", len(params), "search parameters")

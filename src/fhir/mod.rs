@@ -9,7 +9,7 @@ pub mod instant;
 mod json_check;
 mod narrative;
 pub mod outcome;
-mod primitives;
+pub mod primitives;
 pub mod view;
 
 use std::fmt;

@@ -18,6 +18,13 @@ static ELEMENTS: LazyLock<ElementTypes> = LazyLock::new(|| {
     serde_json::from_str(include_str!("../../conformance/r4-elements.json")).unwrap_or_default()
 });
 
+/// The element table of a resource type, complex datatype or backbone element (named by its
+/// path, `Observation.component`): element name to type name. Choice elements appear once per
+/// type (`valueQuantity`, `valueString`, ...); backbone children are typed by their path.
+pub fn element_types(owner: &str) -> Option<&'static HashMap<String, String>> {
+    ELEMENTS.get(owner)
+}
+
 /// Most issues reported for one resource.
 const MAX_ISSUES: usize = 20;
 /// FHIR strings are at most 1 MiB.
