@@ -47,8 +47,13 @@ fn storage(c: &mut Criterion) {
     let url = DatabaseUrl::Sqlite(dir.path().join("bench.db"));
     let storage = Storage::open(&url, 8, Arc::new(SystemClock)).unwrap();
     let value: Value = serde_json::from_slice(&patient()).unwrap();
+    let registry = hearth::search::Registry::r4();
+    let index = hearth::search::extract(&registry, &value, "http://localhost/fhir");
+    c.bench_function("extract Patient index rows", |b| {
+        b.iter(|| hearth::search::extract(&registry, &value, "http://localhost/fhir"))
+    });
     let created = runtime
-        .block_on(storage.create("Patient", value.clone()))
+        .block_on(storage.create("Patient", value.clone(), index.clone()))
         .unwrap();
     let id = ResourceId::parse(&created.id).unwrap();
     c.bench_function("sqlite read current version", |b| {
@@ -63,7 +68,7 @@ fn storage(c: &mut Criterion) {
     group.bench_function("create (one writer, fsync per commit)", |b| {
         b.iter(|| {
             runtime
-                .block_on(storage.create("Patient", value.clone()))
+                .block_on(storage.create("Patient", value.clone(), index.clone()))
                 .unwrap()
         })
     });
@@ -72,8 +77,11 @@ fn storage(c: &mut Criterion) {
             runtime.block_on(async {
                 let writes: Vec<_> = (0..32)
                     .map(|_| {
-                        let (storage, value) = (storage.clone(), value.clone());
-                        tokio::spawn(async move { storage.create("Patient", value).await.unwrap() })
+                        let (storage, value, index) =
+                            (storage.clone(), value.clone(), index.clone());
+                        tokio::spawn(async move {
+                            storage.create("Patient", value, index).await.unwrap()
+                        })
                     })
                     .collect();
                 for write in writes {

@@ -51,6 +51,7 @@ pub fn router(config: &Config, storage: Storage, public_url: &str, clock: &dyn C
         storage,
         format!("{public_url}/fhir"),
         format_instant(clock.now_millis()),
+        crate::search::SharedRegistry::new(crate::search::Registry::r4()),
     );
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

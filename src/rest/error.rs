@@ -100,6 +100,7 @@ impl From<StorageError> for ApiError {
                 )],
                 internal: Some(detail),
             },
+            StorageError::BadCursor(detail) => ApiError::bad_request(IssueType::Value, detail),
             other => ApiError::internal(other.to_string()),
         }
     }

@@ -19,10 +19,10 @@ use axum::routing::get;
 use serde_json::Value;
 
 pub use error::ApiError;
-use interactions::{capabilities, create, delete, history, read, update, vread};
+use interactions::{capabilities, create, delete, history, read, search, update, vread};
 
 use crate::fhir::ResourceId;
-use crate::fhir::outcome::IssueType;
+use crate::search::{IndexRows, SharedRegistry};
 use crate::storage::Storage;
 
 /// What the FHIR handlers share.
@@ -34,17 +34,34 @@ pub struct RestState {
     pub base: Arc<str>,
     /// The CapabilityStatement, built once at start.
     pub capabilities: Arc<Value>,
+    /// The search parameters.
+    pub registry: SharedRegistry,
 }
 
 impl RestState {
     /// State for a server whose FHIR base URL is `base`.
-    pub fn new(storage: Storage, base: String, started_at: String) -> Self {
-        let capabilities = Arc::new(capabilities::capability_statement(&base, &started_at));
+    pub fn new(
+        storage: Storage,
+        base: String,
+        started_at: String,
+        registry: SharedRegistry,
+    ) -> Self {
+        let capabilities = Arc::new(capabilities::capability_statement(
+            &base,
+            &started_at,
+            &registry.current(),
+        ));
         RestState {
             storage,
             base: base.into(),
             capabilities,
+            registry,
         }
+    }
+
+    /// The index rows of a resource about to be written.
+    pub fn index(&self, resource: &Value) -> IndexRows {
+        crate::search::extract(&self.registry.current(), resource, &self.base)
     }
 }
 
@@ -52,11 +69,23 @@ impl RestState {
 /// under `/fhir`, with a plain 404 elsewhere.
 pub fn router(state: RestState, max_body_bytes: usize) -> Router {
     Router::new()
+        .route("/fhir", get(search::system_search))
+        .route(
+            "/fhir/_search",
+            axum::routing::post(search::system_search_post),
+        )
         .route("/fhir/metadata", get(capabilities::read_capabilities))
         .route("/fhir/_history", get(history::system_history))
         .route(
             "/fhir/{resource_type}",
-            get(type_search_unavailable).post(create::create_resource),
+            get(search::type_search)
+                .post(create::create_resource)
+                .put(update::conditional_update)
+                .delete(delete::conditional_delete),
+        )
+        .route(
+            "/fhir/{resource_type}/_search",
+            axum::routing::post(search::type_search_post),
         )
         .route("/fhir/{resource_type}/_history", get(history::type_history))
         .route(
@@ -68,6 +97,10 @@ pub fn router(state: RestState, max_body_bytes: usize) -> Router {
         .route(
             "/fhir/{resource_type}/{id}/_history",
             get(history::instance_history),
+        )
+        .route(
+            "/fhir/{resource_type}/{id}/{target_type}",
+            get(search::compartment_search),
         )
         .route(
             "/fhir/{resource_type}/{id}/_history/{version}",
@@ -91,23 +124,4 @@ fn known_type(resource_type: &str) -> Result<(), ApiError> {
 /// Checks the id of a URL.
 fn url_id(id: &str) -> Result<ResourceId, ApiError> {
     ResourceId::parse(id).map_err(ApiError::from)
-}
-
-/// Type-level search is not part of this server version; say so instead of answering wrongly.
-async fn type_search_unavailable(
-    axum::extract::Path(resource_type): axum::extract::Path<String>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    if let Err(unknown) = known_type(&resource_type) {
-        return unknown.into_response();
-    }
-    let refusal = ApiError::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        IssueType::NotSupported,
-        format!(
-            "search on {resource_type} is not supported by this server version (see /fhir/metadata)"
-        ),
-    );
-    // A 405 names the methods the URL does allow.
-    ([(axum::http::header::ALLOW, "POST")], refusal).into_response()
 }

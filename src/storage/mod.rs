@@ -3,9 +3,12 @@
 //! tombstones for deletes, and history. Blocking database work runs on dedicated database threads,
 //! never on the async executor.
 
+mod conditional;
 mod connection;
 mod history;
+mod index;
 mod schema;
+mod search;
 mod threads;
 mod versions;
 mod writer;
@@ -17,8 +20,11 @@ use crate::clock::SharedClock;
 use crate::config::DatabaseUrl;
 use crate::fhir::instant::EpochMillis;
 use crate::fhir::{ResourceId, VersionId};
+use crate::search::IndexRows;
+pub use conditional::{Conditional, MAX_CONDITIONAL_DELETES};
 use connection::{ConnectionManager, DbConnection};
 pub use history::{HistoryQuery, HistoryScope};
+pub use search::{Hit, SearchPage, explain_sql};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +49,9 @@ pub enum StorageError {
     /// A query failed.
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
+    /// A paging cursor that this server did not issue, or for another search.
+    #[error("{0}")]
+    BadCursor(String),
     /// A blocking task failed to complete.
     #[error("storage task failed: {0}")]
     Task(String),
@@ -222,9 +231,10 @@ impl Storage {
         &self,
         resource_type: &str,
         resource: Value,
+        index: IndexRows,
     ) -> StorageResult<StoredVersion> {
         let t = resource_type.to_owned();
-        self.write(move |conn, now| versions::create(conn, &t, &resource, now))
+        self.write(move |conn, now| versions::create(conn, &t, &resource, &index, now))
             .await
     }
 
@@ -235,11 +245,14 @@ impl Storage {
         resource_type: &str,
         id: &ResourceId,
         resource: Value,
+        index: IndexRows,
         if_match: Option<VersionId>,
     ) -> StorageResult<StoredVersion> {
         let (t, id) = (resource_type.to_owned(), id.clone());
-        self.write(move |conn, now| versions::update(conn, &t, &id, &resource, if_match, now))
-            .await
+        self.write(move |conn, now| {
+            versions::update(conn, &t, &id, &resource, &index, if_match, now)
+        })
+        .await
     }
 
     /// Deletes a resource by writing a tombstone version.
@@ -251,6 +264,64 @@ impl Storage {
     ) -> StorageResult<DeleteOutcome> {
         let (t, id) = (resource_type.to_owned(), id.clone());
         self.write(move |conn, now| versions::delete(conn, &t, &id, if_match, now))
+            .await
+    }
+
+    /// Runs a search.
+    pub async fn search(
+        &self,
+        query: crate::search::query::SearchQuery,
+    ) -> StorageResult<SearchPage> {
+        self.with_conn(move |conn, _| search::search(conn, &query))
+            .await
+    }
+
+    /// Ids of the live resources that match `query`, at most `limit` (conditional
+    /// interactions).
+    pub async fn matching(
+        &self,
+        query: crate::search::query::SearchQuery,
+        limit: usize,
+    ) -> StorageResult<Vec<String>> {
+        self.with_conn(move |conn, _| search::matching(conn, &query, limit))
+            .await
+    }
+
+    /// Conditional create: creates unless `query` matches; `key` names the criteria.
+    pub async fn create_if_none(
+        &self,
+        query: crate::search::query::SearchQuery,
+        key: String,
+        resource: Value,
+        index: IndexRows,
+    ) -> StorageResult<Conditional> {
+        self.write(move |conn, now| conditional::create(conn, &query, &key, &resource, &index, now))
+            .await
+    }
+
+    /// Conditional update: updates the one resource `query` matches, or creates one.
+    pub async fn update_matching(
+        &self,
+        query: crate::search::query::SearchQuery,
+        key: String,
+        resource: Value,
+        index: IndexRows,
+        if_match: Option<VersionId>,
+    ) -> StorageResult<Conditional> {
+        self.write(move |conn, now| {
+            conditional::update(conn, &query, &key, &resource, &index, if_match, now)
+        })
+        .await
+    }
+
+    /// Conditional delete: deletes every resource `query` matches, or returns how many there
+    /// were when they are more than [`MAX_CONDITIONAL_DELETES`].
+    pub async fn delete_matching(
+        &self,
+        query: crate::search::query::SearchQuery,
+        key: String,
+    ) -> StorageResult<Result<Vec<StoredVersion>, usize>> {
+        self.write(move |conn, now| conditional::delete(conn, &query, &key, now))
             .await
     }
 

@@ -42,3 +42,107 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(resource_versions, resources);
+
+// The search index tables have no primary key in the database; the keys named here only
+// satisfy diesel's `table!`.
+
+diesel::table! {
+    /// String parameter values, normalized (lower case, no accents) and exact.
+    search_string (resource_type, resource_id, code, value_normalized) {
+        resource_type -> Text,
+        resource_id -> Text,
+        code -> Text,
+        value_normalized -> Text,
+        value_exact -> Text,
+    }
+}
+
+diesel::table! {
+    /// Token parameter values.
+    search_token (resource_type, resource_id, code) {
+        resource_type -> Text,
+        resource_id -> Text,
+        code -> Text,
+        system -> Nullable<Text>,
+        value -> Nullable<Text>,
+        display -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Date parameter values as half-open ranges of epoch milliseconds.
+    search_date (resource_type, resource_id, code, start_ms) {
+        resource_type -> Text,
+        resource_id -> Text,
+        code -> Text,
+        start_ms -> BigInt,
+        end_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Number parameter values.
+    search_number (resource_type, resource_id, code, low) {
+        resource_type -> Text,
+        resource_id -> Text,
+        code -> Text,
+        low -> Double,
+        high -> Double,
+    }
+}
+
+diesel::table! {
+    /// Quantity parameter values.
+    search_quantity (resource_type, resource_id, code, low) {
+        resource_type -> Text,
+        resource_id -> Text,
+        code -> Text,
+        system -> Nullable<Text>,
+        unit_code -> Nullable<Text>,
+        low -> Double,
+        high -> Double,
+    }
+}
+
+diesel::table! {
+    /// Reference parameter values: a local target or a URL.
+    search_reference (resource_type, resource_id, code) {
+        resource_type -> Text,
+        resource_id -> Text,
+        code -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        target_url -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Uri parameter values.
+    search_uri (resource_type, resource_id, code, value) {
+        resource_type -> Text,
+        resource_id -> Text,
+        code -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    /// Composite parameter values, one slot per component.
+    search_composite (resource_type, resource_id, code) {
+        resource_type -> Text,
+        resource_id -> Text,
+        code -> Text,
+        s1_system -> Nullable<Text>,
+        s1_value -> Nullable<Text>,
+        s1_low -> Nullable<Double>,
+        s1_high -> Nullable<Double>,
+        s2_system -> Nullable<Text>,
+        s2_value -> Nullable<Text>,
+        s2_low -> Nullable<Double>,
+        s2_high -> Nullable<Double>,
+        s3_system -> Nullable<Text>,
+        s3_value -> Nullable<Text>,
+        s3_low -> Nullable<Double>,
+        s3_high -> Nullable<Double>,
+    }
+}

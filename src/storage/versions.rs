@@ -13,6 +13,7 @@ use super::schema::{resource_versions, resources};
 use super::{DeleteOutcome, StorageError, StorageResult, StoredVersion, WriteMethod};
 use crate::fhir::instant::EpochMillis;
 use crate::fhir::{self, ResourceId, VersionId};
+use crate::search::IndexRows;
 
 /// A row of `resource_versions`.
 #[derive(Queryable, Selectable)]
@@ -115,6 +116,7 @@ fn append(
     previous: Option<&Current>,
     method: WriteMethod,
     content: impl FnOnce(VersionId, EpochMillis) -> Vec<u8>,
+    index: Option<&IndexRows>,
     now: EpochMillis,
 ) -> StorageResult<StoredVersion> {
     let version_id = previous.map_or(1, |p| p.version_id + 1);
@@ -156,6 +158,13 @@ fn append(
             ))
             .execute(c))?;
     }
+    // The index describes the current version only: a tombstone has no rows.
+    if previous.is_some_and(|p| !p.deleted) {
+        super::index::clear(conn, t, id.as_str())?;
+    }
+    if let Some(rows) = index.filter(|_| !deleted) {
+        super::index::insert(conn, t, id.as_str(), rows)?;
+    }
     Ok(StoredVersion {
         seq: 0,
         resource_type: t.to_owned(),
@@ -173,11 +182,21 @@ pub(super) fn create(
     conn: &mut DbConnection,
     t: &str,
     resource: &Value,
+    index: &IndexRows,
     now: EpochMillis,
 ) -> StorageResult<StoredVersion> {
     let id = ResourceId::generate();
     let content = |version, at| fhir::stamp(resource.clone(), &id, version, at);
-    append(conn, t, &id, None, WriteMethod::Post, content, now)
+    append(
+        conn,
+        t,
+        &id,
+        None,
+        WriteMethod::Post,
+        content,
+        Some(index),
+        now,
+    )
 }
 
 fn check_precondition(current: Option<&Current>, if_match: Option<VersionId>) -> StorageResult<()> {
@@ -196,6 +215,7 @@ pub(super) fn update(
     t: &str,
     id: &ResourceId,
     resource: &Value,
+    index: &IndexRows,
     if_match: Option<VersionId>,
     now: EpochMillis,
 ) -> StorageResult<StoredVersion> {
@@ -209,6 +229,7 @@ pub(super) fn update(
         previous.as_ref(),
         WriteMethod::Put,
         content,
+        Some(index),
         now,
     )
 }
@@ -241,6 +262,7 @@ pub(super) fn delete(
         Some(&previous),
         WriteMethod::Delete,
         |_, _| Vec::new(),
+        None,
         now,
     )
     .map(DeleteOutcome::Deleted)
@@ -280,7 +302,11 @@ mod tests {
             crate::storage::Storage::open(&url, 4, std::sync::Arc::new(crate::clock::SystemClock))
                 .unwrap();
         let created = rt
-            .block_on(storage.create("Patient", serde_json::json!({"resourceType": "Patient"})))
+            .block_on(storage.create(
+                "Patient",
+                serde_json::json!({"resourceType": "Patient"}),
+                crate::search::IndexRows::default(),
+            ))
             .unwrap();
         let id = crate::fhir::ResourceId::parse(&created.id).unwrap();
         let before = (STARTS.load(Ordering::SeqCst), CACHES.load(Ordering::SeqCst));

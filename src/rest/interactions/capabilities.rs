@@ -9,9 +9,12 @@ use serde_json::{Value, json};
 use crate::fhir::conformance::resource_types;
 use crate::rest::RestState;
 use crate::rest::response::{FhirBody, FhirResponse};
+use crate::search::registry::ENGINE_PARAMS;
+use crate::search::{ParamType, Registry};
 
 /// The interactions every resource type supports (see `rest::router`).
-const TYPE_INTERACTIONS: [&str; 7] = [
+const TYPE_INTERACTIONS: [&str; 8] = [
+    "search-type",
     "read",
     "vread",
     "update",
@@ -22,9 +25,25 @@ const TYPE_INTERACTIONS: [&str; 7] = [
 ];
 
 /// Builds the CapabilityStatement of this server.
-pub fn capability_statement(base: &str, date: &str) -> Value {
+pub fn capability_statement(base: &str, date: &str, registry: &Registry) -> Value {
     let resources: Vec<Value> = resource_types()
         .map(|t| {
+            let mut params: Vec<Value> = vec![
+                json!({"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"}),
+                json!({"name": "_lastUpdated", "type": "date", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"}),
+            ];
+            let mut includes = Vec::new();
+            for p in registry.params(t) {
+                if p.expression.is_none() || ENGINE_PARAMS.contains(&p.code.as_str()) {
+                    continue;
+                }
+                params.push(json!({"name": p.code, "type": p.kind.code(), "definition": p.url}));
+                if p.kind == ParamType::Reference {
+                    includes.push(Value::String(format!("{t}:{}", p.code)));
+                }
+            }
+            includes.push(Value::String("*".into()));
+            let revincludes: Vec<Value> = revincludes_of(registry, t);
             json!({
                 "type": t,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
@@ -32,10 +51,13 @@ pub fn capability_statement(base: &str, date: &str) -> Value {
                 "versioning": "versioned-update",
                 "readHistory": true,
                 "updateCreate": true,
-                "conditionalCreate": false,
+                "conditionalCreate": true,
                 "conditionalRead": "not-supported",
-                "conditionalUpdate": false,
-                "conditionalDelete": "not-supported",
+                "conditionalUpdate": true,
+                "conditionalDelete": "multiple",
+                "searchInclude": includes,
+                "searchRevInclude": revincludes,
+                "searchParam": params,
             })
         })
         .collect();
@@ -56,11 +78,40 @@ pub fn capability_statement(base: &str, date: &str) -> Value {
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
         "rest": [{
             "mode": "server",
-            "documentation": "Reads and writes of every R4 resource type, versioned, with history.",
+            "documentation": "Reads, writes, history and search of every R4 resource type, versioned.",
             "resource": resources,
-            "interaction": [{"code": "history-system"}],
+            "interaction": [{"code": "history-system"}, {"code": "search-system"}],
+            "searchParam": [
+                {"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
+                {"name": "_lastUpdated", "type": "date", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
+                {"name": "_type", "type": "token", "documentation": "The resource types to search (comma-separated)"},
+            ],
+            "compartment": [
+                "http://hl7.org/fhir/CompartmentDefinition/patient",
+                "http://hl7.org/fhir/CompartmentDefinition/encounter",
+                "http://hl7.org/fhir/CompartmentDefinition/relatedPerson",
+                "http://hl7.org/fhir/CompartmentDefinition/practitioner",
+                "http://hl7.org/fhir/CompartmentDefinition/device",
+            ],
         }],
     })
+}
+
+/// `Source:param` for every reference parameter of any type that may point at `t`.
+fn revincludes_of(registry: &Registry, t: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for source in resource_types() {
+        for p in registry.params(source) {
+            if p.kind == ParamType::Reference
+                && p.expression.is_some()
+                && (p.targets.is_empty() || p.targets.iter().any(|target| target == t))
+            {
+                out.push(Value::String(format!("{source}:{}", p.code)));
+            }
+        }
+    }
+    out.push(Value::String("*".into()));
+    out
 }
 
 /// Returns the CapabilityStatement; needs no authorization.
@@ -77,7 +128,8 @@ mod tests {
 
     #[test]
     fn the_statement_is_a_valid_r4_resource() {
-        let statement = capability_statement("http://h/fhir", "2026-01-01T00:00:00.000Z");
+        let statement =
+            capability_statement("http://h/fhir", "2026-01-01T00:00:00.000Z", &Registry::r4());
         let bytes = serde_json::to_vec(&statement).unwrap();
         let parsed = parse_resource(&bytes, Format::Json, Some("CapabilityStatement"));
         assert!(parsed.is_ok(), "{parsed:?}");

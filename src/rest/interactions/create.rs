@@ -11,6 +11,37 @@ use crate::fhir::parse_resource;
 use crate::rest::format::body_format;
 use crate::rest::response::FhirResponse;
 use crate::rest::{ApiError, RestState, known_type};
+use crate::storage::Conditional;
+
+/// Parses the criteria of a conditional interaction (the query of `If-None-Exist`, or of a
+/// conditional update or delete URL). Criteria are strict: an unknown parameter would
+/// otherwise match everything. Returns the query and a key naming the criteria.
+pub fn conditional_criteria(
+    state: &RestState,
+    resource_type: &str,
+    criteria: Option<&str>,
+    what: &str,
+) -> Result<(crate::search::query::SearchQuery, String), ApiError> {
+    let text = criteria.unwrap_or_default();
+    let text = text
+        .strip_prefix(&format!("{resource_type}?"))
+        .unwrap_or(text);
+    let text = text.strip_prefix('?').unwrap_or(text);
+    let params = super::search::query_params(Some(text));
+    let mut query =
+        super::search::parse_search(state, vec![resource_type.to_owned()], &params, true)?;
+    if query.clauses.is_empty() {
+        return Err(ApiError::bad_request(
+            IssueType::Invalid,
+            format!("{what} needs search criteria (such as identifier=system|value)"),
+        ));
+    }
+    query.sort.clear();
+    let mut sorted = params;
+    sorted.sort();
+    let key = format!("{resource_type}?{sorted:?}");
+    Ok((query, key))
+}
 
 /// Creates a resource.
 #[utoipa::path(post, path = "/fhir/{type}", tag = "FHIR",
@@ -26,15 +57,45 @@ pub async fn create_resource(
     body: Bytes,
 ) -> Result<FhirResponse, ApiError> {
     known_type(&resource_type)?;
-    if headers.contains_key("if-none-exist") {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            IssueType::NotSupported,
-            "conditional create (If-None-Exist) is not supported by this server version; nothing was created",
-        ));
-    }
+    let criteria = match headers.get("if-none-exist") {
+        Some(value) => Some(conditional_criteria(
+            &state,
+            &resource_type,
+            value.to_str().ok(),
+            "If-None-Exist",
+        )?),
+        None => None,
+    };
     let format = body_format(&headers)?;
     let resource = parse_resource(&body, format, Some(&resource_type))?;
-    let version = state.storage.create(&resource_type, resource).await?;
-    Ok(written(&state.base, version, &headers))
+    let index = state.index(&resource);
+    let Some((query, key)) = criteria else {
+        let version = state
+            .storage
+            .create(&resource_type, resource, index)
+            .await?;
+        return Ok(written(&state.base, version, &headers));
+    };
+    match state
+        .storage
+        .create_if_none(query, key, resource, index)
+        .await?
+    {
+        Conditional::Written(version) => Ok(written(&state.base, version, &headers)),
+        Conditional::Matched(ids) if ids.len() == 1 => {
+            // One match: nothing is created and the existing resource is the answer.
+            let id = crate::rest::url_id(&ids[0])?;
+            let existing = state
+                .storage
+                .find_current(&resource_type, &id)
+                .await?
+                .ok_or_else(|| ApiError::internal("a matched resource vanished"))?;
+            Ok(written(&state.base, existing, &headers))
+        }
+        Conditional::Matched(_) | Conditional::IdMismatch(_) => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            IssueType::MultipleMatches,
+            "If-None-Exist matched more than one resource; nothing was created",
+        )),
+    }
 }

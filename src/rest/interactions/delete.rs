@@ -5,11 +5,12 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
+use crate::fhir::outcome::IssueType;
 use crate::fhir::outcome::{Issue, operation_outcome};
 use crate::rest::preconditions::{PreferReturn, if_match, prefer_return};
 use crate::rest::response::{FhirBody, FhirResponse};
 use crate::rest::{ApiError, RestState, known_type, url_id};
-use crate::storage::DeleteOutcome;
+use crate::storage::{DeleteOutcome, MAX_CONDITIONAL_DELETES};
 
 /// Deletes a resource.
 #[utoipa::path(delete, path = "/fhir/{type}/{id}", tag = "FHIR",
@@ -56,4 +57,53 @@ pub async fn delete_resource(
         )])));
     }
     Ok(answer)
+}
+
+/// Conditional delete: `DELETE [base]/[type]?criteria` deletes every match (up to
+/// [`MAX_CONDITIONAL_DELETES`]; more is a 412).
+#[utoipa::path(delete, path = "/fhir/{type}", tag = "FHIR",
+    params(("type" = String, Path, description = "Resource type")),
+    responses((status = 200, description = "Deleted (OperationOutcome)"), (status = 204, description = "Deleted (Prefer: return=minimal)"),
+        (status = 412, description = "Too many matches")))]
+pub async fn conditional_delete(
+    State(state): State<RestState>,
+    Path(resource_type): Path<String>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: HeaderMap,
+) -> Result<FhirResponse, ApiError> {
+    known_type(&resource_type)?;
+    let (query, key) = super::create::conditional_criteria(
+        &state,
+        &resource_type,
+        uri.query(),
+        "a conditional delete",
+    )?;
+    let deleted = match state.storage.delete_matching(query, key).await? {
+        Ok(deleted) => deleted,
+        Err(count) => {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                IssueType::MultipleMatches,
+                format!(
+                    "the criteria match {count} or more resources; a conditional delete removes at most {MAX_CONDITIONAL_DELETES}"
+                ),
+            ));
+        }
+    };
+    let message = match deleted.as_slice() {
+        [] => "no resource matched; nothing was deleted".to_owned(),
+        [one] => format!(
+            "deleted {resource_type}/{} (version {})",
+            one.id, one.version_id
+        ),
+        many => format!("deleted {} {resource_type} resources", many.len()),
+    };
+    if prefer_return(&headers) == PreferReturn::Minimal {
+        return Ok(FhirResponse::new(StatusCode::NO_CONTENT));
+    }
+    Ok(
+        FhirResponse::new(StatusCode::OK).body(FhirBody::Value(operation_outcome(&[
+            Issue::information(message),
+        ]))),
+    )
 }

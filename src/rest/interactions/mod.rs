@@ -5,6 +5,7 @@ pub mod create;
 pub mod delete;
 pub mod history;
 pub mod read;
+pub mod search;
 pub mod update;
 pub mod vread;
 

@@ -12,6 +12,7 @@ use crate::rest::format::body_format;
 use crate::rest::preconditions::if_match;
 use crate::rest::response::FhirResponse;
 use crate::rest::{ApiError, RestState, known_type, url_id};
+use crate::storage::Conditional;
 
 /// Updates (or creates) a resource with a client-chosen id.
 #[utoipa::path(put, path = "/fhir/{type}/{id}", tag = "FHIR",
@@ -47,9 +48,56 @@ pub async fn update_resource(
             ));
         }
     }
+    let index = state.index(&resource);
     let version = state
         .storage
-        .update(&resource_type, &id, resource, expected)
+        .update(&resource_type, &id, resource, index, expected)
         .await?;
     Ok(written(&state.base, version, &headers))
+}
+
+/// Conditional update: `PUT [base]/[type]?criteria` updates the one match, creates when none
+/// matches, and fails with 412 when several do.
+#[utoipa::path(put, path = "/fhir/{type}", tag = "FHIR",
+    params(("type" = String, Path, description = "Resource type")),
+    request_body(content = String, content_type = "application/fhir+json", description = "The resource"),
+    responses((status = 200, description = "Updated"), (status = 201, description = "Created"),
+        (status = 400, description = "Invalid resource or criteria"), (status = 412, description = "Several matches")))]
+pub async fn conditional_update(
+    State(state): State<RestState>,
+    Path(resource_type): Path<String>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<FhirResponse, ApiError> {
+    known_type(&resource_type)?;
+    let (query, key) = super::create::conditional_criteria(
+        &state,
+        &resource_type,
+        uri.query(),
+        "a conditional update",
+    )?;
+    let expected = if_match(&headers)?;
+    let format = body_format(&headers)?;
+    let resource = parse_resource(&body, format, Some(&resource_type))?;
+    if let Some(id) = resource.get("id").and_then(|v| v.as_str()) {
+        url_id(id)?;
+    }
+    let index = state.index(&resource);
+    match state
+        .storage
+        .update_matching(query, key, resource, index, expected)
+        .await?
+    {
+        Conditional::Written(version) => Ok(written(&state.base, version, &headers)),
+        Conditional::IdMismatch(found) => Err(ApiError::bad_request(
+            IssueType::Invalid,
+            format!("the criteria match {resource_type}/{found}, but the body carries another id"),
+        )),
+        Conditional::Matched(_) => Err(ApiError::new(
+            axum::http::StatusCode::PRECONDITION_FAILED,
+            IssueType::MultipleMatches,
+            "the criteria match more than one resource; nothing was updated",
+        )),
+    }
 }

@@ -1,0 +1,2 @@
+DROP TABLE search_composite;
+DROP INDEX search_reference_url;

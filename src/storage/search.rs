@@ -1,0 +1,1295 @@
+//! Search as SQL over the index tables. A parsed [`SearchQuery`] becomes one query for the
+//! page (keyset-paged on the sort keys, with the resource type and id as the final tiebreak),
+//! one count when a total is wanted, and a few for `_include`/`_revinclude`. Values are always
+//! bound, never spliced into the SQL text.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use diesel::prelude::*;
+use diesel::query_builder::BoxedSqlQuery;
+use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
+use serde::{Deserialize, Serialize};
+
+use super::connection::{DbConnection, on_backend};
+use super::{StorageError, StorageResult};
+use crate::search::query::{
+    Condition, Include, Prefix, SearchQuery, SortBy, SortKey, StringMode, SystemMatch, Table,
+    Total, UriMode, ValueMatch,
+};
+
+/// A resource found by a search.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// Its type.
+    pub resource_type: String,
+    /// Its id.
+    pub id: String,
+    /// Its current content.
+    pub content: Vec<u8>,
+}
+
+/// One page of results.
+#[derive(Debug, Default)]
+pub struct SearchPage {
+    /// The matches, in order.
+    pub matches: Vec<Hit>,
+    /// Resources added by `_include`/`_revinclude`.
+    pub included: Vec<Hit>,
+    /// The number of matches, when asked for (or known).
+    pub total: Option<i64>,
+    /// The cursor of the next page.
+    pub next: Option<String>,
+    /// The cursor of the previous page.
+    pub previous: Option<String>,
+}
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Bind {
+    #[serde(rename = "t")]
+    Text(String),
+    #[serde(rename = "i")]
+    Int(i64),
+    #[serde(rename = "f")]
+    Float(f64),
+}
+
+/// SQL text with its binds, written for one backend's placeholder style.
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+    postgres: bool,
+    aliases: usize,
+}
+
+impl Sql {
+    fn new(postgres: bool) -> Sql {
+        Sql {
+            text: String::with_capacity(512),
+            binds: Vec::new(),
+            postgres,
+            aliases: 0,
+        }
+    }
+
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    fn bind(&mut self, value: Bind) -> &mut Self {
+        self.binds.push(value);
+        if self.postgres {
+            let _ = write!(self.text, "${}", self.binds.len());
+        } else {
+            self.text.push('?');
+        }
+        self
+    }
+
+    fn text(&mut self, value: &str) -> &mut Self {
+        self.bind(Bind::Text(value.to_owned()))
+    }
+
+    fn alias(&mut self) -> String {
+        self.aliases += 1;
+        format!("a{}", self.aliases)
+    }
+}
+
+fn bind_all<'a, DB>(
+    mut query: BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>,
+    binds: &[Bind],
+) -> BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<BigInt>
+        + diesel::sql_types::HasSqlType<Double>,
+    String: diesel::serialize::ToSql<Text, DB>,
+    i64: diesel::serialize::ToSql<BigInt, DB>,
+    f64: diesel::serialize::ToSql<Double, DB>,
+{
+    for bind in binds {
+        query = match bind.clone() {
+            Bind::Text(s) => query.bind::<Text, _>(s),
+            Bind::Int(i) => query.bind::<BigInt, _>(i),
+            Bind::Float(f) => query.bind::<Double, _>(f),
+        };
+    }
+    query
+}
+
+/// Runs `sql` and loads rows of `T`.
+macro_rules! load {
+    ($conn:expr, $sql:expr, $row:ty) => {{
+        let sql: &Sql = $sql;
+        on_backend!($conn, c => bind_all(diesel::sql_query(sql.text.clone()).into_boxed(), &sql.binds)
+            .load::<$row>(c))
+    }};
+}
+
+fn table_name(table: Table) -> &'static str {
+    match table {
+        Table::String => "search_string",
+        Table::Token => "search_token",
+        Table::Date => "search_date",
+        Table::Number => "search_number",
+        Table::Quantity => "search_quantity",
+        Table::Reference => "search_reference",
+        Table::Uri => "search_uri",
+        Table::Composite => "search_composite",
+    }
+}
+
+/// The largest character: `prefix || MAX_CHAR` bounds every string that starts with `prefix`.
+const MAX_CHAR: char = '\u{10FFFF}';
+
+/// `column` starts with `prefix` (a range, so an index serves it).
+fn starts_with(sql: &mut Sql, column: &str, prefix: &str) {
+    sql.push("(").push(column).push(" >= ").text(prefix);
+    sql.push(" AND ").push(column).push(" < ");
+    sql.text(&format!("{prefix}{MAX_CHAR}")).push(")");
+}
+
+fn like_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Writes the condition that resource alias `row` (of type `t`) meets `condition`.
+fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition) {
+    match cond {
+        Condition::Ids(ids) => {
+            sql.push(row).push(".resource_id IN (");
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.text(id);
+            }
+            sql.push(")");
+        }
+        Condition::LastUpdated(alternatives) => {
+            sql.push("(");
+            for (i, alternative) in alternatives.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                if let ValueMatch::Date { prefix, start, end } = alternative {
+                    let at = format!("{row}.last_updated");
+                    let after = format!("({row}.last_updated + 1)");
+                    date_predicate(sql, &at, &after, *prefix, *start, *end);
+                } else {
+                    sql.push("1 = 0");
+                }
+            }
+            sql.push(")");
+        }
+        Condition::Match {
+            table,
+            code,
+            alternatives,
+            negate,
+        } => {
+            let a = sql.alias();
+            sql.push(row).push(if *negate {
+                ".resource_id NOT IN ("
+            } else {
+                ".resource_id IN ("
+            });
+            let _ = write!(
+                sql.text,
+                "SELECT {a}.resource_id FROM {} {a} WHERE {a}.resource_type = ",
+                table_name(*table)
+            );
+            sql.text(t)
+                .push(&format!(" AND {a}.code = "))
+                .text(code)
+                .push(" AND (");
+            for (i, alternative) in alternatives.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                value_predicate(sql, *table, &a, alternative);
+            }
+            sql.push("))");
+        }
+        Condition::Missing {
+            table,
+            code,
+            missing,
+        } => {
+            let a = sql.alias();
+            sql.push(row).push(if *missing {
+                ".resource_id NOT IN ("
+            } else {
+                ".resource_id IN ("
+            });
+            let _ = write!(
+                sql.text,
+                "SELECT {a}.resource_id FROM {} {a} WHERE {a}.resource_type = ",
+                table_name(*table)
+            );
+            sql.text(t)
+                .push(&format!(" AND {a}.code = "))
+                .text(code)
+                .push(")");
+        }
+        Condition::Chain { code, targets } => {
+            let a = sql.alias();
+            sql.push(row).push(".resource_id IN (");
+            let _ = write!(
+                sql.text,
+                "SELECT {a}.resource_id FROM search_reference {a} WHERE {a}.resource_type = "
+            );
+            sql.text(t)
+                .push(&format!(" AND {a}.code = "))
+                .text(code)
+                .push(" AND (");
+            for (i, (target, inner)) in targets.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                let _ = write!(sql.text, "({a}.target_type = ");
+                sql.text(target).push(&format!(" AND {a}.target_id IN ("));
+                matching_ids(sql, target, inner);
+                sql.push("))");
+            }
+            sql.push("))");
+        }
+        Condition::Has {
+            source_type,
+            code,
+            inner,
+        } => {
+            let a = sql.alias();
+            sql.push(row).push(".resource_id IN (");
+            let _ = write!(
+                sql.text,
+                "SELECT {a}.target_id FROM search_reference {a} WHERE {a}.resource_type = "
+            );
+            sql.text(source_type)
+                .push(&format!(" AND {a}.code = "))
+                .text(code)
+                .push(&format!(" AND {a}.target_type = "))
+                .text(t)
+                .push(&format!(" AND {a}.resource_id IN ("));
+            matching_ids(sql, source_type, inner);
+            sql.push("))");
+        }
+        Condition::Or(conditions) => {
+            sql.push("(");
+            for (i, c) in conditions.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                condition(sql, t, row, c);
+            }
+            if conditions.is_empty() {
+                sql.push("1 = 0");
+            }
+            sql.push(")");
+        }
+    }
+}
+
+/// `SELECT resource_id` of the live resources of type `t` that meet `inner`.
+fn matching_ids(sql: &mut Sql, t: &str, inner: &Condition) {
+    let r = sql.alias();
+    let _ = write!(
+        sql.text,
+        "SELECT {r}.resource_id FROM resources {r} WHERE {r}.resource_type = "
+    );
+    sql.text(t);
+    let _ = write!(sql.text, " AND {r}.deleted = FALSE AND ");
+    condition(sql, t, &r, inner);
+}
+
+/// R4 search §3.1.1.4.2: the target range `[rs, re)` against the search range
+/// `[start, end)`.
+fn date_predicate(sql: &mut Sql, rs: &str, re: &str, prefix: Prefix, start: i64, end: i64) {
+    let (s, e) = (Bind::Int(start), Bind::Int(end));
+    let contained = |sql: &mut Sql| {
+        sql.push("(").push(rs).push(" >= ").bind(s.clone());
+        sql.push(" AND ")
+            .push(re)
+            .push(" <= ")
+            .bind(e.clone())
+            .push(")");
+    };
+    match prefix {
+        Prefix::Eq => contained(sql),
+        Prefix::Ne => {
+            sql.push("NOT ");
+            contained(sql);
+        }
+        Prefix::Gt => {
+            sql.push("(").push(re).push(" > ").bind(e.clone()).push(")");
+        }
+        Prefix::Lt => {
+            sql.push("(").push(rs).push(" < ").bind(s.clone()).push(")");
+        }
+        Prefix::Ge => {
+            sql.push("(")
+                .push(re)
+                .push(" > ")
+                .bind(e.clone())
+                .push(" OR ");
+            contained(sql);
+            sql.push(")");
+        }
+        Prefix::Le => {
+            sql.push("(")
+                .push(rs)
+                .push(" < ")
+                .bind(s.clone())
+                .push(" OR ");
+            contained(sql);
+            sql.push(")");
+        }
+        Prefix::Sa => {
+            sql.push("(")
+                .push(rs)
+                .push(" >= ")
+                .bind(e.clone())
+                .push(")");
+        }
+        Prefix::Eb => {
+            sql.push("(")
+                .push(re)
+                .push(" <= ")
+                .bind(s.clone())
+                .push(")");
+        }
+        Prefix::Ap => {
+            // Within 10% of the distance between the value and now, and at least a day.
+            let now = chrono::Utc::now().timestamp_millis();
+            let gap = ((now - start).abs() / 10).max(86_400_000);
+            sql.push("(")
+                .push(rs)
+                .push(" < ")
+                .bind(Bind::Int(end.saturating_add(gap)));
+            sql.push(" AND ")
+                .push(re)
+                .push(" > ")
+                .bind(Bind::Int(start.saturating_sub(gap)));
+            sql.push(")");
+        }
+    }
+}
+
+/// Numbers: the stored `[low, high]` against the search value and its precision range.
+fn number_predicate(
+    sql: &mut Sql,
+    low: &str,
+    high: &str,
+    prefix: Prefix,
+    v: f64,
+    pl: f64,
+    ph: f64,
+) {
+    let within = |sql: &mut Sql| {
+        sql.push("(").push(low).push(" >= ").bind(Bind::Float(pl));
+        sql.push(" AND ")
+            .push(high)
+            .push(" < ")
+            .bind(Bind::Float(ph))
+            .push(")");
+    };
+    match prefix {
+        Prefix::Eq => within(sql),
+        Prefix::Ne => {
+            sql.push("NOT ");
+            within(sql);
+        }
+        Prefix::Gt => {
+            sql.push("(")
+                .push(high)
+                .push(" > ")
+                .bind(Bind::Float(v))
+                .push(")");
+        }
+        Prefix::Lt => {
+            sql.push("(")
+                .push(low)
+                .push(" < ")
+                .bind(Bind::Float(v))
+                .push(")");
+        }
+        Prefix::Ge => {
+            sql.push("(")
+                .push(high)
+                .push(" >= ")
+                .bind(Bind::Float(v))
+                .push(")");
+        }
+        Prefix::Le => {
+            sql.push("(")
+                .push(low)
+                .push(" <= ")
+                .bind(Bind::Float(v))
+                .push(")");
+        }
+        Prefix::Sa => {
+            sql.push("(")
+                .push(low)
+                .push(" > ")
+                .bind(Bind::Float(v))
+                .push(")");
+        }
+        Prefix::Eb => {
+            sql.push("(")
+                .push(high)
+                .push(" < ")
+                .bind(Bind::Float(v))
+                .push(")");
+        }
+        Prefix::Ap => {
+            let gap = (v.abs() / 10.0).max(ph - pl);
+            sql.push("(")
+                .push(low)
+                .push(" >= ")
+                .bind(Bind::Float(v - gap));
+            sql.push(" AND ")
+                .push(high)
+                .push(" <= ")
+                .bind(Bind::Float(v + gap))
+                .push(")");
+        }
+    }
+}
+
+fn token_predicate(
+    sql: &mut Sql,
+    system_col: &str,
+    value_col: &str,
+    system: &SystemMatch,
+    code: Option<&str>,
+) {
+    sql.push("(");
+    let mut first = true;
+    if let Some(code) = code {
+        sql.push(value_col).push(" = ").text(code);
+        first = false;
+    }
+    match system {
+        SystemMatch::Any => {}
+        SystemMatch::None => {
+            if !first {
+                sql.push(" AND ");
+            }
+            sql.push(system_col).push(" IS NULL");
+            first = false;
+        }
+        SystemMatch::Is(s) => {
+            if !first {
+                sql.push(" AND ");
+            }
+            sql.push(system_col).push(" = ").text(s);
+            first = false;
+        }
+    }
+    if first {
+        sql.push("1 = 1");
+    }
+    sql.push(")");
+}
+
+/// Every `/`-bounded prefix of a URI, itself included (for `:above`).
+fn uri_prefixes(value: &str) -> Vec<String> {
+    let start = value.find("://").map_or(0, |i| i + 3);
+    let mut out = vec![value.to_owned()];
+    let mut end = value.len();
+    while let Some(i) = value[..end].rfind('/') {
+        if i < start {
+            break;
+        }
+        out.push(value[..i].to_owned());
+        end = i;
+    }
+    out
+}
+
+fn value_predicate(sql: &mut Sql, table: Table, a: &str, value: &ValueMatch) {
+    match value {
+        ValueMatch::String { mode, text } => match mode {
+            StringMode::Prefix => starts_with(sql, &format!("{a}.value_normalized"), text),
+            StringMode::Exact => {
+                sql.push(&format!("{a}.value_exact = ")).text(text);
+            }
+            StringMode::Contains => {
+                sql.push(&format!("{a}.value_normalized LIKE "))
+                    .text(&like_escaped(text))
+                    .push(" ESCAPE '\\'");
+            }
+        },
+        ValueMatch::Token { system, code } => token_predicate(
+            sql,
+            &format!("{a}.system"),
+            &format!("{a}.value"),
+            system,
+            code.as_deref(),
+        ),
+        ValueMatch::TokenText(text) => starts_with(sql, &format!("{a}.display"), text),
+        ValueMatch::Reference {
+            target_type,
+            id,
+            url,
+        } => {
+            sql.push("(1 = 1");
+            if let Some(t) = target_type {
+                sql.push(&format!(" AND {a}.target_type = ")).text(t);
+            }
+            if let Some(id) = id {
+                sql.push(&format!(" AND {a}.target_id = ")).text(id);
+            }
+            if let Some(url) = url {
+                sql.push(&format!(" AND {a}.target_url = ")).text(url);
+            }
+            sql.push(")");
+        }
+        ValueMatch::Date { prefix, start, end } => date_predicate(
+            sql,
+            &format!("{a}.start_ms"),
+            &format!("{a}.end_ms"),
+            *prefix,
+            *start,
+            *end,
+        ),
+        ValueMatch::Number {
+            prefix,
+            value,
+            low,
+            high,
+        } => number_predicate(
+            sql,
+            &format!("{a}.low"),
+            &format!("{a}.high"),
+            *prefix,
+            *value,
+            *low,
+            *high,
+        ),
+        ValueMatch::Quantity {
+            prefix,
+            value,
+            low,
+            high,
+            system,
+            unit,
+        } => {
+            sql.push("(");
+            number_predicate(
+                sql,
+                &format!("{a}.low"),
+                &format!("{a}.high"),
+                *prefix,
+                *value,
+                *low,
+                *high,
+            );
+            if let Some(s) = system {
+                sql.push(&format!(" AND {a}.system = ")).text(s);
+            }
+            if let Some(u) = unit {
+                sql.push(&format!(" AND {a}.unit_code = ")).text(u);
+            }
+            sql.push(")");
+        }
+        ValueMatch::Uri { mode, value } => match mode {
+            UriMode::Equal => {
+                sql.push(&format!("{a}.value = ")).text(value);
+            }
+            UriMode::Below => starts_with(sql, &format!("{a}.value"), value),
+            UriMode::Above => {
+                sql.push(&format!("{a}.value IN ("));
+                for (i, prefix) in uri_prefixes(value).iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.text(prefix);
+                }
+                sql.push(")");
+            }
+        },
+        ValueMatch::Composite(parts) => {
+            sql.push("(1 = 1");
+            for (i, part) in parts.iter().enumerate() {
+                let slot = format!("{a}.s{}", i + 1);
+                sql.push(" AND ");
+                slot_predicate(sql, &slot, part);
+            }
+            sql.push(")");
+        }
+    }
+    let _ = table;
+}
+
+/// One component of a composite match against slot columns `{slot}_system`, `_value`, `_low`,
+/// `_high`.
+fn slot_predicate(sql: &mut Sql, slot: &str, value: &ValueMatch) {
+    let (system, text, low, high) = (
+        format!("{slot}_system"),
+        format!("{slot}_value"),
+        format!("{slot}_low"),
+        format!("{slot}_high"),
+    );
+    match value {
+        ValueMatch::Token { system: s, code } => {
+            token_predicate(sql, &system, &text, s, code.as_deref())
+        }
+        ValueMatch::String { text: t, .. } => starts_with(sql, &text, t),
+        ValueMatch::Uri { value, .. } => {
+            sql.push(&text).push(" = ").text(value);
+        }
+        ValueMatch::Reference {
+            target_type,
+            id,
+            url,
+        } => {
+            let value = match (target_type, id, url) {
+                (_, _, Some(url)) => url.clone(),
+                (Some(t), Some(id), None) => format!("{t}/{id}"),
+                (None, Some(id), None) => id.clone(),
+                _ => String::new(),
+            };
+            if target_type.is_none() && url.is_none() {
+                // A bare id matches any type: the stored value ends in "/id".
+                sql.push(&text).push(" LIKE ").text(&format!("%/{value}"));
+            } else {
+                sql.push(&text).push(" = ").text(&value);
+            }
+        }
+        ValueMatch::Date { prefix, start, end } => {
+            let (rs, re) = (
+                format!("CAST({low} AS BIGINT)"),
+                format!("CAST({high} AS BIGINT)"),
+            );
+            date_predicate(sql, &rs, &re, *prefix, *start, *end)
+        }
+        ValueMatch::Number {
+            prefix,
+            value,
+            low: pl,
+            high: ph,
+        } => number_predicate(sql, &low, &high, *prefix, *value, *pl, *ph),
+        ValueMatch::Quantity {
+            prefix,
+            value,
+            low: pl,
+            high: ph,
+            system: s,
+            unit,
+        } => {
+            sql.push("(");
+            number_predicate(sql, &low, &high, *prefix, *value, *pl, *ph);
+            if let Some(s) = s {
+                sql.push(" AND ").push(&system).push(" = ").text(s);
+            }
+            if let Some(u) = unit {
+                sql.push(" AND ").push(&text).push(" = ").text(u);
+            }
+            sql.push(")");
+        }
+        ValueMatch::TokenText(t) => starts_with(sql, &text, t),
+        ValueMatch::Composite(_) => {
+            sql.push("1 = 0");
+        }
+    }
+}
+
+/// The `WHERE` body shared by the page and the count: live resources of the searched types
+/// that meet every clause.
+fn filter(sql: &mut Sql, query: &SearchQuery) {
+    sql.push("r.resource_type IN (");
+    for (i, t) in query.types.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.text(t);
+    }
+    sql.push(") AND r.deleted = FALSE");
+    let single = query.types.len() == 1;
+    for clause in &query.clauses {
+        sql.push(" AND (");
+        for (i, (t, c)) in clause.per_type.iter().enumerate() {
+            if i > 0 {
+                sql.push(" OR ");
+            }
+            if single {
+                condition(sql, t, "r", c);
+            } else {
+                sql.push("(r.resource_type = ").text(t).push(" AND ");
+                condition(sql, t, "r", c);
+                sql.push(")");
+            }
+        }
+        sql.push(")");
+    }
+}
+
+/// The kind of value a sort key holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum KeyKind {
+    Text,
+    Int,
+    Float,
+}
+
+fn key_kind(by: &SortBy) -> KeyKind {
+    match by {
+        SortBy::Id => KeyKind::Text,
+        SortBy::LastUpdated => KeyKind::Int,
+        SortBy::Param { table, .. } => match table {
+            Table::Date => KeyKind::Int,
+            Table::Number | Table::Quantity => KeyKind::Float,
+            _ => KeyKind::Text,
+        },
+    }
+}
+
+/// The SQL of a sort key for resource alias `r`. Resources without a value sort last in both
+/// directions (a sentinel stands in for the missing value).
+fn key_expression(sql: &mut Sql, key: &SortKey) {
+    match &key.by {
+        SortBy::Id => {
+            sql.push("r.resource_id");
+        }
+        SortBy::LastUpdated => {
+            sql.push("r.last_updated");
+        }
+        SortBy::Param { table, code } => {
+            let column = match table {
+                Table::String => "value_normalized",
+                Table::Token => "value",
+                Table::Date => "start_ms",
+                Table::Number | Table::Quantity => "low",
+                Table::Reference => "target_id",
+                Table::Uri => "value",
+                Table::Composite => "s1_value",
+            };
+            let aggregate = if key.descending { "MAX" } else { "MIN" };
+            let a = sql.alias();
+            let _ = write!(
+                sql.text,
+                "COALESCE((SELECT {aggregate}({a}.{column}) FROM {} {a} WHERE {a}.resource_type = r.resource_type AND {a}.resource_id = r.resource_id AND {a}.code = ",
+                table_name(*table)
+            );
+            sql.text(code).push("), ");
+            let sentinel = match (key_kind(&key.by), key.descending) {
+                (KeyKind::Text, false) => Bind::Text(MAX_CHAR.to_string()),
+                (KeyKind::Text, true) => Bind::Text(String::new()),
+                (KeyKind::Int, false) => Bind::Int(i64::MAX),
+                (KeyKind::Int, true) => Bind::Int(i64::MIN),
+                (KeyKind::Float, false) => Bind::Float(f64::MAX),
+                (KeyKind::Float, true) => Bind::Float(f64::MIN),
+            };
+            sql.bind(sentinel).push(")");
+        }
+    }
+}
+
+/// A position in the result order, carried by `next`/`previous` links.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cursor {
+    /// True for "the page before this position".
+    #[serde(rename = "b")]
+    before: bool,
+    /// Sort key values, then type and id.
+    #[serde(rename = "k")]
+    keys: Vec<Bind>,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    fn decode(text: &str) -> Option<Cursor> {
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+}
+
+#[derive(QueryableByName)]
+struct PageRow {
+    #[diesel(sql_type = Text)]
+    resource_type: String,
+    #[diesel(sql_type = Text)]
+    resource_id: String,
+    #[diesel(sql_type = Binary)]
+    content: Vec<u8>,
+    #[diesel(sql_type = Nullable<Text>)]
+    t0: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    i0: Option<i64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    f0: Option<f64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    t1: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    i1: Option<i64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    f1: Option<f64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    t2: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    i2: Option<i64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    f2: Option<f64>,
+}
+
+impl PageRow {
+    fn cursor(&self, kinds: &[KeyKind], before: bool) -> Cursor {
+        let slots = [
+            (&self.t0, self.i0, self.f0),
+            (&self.t1, self.i1, self.f1),
+            (&self.t2, self.i2, self.f2),
+        ];
+        let mut keys: Vec<Bind> = kinds
+            .iter()
+            .zip(slots)
+            .map(|(kind, (t, i, f))| match kind {
+                KeyKind::Text => Bind::Text(t.clone().unwrap_or_default()),
+                KeyKind::Int => Bind::Int(i.unwrap_or_default()),
+                KeyKind::Float => Bind::Float(f.unwrap_or_default()),
+            })
+            .collect();
+        keys.push(Bind::Text(self.resource_type.clone()));
+        keys.push(Bind::Text(self.resource_id.clone()));
+        Cursor { before, keys }
+    }
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Runs a search.
+pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageResult<SearchPage> {
+    let postgres = matches!(conn, DbConnection::Postgres(_));
+    let mut page = SearchPage::default();
+    let count_only = query.summary == Some(crate::fhir::view::Summary::Count);
+    if count_only || matches!(query.total, Total::Accurate | Total::Estimate) {
+        let mut sql = Sql::new(postgres);
+        sql.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
+        filter(&mut sql, query);
+        let rows = load!(conn, &sql, CountRow)?;
+        page.total = rows.first().map(|r| r.n);
+    }
+    if count_only || query.count == 0 {
+        return Ok(page);
+    }
+    let cursor = match &query.cursor {
+        Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
+            StorageError::BadCursor(format!(
+                "the page cursor '{text}' is not one this server issued"
+            ))
+        })?),
+        None => None,
+    };
+    let kinds: Vec<KeyKind> = query.sort.iter().map(|k| key_kind(&k.by)).collect();
+    if let Some(c) = &cursor
+        && (c.keys.len() != kinds.len() + 2
+            || !c.keys.iter().zip(&kinds).all(|(b, k)| {
+                matches!(
+                    (b, k),
+                    (Bind::Text(_), KeyKind::Text)
+                        | (Bind::Int(_), KeyKind::Int)
+                        | (Bind::Float(_), KeyKind::Float)
+                )
+            }))
+    {
+        return Err(StorageError::BadCursor(
+            "the page cursor does not belong to this search (its _sort changed)".into(),
+        ));
+    }
+    let before = cursor.as_ref().is_some_and(|c| c.before);
+    let mut sql = Sql::new(postgres);
+    sql.push("SELECT s.resource_type, s.resource_id, v.content");
+    for slot in 0..3 {
+        let kind = kinds.get(slot).copied();
+        let column = |k: KeyKind, cast: &str| {
+            if kind == Some(k) {
+                format!("s.k{slot}")
+            } else {
+                format!("CAST(NULL AS {cast})")
+            }
+        };
+        let _ = write!(
+            sql.text,
+            ", {} AS t{slot}, {} AS i{slot}, {} AS f{slot}",
+            column(KeyKind::Text, "TEXT"),
+            column(KeyKind::Int, "BIGINT"),
+            column(KeyKind::Float, "DOUBLE PRECISION")
+        );
+    }
+    sql.push(" FROM (SELECT r.resource_type, r.resource_id, r.version_id");
+    for (i, key) in query.sort.iter().enumerate() {
+        sql.push(", ");
+        key_expression(&mut sql, key);
+        let _ = write!(sql.text, " AS k{i}");
+    }
+    sql.push(" FROM resources r WHERE ");
+    filter(&mut sql, query);
+    sql.push(") s JOIN resource_versions v ON v.resource_type = s.resource_type AND v.resource_id = s.resource_id AND v.version_id = s.version_id");
+    // Columns in order with their direction; the type and id break ties, ascending.
+    let mut columns: Vec<(String, bool)> = query
+        .sort
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (format!("s.k{i}"), k.descending))
+        .collect();
+    columns.push(("s.resource_type".into(), false));
+    columns.push(("s.resource_id".into(), false));
+    if let Some(c) = &cursor {
+        sql.push(" WHERE ");
+        keyset(&mut sql, &columns, &c.keys, c.before);
+    }
+    sql.push(" ORDER BY ");
+    for (i, (column, descending)) in columns.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        // A page before the cursor is read backwards, then turned around.
+        let desc = *descending != before;
+        sql.push(column).push(if desc { " DESC" } else { " ASC" });
+    }
+    sql.push(" LIMIT ").bind(Bind::Int(query.count as i64 + 1));
+    let mut rows = load!(conn, &sql, PageRow)?;
+    let more = rows.len() > query.count;
+    rows.truncate(query.count);
+    if before {
+        rows.reverse();
+    }
+    // Links: forward paging knows whether more follow; a backward page always has one after it.
+    let (has_next, has_previous) = match (&cursor, before) {
+        (None, _) => (more, false),
+        (Some(_), false) => (more, true),
+        (Some(_), true) => (true, more),
+    };
+    if has_next && let Some(last) = rows.last() {
+        page.next = Some(last.cursor(&kinds, false).encode());
+    }
+    if has_previous && let Some(first) = rows.first() {
+        page.previous = Some(first.cursor(&kinds, true).encode());
+    }
+    if page.total.is_none() && query.total == Total::Default && cursor.is_none() && !more {
+        page.total = Some(rows.len() as i64);
+    }
+    page.matches = rows
+        .into_iter()
+        .map(|r| Hit {
+            resource_type: r.resource_type,
+            id: r.resource_id,
+            content: r.content,
+        })
+        .collect();
+    if !query.includes.is_empty() || !query.revincludes.is_empty() {
+        page.included = includes(conn, postgres, query, &page.matches)?;
+    }
+    Ok(page)
+}
+
+/// Rows after (or before) the cursor position in the order of `columns`.
+fn keyset(sql: &mut Sql, columns: &[(String, bool)], values: &[Bind], before: bool) {
+    sql.push("(");
+    for i in 0..columns.len() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(");
+        for (column, value) in columns.iter().zip(values).take(i) {
+            sql.push(&column.0)
+                .push(" = ")
+                .bind(value.clone())
+                .push(" AND ");
+        }
+        let (column, descending) = &columns[i];
+        let greater = *descending == before;
+        sql.push(column).push(if greater { " < " } else { " > " });
+        sql.bind(values[i].clone()).push(")");
+    }
+    sql.push(")");
+}
+
+/// Most resources `_include`/`_revinclude` add to one page.
+const MAX_INCLUDED: usize = 1000;
+/// Rounds of `:iterate`.
+const MAX_ITERATIONS: usize = 4;
+
+#[derive(QueryableByName)]
+struct TargetRow {
+    #[diesel(sql_type = Text)]
+    resource_type: String,
+    #[diesel(sql_type = Text)]
+    resource_id: String,
+}
+
+fn includes(
+    conn: &mut DbConnection,
+    postgres: bool,
+    query: &SearchQuery,
+    matches: &[Hit],
+) -> StorageResult<Vec<Hit>> {
+    use std::collections::HashSet;
+    let mut seen: HashSet<(String, String)> = matches
+        .iter()
+        .map(|h| (h.resource_type.clone(), h.id.clone()))
+        .collect();
+    let mut included: Vec<Hit> = Vec::new();
+    let mut sources: Vec<(String, String)> = seen.iter().cloned().collect();
+    for round in 0..MAX_ITERATIONS {
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        let specs = |list: &[Include]| -> Vec<Include> {
+            list.iter()
+                .filter(|i| round == 0 || i.iterate)
+                .cloned()
+                .collect()
+        };
+        for include in specs(&query.includes) {
+            wanted.extend(include_targets(conn, postgres, &include, &sources)?);
+        }
+        for include in specs(&query.revincludes) {
+            wanted.extend(revinclude_sources(conn, postgres, &include, &sources)?);
+        }
+        wanted.retain(|key| seen.insert(key.clone()));
+        if wanted.is_empty() {
+            break;
+        }
+        wanted.truncate(MAX_INCLUDED.saturating_sub(included.len()));
+        let found = fetch(conn, postgres, &wanted)?;
+        sources = found
+            .iter()
+            .map(|h| (h.resource_type.clone(), h.id.clone()))
+            .collect();
+        included.extend(found);
+        if included.len() >= MAX_INCLUDED {
+            break;
+        }
+    }
+    Ok(included)
+}
+
+fn include_targets(
+    conn: &mut DbConnection,
+    postgres: bool,
+    include: &Include,
+    sources: &[(String, String)],
+) -> StorageResult<Vec<(String, String)>> {
+    let ids: Vec<&str> = sources
+        .iter()
+        .filter(|(t, _)| include.source_type == "*" || *t == include.source_type)
+        .map(|(_, id)| id.as_str())
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let types: Vec<&str> = if include.source_type == "*" {
+        let mut ts: Vec<&str> = sources.iter().map(|(t, _)| t.as_str()).collect();
+        ts.sort_unstable();
+        ts.dedup();
+        ts
+    } else {
+        vec![include.source_type.as_str()]
+    };
+    for t in types {
+        let ids: Vec<&str> = sources
+            .iter()
+            .filter(|(st, _)| st == t)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        let mut sql = Sql::new(postgres);
+        sql.push("SELECT DISTINCT x.target_type AS resource_type, x.target_id AS resource_id FROM search_reference x WHERE x.resource_type = ");
+        sql.text(t)
+            .push(" AND x.target_id IS NOT NULL AND x.resource_id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text(id);
+        }
+        sql.push(")");
+        if let Some(code) = &include.code {
+            sql.push(" AND x.code = ").text(code);
+        }
+        if let Some(target) = &include.target_type {
+            sql.push(" AND x.target_type = ").text(target);
+        }
+        out.extend(
+            load!(conn, &sql, TargetRow)?
+                .into_iter()
+                .map(|r| (r.resource_type, r.resource_id)),
+        );
+    }
+    Ok(out)
+}
+
+fn revinclude_sources(
+    conn: &mut DbConnection,
+    postgres: bool,
+    include: &Include,
+    targets: &[(String, String)],
+) -> StorageResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut types: Vec<&str> = targets
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .filter(|t| include.target_type.as_deref().is_none_or(|want| want == *t))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    for t in types {
+        let ids: Vec<&str> = targets
+            .iter()
+            .filter(|(tt, _)| tt == t)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        let mut sql = Sql::new(postgres);
+        sql.push("SELECT DISTINCT x.resource_type, x.resource_id FROM search_reference x WHERE x.target_type = ");
+        sql.text(t).push(" AND x.target_id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text(id);
+        }
+        sql.push(")");
+        if include.source_type != "*" {
+            sql.push(" AND x.resource_type = ")
+                .text(&include.source_type);
+        }
+        if let Some(code) = &include.code {
+            sql.push(" AND x.code = ").text(code);
+        }
+        out.extend(
+            load!(conn, &sql, TargetRow)?
+                .into_iter()
+                .map(|r| (r.resource_type, r.resource_id)),
+        );
+    }
+    Ok(out)
+}
+
+#[derive(QueryableByName)]
+struct ContentRow {
+    #[diesel(sql_type = Text)]
+    resource_type: String,
+    #[diesel(sql_type = Text)]
+    resource_id: String,
+    #[diesel(sql_type = Binary)]
+    content: Vec<u8>,
+}
+
+/// The current content of live resources, by `(type, id)`.
+fn fetch(
+    conn: &mut DbConnection,
+    postgres: bool,
+    keys: &[(String, String)],
+) -> StorageResult<Vec<Hit>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(500) {
+        let mut sql = Sql::new(postgres);
+        sql.push("SELECT r.resource_type, r.resource_id, v.content FROM resources r JOIN resource_versions v ON v.resource_type = r.resource_type AND v.resource_id = r.resource_id AND v.version_id = r.version_id WHERE r.deleted = FALSE AND (");
+        for (i, (t, id)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(" OR ");
+            }
+            sql.push("(r.resource_type = ")
+                .text(t)
+                .push(" AND r.resource_id = ")
+                .text(id)
+                .push(")");
+        }
+        sql.push(") ORDER BY r.resource_type, r.resource_id");
+        out.extend(load!(conn, &sql, ContentRow)?.into_iter().map(|r| Hit {
+            resource_type: r.resource_type,
+            id: r.resource_id,
+            content: r.content,
+        }));
+    }
+    Ok(out)
+}
+
+/// The ids of live resources of `query`'s type that match it (for conditional interactions),
+/// at most `limit`.
+pub(super) fn matching(
+    conn: &mut DbConnection,
+    query: &SearchQuery,
+    limit: usize,
+) -> StorageResult<Vec<String>> {
+    let postgres = matches!(conn, DbConnection::Postgres(_));
+    let mut sql = Sql::new(postgres);
+    sql.push("SELECT r.resource_type, r.resource_id FROM resources r WHERE ");
+    filter(&mut sql, query);
+    sql.push(" ORDER BY r.resource_id LIMIT ")
+        .bind(Bind::Int(limit as i64));
+    Ok(load!(conn, &sql, TargetRow)?
+        .into_iter()
+        .map(|r| r.resource_id)
+        .collect())
+}
+
+/// The SQL of a search (for `EXPLAIN` in the benchmarks), with `?` or `$n` placeholders.
+pub fn explain_sql(query: &SearchQuery, postgres: bool) -> String {
+    let mut sql = Sql::new(postgres);
+    sql.push("SELECT r.resource_id FROM resources r WHERE ");
+    filter(&mut sql, query);
+    sql.text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_prefixes_stop_at_the_authority() {
+        assert_eq!(
+            uri_prefixes("http://acme.org/fhir/ValueSet/1"),
+            [
+                "http://acme.org/fhir/ValueSet/1",
+                "http://acme.org/fhir/ValueSet",
+                "http://acme.org/fhir",
+                "http://acme.org"
+            ]
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = Cursor {
+            before: true,
+            keys: vec![Bind::Text("a".into()), Bind::Int(-3), Bind::Float(1.5)],
+        };
+        let back = Cursor::decode(&c.encode()).unwrap();
+        assert!(back.before);
+        assert_eq!(back.keys, c.keys);
+        assert!(Cursor::decode("not a cursor").is_none());
+    }
+
+    #[test]
+    fn placeholders_follow_the_backend() {
+        let mut pg = Sql::new(true);
+        pg.text("a").push(" ").text("b");
+        assert_eq!(pg.text, "$1 $2");
+        let mut lite = Sql::new(false);
+        lite.text("a").push(" ").text("b");
+        assert_eq!(lite.text, "? ?");
+    }
+}
