@@ -1041,7 +1041,7 @@ pub fn compartment_condition(
     owner_id: &str,
 ) -> Option<Condition> {
     let params = super::compartment_params(owner_type, resource_type)?;
-    let alternatives: Vec<Condition> = params
+    let mut alternatives: Vec<Condition> = params
         .iter()
         .map(|code| {
             if code == "{def}" {
@@ -1060,6 +1060,10 @@ pub fn compartment_condition(
             }
         })
         .collect();
+    // The owner is in its own compartment.
+    if resource_type == owner_type {
+        alternatives.push(Condition::Ids(vec![owner_id.to_owned()]));
+    }
     Some(Condition::Or(alternatives))
 }
 

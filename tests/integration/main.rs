@@ -12,3 +12,4 @@ mod errors;
 mod examples;
 mod formats;
 mod history;
+mod search_cases;
