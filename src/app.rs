@@ -45,14 +45,23 @@ pub async fn open_storage(config: &Config, clock: SharedClock) -> Result<Storage
         .map_err(AppError::from)
 }
 
-/// The whole HTTP application for a server reachable at `public_url`.
-pub fn router(config: &Config, storage: Storage, public_url: &str, clock: &dyn Clock) -> Router {
-    let rest_state = RestState::new(
+/// The FHIR state: the official search parameters plus those stored in the database.
+pub async fn rest_state(
+    storage: Storage,
+    public_url: &str,
+    clock: &dyn Clock,
+) -> Result<RestState, AppError> {
+    let registry = rest::search_parameters::rebuild(&storage).await?;
+    Ok(RestState::new(
         storage,
         format!("{public_url}/fhir"),
         format_instant(clock.now_millis()),
-        crate::search::SharedRegistry::new(crate::search::Registry::r4()),
-    );
+        crate::search::SharedRegistry::new(registry),
+    ))
+}
+
+/// The whole HTTP application.
+pub fn router(config: &Config, rest_state: RestState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(rest::router(rest_state, config.max_body_bytes))
@@ -68,6 +77,8 @@ pub struct RunningServer {
     pub public_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), AppError>>,
+    /// Keeps the search parameters in step with other nodes.
+    sync: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -76,6 +87,7 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.sync.abort();
         self.task
             .await
             .map_err(|e| AppError::Serve(std::io::Error::other(e.to_string())))?
@@ -97,7 +109,10 @@ pub async fn start(config: &Config) -> Result<RunningServer, AppError> {
         source,
     })?;
     let public_url = config.public_url(addr);
-    let app = router(config, storage, &public_url, clock.as_ref());
+    let seen = storage.latest_seq("SearchParameter").await?;
+    let state = rest_state(storage, &public_url, clock.as_ref()).await?;
+    let sync = rest::search_parameters::spawn_sync(state.clone(), seen);
+    let app = router(config, state);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -112,6 +127,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, AppError> {
         public_url,
         shutdown: Some(tx),
         task,
+        sync,
     })
 }
 

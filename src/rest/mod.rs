@@ -9,6 +9,7 @@ pub mod interactions;
 pub mod openapi;
 mod preconditions;
 mod response;
+pub mod search_parameters;
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use axum::routing::get;
 use serde_json::Value;
 
 pub use error::ApiError;
-use interactions::{capabilities, create, delete, history, read, search, update, vread};
+use interactions::{capabilities, create, delete, history, read, reindex, search, update, vread};
 
 use crate::fhir::ResourceId;
 use crate::search::{IndexRows, SharedRegistry};
@@ -32,8 +33,10 @@ pub struct RestState {
     pub storage: Storage,
     /// The FHIR base URL, `{public}/fhir`.
     pub base: Arc<str>,
-    /// The CapabilityStatement, built once at start.
-    pub capabilities: Arc<Value>,
+    /// The CapabilityStatement, built at start and again when the search parameters change.
+    pub capabilities: Arc<std::sync::RwLock<Arc<Value>>>,
+    /// When the server started (the statement's date).
+    started_at: Arc<str>,
     /// The search parameters.
     pub registry: SharedRegistry,
 }
@@ -54,8 +57,30 @@ impl RestState {
         RestState {
             storage,
             base: base.into(),
-            capabilities,
+            capabilities: Arc::new(std::sync::RwLock::new(capabilities)),
+            started_at: started_at.into(),
             registry,
+        }
+    }
+
+    /// Rebuilds the CapabilityStatement from the current search parameters.
+    pub fn refresh_capabilities(&self) {
+        let statement = Arc::new(capabilities::capability_statement(
+            &self.base,
+            &self.started_at,
+            &self.registry.current(),
+        ));
+        match self.capabilities.write() {
+            Ok(mut guard) => *guard = statement,
+            Err(poisoned) => *poisoned.into_inner() = statement,
+        }
+    }
+
+    /// The current CapabilityStatement.
+    pub fn capability_statement(&self) -> Arc<Value> {
+        match self.capabilities.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -73,6 +98,18 @@ pub fn router(state: RestState, max_body_bytes: usize) -> Router {
         .route(
             "/fhir/_search",
             axum::routing::post(search::system_search_post),
+        )
+        .route(
+            "/fhir/$reindex",
+            axum::routing::post(reindex::reindex_system),
+        )
+        .route(
+            "/fhir/{resource_type}/$reindex",
+            axum::routing::post(reindex::reindex_type),
+        )
+        .route(
+            "/fhir/{resource_type}/{id}/$reindex",
+            axum::routing::post(reindex::reindex_instance),
         )
         .route("/fhir/metadata", get(capabilities::read_capabilities))
         .route("/fhir/_history", get(history::system_history))

@@ -96,7 +96,7 @@ pub struct SearchParam {
 }
 
 /// The registry. Lookups go through [`SharedRegistry::current`], which hands out a snapshot.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Registry {
     by_type: HashMap<String, BTreeMap<String, Arc<SearchParam>>>,
     /// Every loaded definition, by canonical URL (for composite components).
@@ -300,16 +300,22 @@ impl SharedRegistry {
         }
     }
 
+    /// Replaces the whole registry.
+    pub fn replace(&self, registry: Registry) {
+        let mut guard = match self.0.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(registry);
+    }
+
     /// Changes the registry: `change` works on a copy that then replaces it.
     pub fn update<T>(&self, change: impl FnOnce(&mut Registry) -> T) -> T {
         let mut guard = match self.0.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let mut copy = Registry {
-            by_type: guard.by_type.clone(),
-            definitions: guard.definitions.clone(),
-        };
+        let mut copy = (**guard).clone();
         let result = change(&mut copy);
         *guard = Arc::new(copy);
         result

@@ -7,6 +7,7 @@ mod conditional;
 mod connection;
 mod history;
 mod index;
+mod reindex;
 mod schema;
 mod search;
 mod threads;
@@ -24,6 +25,7 @@ use crate::search::IndexRows;
 pub use conditional::{Conditional, MAX_CONDITIONAL_DELETES};
 use connection::{ConnectionManager, DbConnection};
 pub use history::{HistoryQuery, HistoryScope};
+pub use reindex::Current;
 pub use search::{Hit, SearchPage, explain_sql};
 
 /// Why a storage operation failed.
@@ -323,6 +325,76 @@ impl Storage {
     ) -> StorageResult<Result<Vec<StoredVersion>, usize>> {
         self.write(move |conn, now| conditional::delete(conn, &query, &key, now))
             .await
+    }
+
+    /// The live resources of a type (or one resource), in key order, `limit` at a time after
+    /// `after`.
+    pub async fn current_batch(
+        &self,
+        only_type: Option<String>,
+        only_id: Option<String>,
+        after: Option<(String, String)>,
+        limit: i64,
+    ) -> StorageResult<Vec<Current>> {
+        self.with_conn(move |conn, _| {
+            reindex::batch(
+                conn,
+                only_type.as_deref(),
+                only_id.as_deref(),
+                after.as_ref(),
+                limit,
+            )
+        })
+        .await
+    }
+
+    /// Rebuilds the index rows of every live resource in scope with `extract`; returns how
+    /// many were reindexed.
+    pub async fn reindex(
+        &self,
+        only_type: Option<String>,
+        only_id: Option<String>,
+        extract: impl Fn(&serde_json::Value) -> IndexRows + Send + Sync + 'static,
+    ) -> StorageResult<usize> {
+        let extract = std::sync::Arc::new(extract);
+        let mut after = None;
+        let mut total = 0;
+        loop {
+            let batch = self
+                .current_batch(only_type.clone(), only_id.clone(), after.clone(), 200)
+                .await?;
+            let Some(last) = batch.last() else {
+                return Ok(total);
+            };
+            after = Some((last.resource_type.clone(), last.id.clone()));
+            let rows: Vec<(Current, IndexRows)> = batch
+                .into_iter()
+                .map(|c| {
+                    let value: serde_json::Value =
+                        serde_json::from_slice(&c.content).unwrap_or_default();
+                    let rows = extract(&value);
+                    (c, rows)
+                })
+                .collect();
+            let rows = std::sync::Arc::new(rows);
+            total += self
+                .write(move |conn, _| reindex::rewrite(conn, &rows))
+                .await?;
+        }
+    }
+
+    /// The position in the write order of the newest version of any resource of type `t`.
+    pub async fn latest_seq(&self, t: &str) -> StorageResult<Option<i64>> {
+        let t = t.to_owned();
+        self.with_conn(move |conn, _| {
+            use diesel::prelude::*;
+            use schema::resource_versions;
+            Ok(connection::on_backend!(conn, c => resource_versions::table
+                .filter(resource_versions::resource_type.eq(&t))
+                .select(diesel::dsl::max(resource_versions::seq))
+                .get_result::<Option<i64>>(c))?)
+        })
+        .await
     }
 
     /// Versions in a history scope, newest first.

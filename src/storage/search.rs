@@ -971,6 +971,7 @@ pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageRes
         sql.push(column).push(if desc { " DESC" } else { " ASC" });
     }
     sql.push(" LIMIT ").bind(Bind::Int(query.count as i64 + 1));
+    tracing::debug!(sql = sql.text, binds = ?sql.binds, "search page");
     let mut rows = load!(conn, &sql, PageRow)?;
     let more = rows.len() > query.count;
     rows.truncate(query.count);
@@ -1021,8 +1022,9 @@ fn keyset(sql: &mut Sql, columns: &[(String, bool)], values: &[Bind], before: bo
                 .push(" AND ");
         }
         let (column, descending) = &columns[i];
-        let greater = *descending == before;
-        sql.push(column).push(if greater { " < " } else { " > " });
+        // Ascending forward (or descending backward) pages go up from the cursor.
+        let up = *descending == before;
+        sql.push(column).push(if up { " > " } else { " < " });
         sql.bind(values[i].clone()).push(")");
     }
     sql.push(")");

@@ -12,4 +12,5 @@ mod errors;
 mod examples;
 mod formats;
 mod history;
+mod search;
 mod search_cases;

@@ -81,6 +81,8 @@ pub fn capability_statement(base: &str, date: &str, registry: &Registry) -> Valu
             "documentation": "Reads, writes, history and search of every R4 resource type, versioned.",
             "resource": resources,
             "interaction": [{"code": "history-system"}, {"code": "search-system"}],
+            "operation": [{"name": "reindex", "definition": "http://hearth.health/fhir/OperationDefinition/reindex",
+                "documentation": "POST [base]/$reindex, [base]/[type]/$reindex or [base]/[type]/[id]/$reindex rebuilds the search index from the stored resources (after a SearchParameter is added)"}],
             "searchParam": [
                 {"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"},
                 {"name": "_lastUpdated", "type": "date", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"},
@@ -118,7 +120,7 @@ fn revincludes_of(registry: &Registry, t: &str) -> Vec<Value> {
 #[utoipa::path(get, path = "/fhir/metadata", tag = "FHIR",
     responses((status = 200, description = "The CapabilityStatement")))]
 pub async fn read_capabilities(State(state): State<RestState>) -> FhirResponse {
-    FhirResponse::new(StatusCode::OK).body(FhirBody::Value((*state.capabilities).clone()))
+    FhirResponse::new(StatusCode::OK).body(FhirBody::Value((*state.capability_statement()).clone()))
 }
 
 #[cfg(test)]

@@ -69,11 +69,13 @@ pub async fn create_resource(
     let format = body_format(&headers)?;
     let resource = parse_resource(&body, format, Some(&resource_type))?;
     let index = state.index(&resource);
+    let hooked = super::before_write(&state, &resource_type, &resource)?;
     let Some((query, key)) = criteria else {
         let version = state
             .storage
             .create(&resource_type, resource, index)
             .await?;
+        super::after_write(&state, hooked);
         return Ok(written(&state.base, version, &headers));
     };
     match state
@@ -81,16 +83,25 @@ pub async fn create_resource(
         .create_if_none(query, key, resource, index)
         .await?
     {
-        Conditional::Written(version) => Ok(written(&state.base, version, &headers)),
+        Conditional::Written(version) => {
+            super::after_write(&state, hooked);
+            Ok(written(&state.base, version, &headers))
+        }
         Conditional::Matched(ids) if ids.len() == 1 => {
             // One match: nothing is created and the existing resource is the answer.
             let id = crate::rest::url_id(&ids[0])?;
-            let existing = state
+            let mut existing = state
                 .storage
                 .find_current(&resource_type, &id)
                 .await?
                 .ok_or_else(|| ApiError::internal("a matched resource vanished"))?;
-            Ok(written(&state.base, existing, &headers))
+            let location = format!(
+                "{}/{resource_type}/{id}/_history/{}",
+                state.base, existing.version_id
+            );
+            existing.created = false;
+            Ok(written(&state.base, existing, &headers)
+                .header(axum::http::header::LOCATION, &location))
         }
         Conditional::Matched(_) | Conditional::IdMismatch(_) => Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,

@@ -25,7 +25,21 @@ pub async fn delete_resource(
     known_type(&resource_type)?;
     let id = url_id(&id)?;
     let expected = if_match(&headers)?;
-    let (message, response) = match state.storage.delete(&resource_type, &id, expected).await? {
+    let parameter = if resource_type == "SearchParameter" {
+        state
+            .storage
+            .find_current(&resource_type, &id)
+            .await?
+            .filter(|v| !v.deleted)
+            .and_then(|v| serde_json::from_slice::<serde_json::Value>(&v.content).ok())
+    } else {
+        None
+    };
+    let outcome = state.storage.delete(&resource_type, &id, expected).await?;
+    if let (Some(parameter), DeleteOutcome::Deleted(_)) = (&parameter, &outcome) {
+        crate::rest::search_parameters::deleted(&state, parameter);
+    }
+    let (message, response) = match outcome {
         DeleteOutcome::NotFound => (
             format!("{resource_type}/{id} does not exist; nothing to delete"),
             None,
@@ -79,6 +93,13 @@ pub async fn conditional_delete(
         "a conditional delete",
     )?;
     let deleted = match state.storage.delete_matching(query, key).await? {
+        Ok(deleted) if resource_type == "SearchParameter" && !deleted.is_empty() => {
+            // Deleted SearchParameters leave the registry: rebuild it from what is stored.
+            let registry = crate::rest::search_parameters::rebuild(&state.storage).await?;
+            state.registry.replace(registry);
+            state.refresh_capabilities();
+            deleted
+        }
         Ok(deleted) => deleted,
         Err(count) => {
             return Err(ApiError::new(

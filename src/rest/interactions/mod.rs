@@ -5,6 +5,7 @@ pub mod create;
 pub mod delete;
 pub mod history;
 pub mod read;
+pub mod reindex;
 pub mod search;
 pub mod update;
 pub mod vread;
@@ -19,6 +20,27 @@ use super::response::{FhirBody, FhirResponse};
 use crate::fhir::outcome::{Issue, IssueType, operation_outcome};
 use crate::fhir::view::{Summary, select_elements, summarize};
 use crate::storage::StoredVersion;
+
+/// Checks a write for what the server's own hooks need (a SearchParameter must be usable);
+/// returns what `after_write` needs.
+fn before_write(
+    state: &crate::rest::RestState,
+    resource_type: &str,
+    resource: &Value,
+) -> Result<Option<Value>, ApiError> {
+    if resource_type != "SearchParameter" {
+        return Ok(None);
+    }
+    crate::rest::search_parameters::check(state, resource)?;
+    Ok(Some(resource.clone()))
+}
+
+/// Runs the hooks of a successful write.
+fn after_write(state: &crate::rest::RestState, hooked: Option<Value>) {
+    if let Some(parameter) = hooked {
+        crate::rest::search_parameters::written(state, &parameter);
+    }
+}
 
 /// `_summary` and `_elements` of a read.
 struct View {

@@ -49,10 +49,12 @@ pub async fn update_resource(
         }
     }
     let index = state.index(&resource);
+    let hooked = super::before_write(&state, &resource_type, &resource)?;
     let version = state
         .storage
         .update(&resource_type, &id, resource, index, expected)
         .await?;
+    super::after_write(&state, hooked);
     Ok(written(&state.base, version, &headers))
 }
 
@@ -84,12 +86,16 @@ pub async fn conditional_update(
         url_id(id)?;
     }
     let index = state.index(&resource);
+    let hooked = super::before_write(&state, &resource_type, &resource)?;
     match state
         .storage
         .update_matching(query, key, resource, index, expected)
         .await?
     {
-        Conditional::Written(version) => Ok(written(&state.base, version, &headers)),
+        Conditional::Written(version) => {
+            super::after_write(&state, hooked);
+            Ok(written(&state.base, version, &headers))
+        }
         Conditional::IdMismatch(found) => Err(ApiError::bad_request(
             IssueType::Invalid,
             format!("the criteria match {resource_type}/{found}, but the body carries another id"),
