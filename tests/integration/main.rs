@@ -14,3 +14,4 @@ mod formats;
 mod history;
 mod search;
 mod search_cases;
+mod search_drift;
