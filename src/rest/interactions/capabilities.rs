@@ -34,7 +34,10 @@ pub fn capability_statement(base: &str, date: &str, registry: &Registry) -> Valu
             ];
             let mut includes = Vec::new();
             for p in registry.params(t) {
-                if p.expression.is_none() || ENGINE_PARAMS.contains(&p.code.as_str()) {
+                if p.expression.is_none()
+                    || p.kind == ParamType::Special
+                    || ENGINE_PARAMS.contains(&p.code.as_str())
+                {
                     continue;
                 }
                 params.push(json!({"name": p.code, "type": p.kind.code(), "definition": p.url}));
