@@ -343,10 +343,10 @@ fn references(value: &Value, ty: &str, code: &str, base: &str, rows: &mut IndexR
             target_url: Some(truncate(url)),
         }),
         Value::Object(_) => {
-            if let Some(reference) = value["reference"].as_str() {
-                if let Some(row) = reference_row(code, reference, base) {
-                    rows.references.push(row);
-                }
+            if let Some(reference) = value["reference"].as_str()
+                && let Some(row) = reference_row(code, reference, base)
+            {
+                rows.references.push(row);
             }
             if ty == "Reference" || ty.is_empty() {
                 let identifier = &value["identifier"];

@@ -111,8 +111,7 @@ fn current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<O
 /// bytes from the version number and time this function assigns.
 fn append(
     conn: &mut DbConnection,
-    t: &str,
-    id: &ResourceId,
+    (t, id): (&str, &ResourceId),
     previous: Option<&Current>,
     method: WriteMethod,
     content: impl FnOnce(VersionId, EpochMillis) -> Vec<u8>,
@@ -189,8 +188,7 @@ pub(super) fn create(
     let content = |version, at| fhir::stamp(resource.clone(), &id, version, at);
     append(
         conn,
-        t,
-        &id,
+        (t, &id),
         None,
         WriteMethod::Post,
         content,
@@ -224,8 +222,7 @@ pub(super) fn update(
     let content = |version, at| fhir::stamp(resource.clone(), id, version, at);
     append(
         conn,
-        t,
-        id,
+        (t, id),
         previous.as_ref(),
         WriteMethod::Put,
         content,
@@ -257,8 +254,7 @@ pub(super) fn delete(
     }
     append(
         conn,
-        t,
-        id,
+        (t, id),
         Some(&previous),
         WriteMethod::Delete,
         |_, _| Vec::new(),

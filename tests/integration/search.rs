@@ -367,7 +367,7 @@ async fn formats_and_subsets(s: &TestServer) {
     let text = xml.text().await.unwrap();
     assert!(
         text.contains("<Bundle xmlns=\"http://hl7.org/fhir\">")
-            && text.contains("<searchset") == false
+            && !text.contains("<searchset")
             && text.contains("value=\"searchset\""),
         "{text}"
     );

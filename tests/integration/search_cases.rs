@@ -113,15 +113,15 @@ async fn run_case(s: &TestServer, case: &Value) -> Result<(), String> {
         return Err(format!("not a searchset: {text}"));
     }
     let matches = keys(&body, "match");
-    if let Some(want) = case.get("matches") {
-        if sorted(matches.clone()) != sorted(strings(want)) {
-            return Err(format!("matches {matches:?}, expected {want}"));
-        }
+    if let Some(want) = case.get("matches")
+        && sorted(matches.clone()) != sorted(strings(want))
+    {
+        return Err(format!("matches {matches:?}, expected {want}"));
     }
-    if let Some(want) = case.get("ordered") {
-        if matches != strings(want) {
-            return Err(format!("order {matches:?}, expected {want}"));
-        }
+    if let Some(want) = case.get("ordered")
+        && matches != strings(want)
+    {
+        return Err(format!("order {matches:?}, expected {want}"));
     }
     if let Some(want) = case.get("included") {
         let included = keys(&body, "include");
@@ -129,10 +129,10 @@ async fn run_case(s: &TestServer, case: &Value) -> Result<(), String> {
             return Err(format!("included {included:?}, expected {want}"));
         }
     }
-    if let Some(want) = case.get("total") {
-        if body.get("total").unwrap_or(&Value::Null) != want {
-            return Err(format!("total {}, expected {want}", body["total"]));
-        }
+    if let Some(want) = case.get("total")
+        && body.get("total").unwrap_or(&Value::Null) != want
+    {
+        return Err(format!("total {}, expected {want}", body["total"]));
     }
     let has_outcome = !keys(&body, "outcome").is_empty();
     if case["outcome"] == true && !has_outcome {
