@@ -26,7 +26,7 @@ pub use conditional::{Conditional, MAX_CONDITIONAL_DELETES};
 use connection::{ConnectionManager, DbConnection};
 pub use history::{HistoryQuery, HistoryScope};
 pub use reindex::Current;
-pub use search::{Hit, SearchPage, explain_sql};
+pub use search::{Hit, SearchPage};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +275,12 @@ impl Storage {
         query: crate::search::query::SearchQuery,
     ) -> StorageResult<SearchPage> {
         self.with_conn(move |conn, _| search::search(conn, &query))
+            .await
+    }
+
+    /// The database's query plans for a search (see `benches/README.md`).
+    pub async fn explain(&self, query: crate::search::query::SearchQuery) -> StorageResult<String> {
+        self.with_conn(move |conn, _| search::explain(conn, &query))
             .await
     }
 

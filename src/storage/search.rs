@@ -920,57 +920,7 @@ pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageRes
         ));
     }
     let before = cursor.as_ref().is_some_and(|c| c.before);
-    let mut sql = Sql::new(postgres);
-    sql.push("SELECT s.resource_type, s.resource_id, v.content");
-    for slot in 0..3 {
-        let kind = kinds.get(slot).copied();
-        let column = |k: KeyKind, cast: &str| {
-            if kind == Some(k) {
-                format!("s.k{slot}")
-            } else {
-                format!("CAST(NULL AS {cast})")
-            }
-        };
-        let _ = write!(
-            sql.text,
-            ", {} AS t{slot}, {} AS i{slot}, {} AS f{slot}",
-            column(KeyKind::Text, "TEXT"),
-            column(KeyKind::Int, "BIGINT"),
-            column(KeyKind::Float, "DOUBLE PRECISION")
-        );
-    }
-    sql.push(" FROM (SELECT r.resource_type, r.resource_id, r.version_id");
-    for (i, key) in query.sort.iter().enumerate() {
-        sql.push(", ");
-        key_expression(&mut sql, key);
-        let _ = write!(sql.text, " AS k{i}");
-    }
-    sql.push(" FROM resources r WHERE ");
-    filter(&mut sql, query);
-    sql.push(") s JOIN resource_versions v ON v.resource_type = s.resource_type AND v.resource_id = s.resource_id AND v.version_id = s.version_id");
-    // Columns in order with their direction; the type and id break ties, ascending.
-    let mut columns: Vec<(String, bool)> = query
-        .sort
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (format!("s.k{i}"), k.descending))
-        .collect();
-    columns.push(("s.resource_type".into(), false));
-    columns.push(("s.resource_id".into(), false));
-    if let Some(c) = &cursor {
-        sql.push(" WHERE ");
-        keyset(&mut sql, &columns, &c.keys, c.before);
-    }
-    sql.push(" ORDER BY ");
-    for (i, (column, descending)) in columns.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        // A page before the cursor is read backwards, then turned around.
-        let desc = *descending != before;
-        sql.push(column).push(if desc { " DESC" } else { " ASC" });
-    }
-    sql.push(" LIMIT ").bind(Bind::Int(query.count as i64 + 1));
+    let sql = page_sql(query, &kinds, cursor.as_ref(), postgres);
     tracing::debug!(sql = sql.text, binds = ?sql.binds, "search page");
     let mut rows = load!(conn, &sql, PageRow)?;
     let more = rows.len() > query.count;
@@ -1005,6 +955,134 @@ pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageRes
         page.included = includes(conn, postgres, query, &page.matches)?;
     }
     Ok(page)
+}
+
+/// The page query: the matches with their sort keys, ordered and limited (after the cursor
+/// when there is one), and only then joined to their content.
+fn page_sql(
+    query: &SearchQuery,
+    kinds: &[KeyKind],
+    cursor: Option<&Cursor>,
+    postgres: bool,
+) -> Sql {
+    let before = cursor.is_some_and(|c| c.before);
+    let mut sql = Sql::new(postgres);
+    sql.push("SELECT p.resource_type, p.resource_id, v.content");
+    for slot in 0..3 {
+        let kind = kinds.get(slot).copied();
+        let column = |k: KeyKind, cast: &str| {
+            if kind == Some(k) {
+                format!("p.k{slot}")
+            } else {
+                format!("CAST(NULL AS {cast})")
+            }
+        };
+        let _ = write!(
+            sql.text,
+            ", {} AS t{slot}, {} AS i{slot}, {} AS f{slot}",
+            column(KeyKind::Text, "TEXT"),
+            column(KeyKind::Int, "BIGINT"),
+            column(KeyKind::Float, "DOUBLE PRECISION")
+        );
+    }
+    let keys: String = (0..query.sort.len()).map(|i| format!(", s.k{i}")).collect();
+    let _ = write!(
+        sql.text,
+        " FROM (SELECT s.resource_type, s.resource_id, s.version_id{keys} FROM (SELECT r.resource_type, r.resource_id, r.version_id"
+    );
+    for (i, key) in query.sort.iter().enumerate() {
+        sql.push(", ");
+        key_expression(&mut sql, key);
+        let _ = write!(sql.text, " AS k{i}");
+    }
+    sql.push(" FROM resources r WHERE ");
+    filter(&mut sql, query);
+    sql.push(") s");
+    // Columns in order with their direction; the type and id break ties, ascending.
+    let mut columns: Vec<(String, bool)> = query
+        .sort
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (format!("s.k{i}"), k.descending))
+        .collect();
+    columns.push(("s.resource_type".into(), false));
+    columns.push(("s.resource_id".into(), false));
+    if let Some(c) = cursor {
+        sql.push(" WHERE ");
+        keyset(&mut sql, &columns, &c.keys, c.before);
+    }
+    let order = |sql: &mut Sql, alias: &str| {
+        sql.push(" ORDER BY ");
+        for (i, (column, descending)) in columns.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            // A page before the cursor is read backwards, then turned around.
+            let desc = *descending != before;
+            sql.push(&column.replacen("s.", alias, 1));
+            sql.push(if desc { " DESC" } else { " ASC" });
+        }
+    };
+    order(&mut sql, "s.");
+    sql.push(" LIMIT ").bind(Bind::Int(query.count as i64 + 1));
+    sql.push(") p JOIN resource_versions v ON v.resource_type = p.resource_type AND v.resource_id = p.resource_id AND v.version_id = p.version_id");
+    order(&mut sql, "p.");
+    sql
+}
+
+/// The query plans of a search (the page query and, when a total is asked for, the count), as
+/// the database reports them: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL.
+pub(super) fn explain(conn: &mut DbConnection, query: &SearchQuery) -> StorageResult<String> {
+    let postgres = matches!(conn, DbConnection::Postgres(_));
+    let kinds: Vec<KeyKind> = query.sort.iter().map(|k| key_kind(&k.by)).collect();
+    let mut statements = vec![page_sql(query, &kinds, None, postgres)];
+    if matches!(query.total, Total::Accurate | Total::Estimate) {
+        let mut count = Sql::new(postgres);
+        count.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
+        filter(&mut count, query);
+        statements.push(count);
+    }
+    let mut out = String::new();
+    for statement in statements {
+        let mut plan = Sql::new(postgres);
+        plan.push(if postgres {
+            "EXPLAIN "
+        } else {
+            "EXPLAIN QUERY PLAN "
+        });
+        plan.push(&statement.text);
+        plan.binds = statement.binds;
+        if postgres {
+            for row in load!(conn, &plan, PgPlanRow)? {
+                out.push_str(&row.plan);
+                out.push('\n');
+            }
+        } else {
+            for row in load!(conn, &plan, SqlitePlanRow)? {
+                let _ = writeln!(out, "{}{}", "  ".repeat(depth_of(row.parent)), row.detail);
+            }
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn depth_of(parent: i64) -> usize {
+    usize::from(parent != 0)
+}
+
+#[derive(QueryableByName)]
+struct PgPlanRow {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    plan: String,
+}
+
+#[derive(QueryableByName)]
+struct SqlitePlanRow {
+    #[diesel(sql_type = BigInt)]
+    parent: i64,
+    #[diesel(sql_type = Text)]
+    detail: String,
 }
 
 /// Rows after (or before) the cursor position in the order of `columns`.
@@ -1246,14 +1324,6 @@ pub(super) fn matching(
         .into_iter()
         .map(|r| r.resource_id)
         .collect())
-}
-
-/// The SQL of a search (for `EXPLAIN` in the benchmarks), with `?` or `$n` placeholders.
-pub fn explain_sql(query: &SearchQuery, postgres: bool) -> String {
-    let mut sql = Sql::new(postgres);
-    sql.push("SELECT r.resource_id FROM resources r WHERE ");
-    filter(&mut sql, query);
-    sql.text
 }
 
 #[cfg(test)]
