@@ -397,11 +397,11 @@ async fn formats_and_subsets(s: &TestServer) {
     outcome(wrong, 415, "not-supported").await;
 }
 
-/// Loads a Synthea transaction Bundle entry by entry (Bundles are another issue's work): each
+/// Loads a Synthea transaction Bundle (copied from ../shared/data/synthea, Apache-2.0) entry by entry (Bundles are another issue's work): each
 /// `urn:uuid:X` fullUrl becomes `Type/X`, and the resource is written with PUT under id X.
 async fn load_synthea(s: &TestServer, file: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/synthea")
+        .join("tests/fixtures/synthea")
         .join(file);
     let mut text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
