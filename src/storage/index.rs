@@ -10,6 +10,7 @@ use super::schema::{
     search_composite, search_date, search_number, search_quantity, search_reference, search_string,
     search_token, search_uri,
 };
+use super::sql::{Bind, Sql, execute};
 use crate::search::IndexRows;
 
 /// Rows per INSERT: 15 columns × 1000 stays under SQLite's 32,766 binds.
@@ -38,154 +39,138 @@ pub(super) fn clear(conn: &mut DbConnection, t: &str, id: &str) -> StorageResult
     Ok(())
 }
 
-/// Writes the index rows of a resource (after [`clear`] when it had rows before).
+/// Writes the index rows of a resource (after [`clear`] when it had rows before): one
+/// multi-row INSERT per table. The statements are built as SQL text so that each backend
+/// caches one prepared statement per table and row count (diesel does not cache its own
+/// multi-row inserts, and preparing them was most of a write's cost on SQLite).
 pub(super) fn insert(
     conn: &mut DbConnection,
     t: &str,
     id: &str,
     rows: &IndexRows,
 ) -> StorageResult<()> {
-    for chunk in rows.strings.chunks(CHUNK) {
-        let values: Vec<_> = chunk
+    let postgres = matches!(conn, DbConnection::Postgres(_));
+    let text = |s: &str| Bind::Text(s.to_owned());
+    let opt = |s: &Option<String>| Bind::OptText(s.clone());
+    let owner = || [text(t), text(id)];
+    let mut tables: Vec<(&str, &str, Vec<Vec<Bind>>)> = Vec::with_capacity(8);
+    tables.push((
+        "search_string",
+        "code, value_normalized, value_exact",
+        rows.strings
+            .iter()
+            .map(|r| vec![text(&r.code), text(&r.normalized), text(&r.exact)])
+            .collect(),
+    ));
+    tables.push((
+        "search_token",
+        "code, system, value, display",
+        rows.tokens
             .iter()
             .map(|r| {
-                (
-                    search_string::resource_type.eq(t),
-                    search_string::resource_id.eq(id),
-                    search_string::code.eq(&r.code),
-                    search_string::value_normalized.eq(&r.normalized),
-                    search_string::value_exact.eq(&r.exact),
-                )
+                vec![
+                    text(&r.code),
+                    opt(&r.system),
+                    opt(&r.value),
+                    opt(&r.display),
+                ]
             })
-            .collect();
-        on_backend!(conn, c => diesel::insert_into(search_string::table).values(&values).execute(c))?;
-    }
-    for chunk in rows.tokens.chunks(CHUNK) {
-        let values: Vec<_> = chunk
+            .collect(),
+    ));
+    tables.push((
+        "search_date",
+        "code, start_ms, end_ms",
+        rows.dates
+            .iter()
+            .map(|r| vec![text(&r.code), Bind::Int(r.start), Bind::Int(r.end)])
+            .collect(),
+    ));
+    tables.push((
+        "search_number",
+        "code, low, high",
+        rows.numbers
+            .iter()
+            .map(|r| vec![text(&r.code), Bind::Float(r.low), Bind::Float(r.high)])
+            .collect(),
+    ));
+    tables.push((
+        "search_quantity",
+        "code, system, unit_code, low, high",
+        rows.quantities
             .iter()
             .map(|r| {
-                (
-                    search_token::resource_type.eq(t),
-                    search_token::resource_id.eq(id),
-                    search_token::code.eq(&r.code),
-                    search_token::system.eq(&r.system),
-                    search_token::value.eq(&r.value),
-                    search_token::display.eq(&r.display),
-                )
+                vec![
+                    text(&r.code),
+                    opt(&r.system),
+                    opt(&r.unit),
+                    Bind::Float(r.low),
+                    Bind::Float(r.high),
+                ]
             })
-            .collect();
-        on_backend!(conn, c => diesel::insert_into(search_token::table).values(&values).execute(c))?;
-    }
-    for chunk in rows.dates.chunks(CHUNK) {
-        let values: Vec<_> = chunk
+            .collect(),
+    ));
+    tables.push((
+        "search_reference",
+        "code, target_type, target_id, target_url",
+        rows.references
             .iter()
             .map(|r| {
-                (
-                    search_date::resource_type.eq(t),
-                    search_date::resource_id.eq(id),
-                    search_date::code.eq(&r.code),
-                    search_date::start_ms.eq(r.start),
-                    search_date::end_ms.eq(r.end),
-                )
+                vec![
+                    text(&r.code),
+                    opt(&r.target_type),
+                    opt(&r.target_id),
+                    opt(&r.target_url),
+                ]
             })
-            .collect();
-        on_backend!(conn, c => diesel::insert_into(search_date::table).values(&values).execute(c))?;
-    }
-    for chunk in rows.numbers.chunks(CHUNK) {
-        let values: Vec<_> = chunk
+            .collect(),
+    ));
+    tables.push((
+        "search_uri",
+        "code, value",
+        rows.uris
+            .iter()
+            .map(|r| vec![text(&r.code), text(&r.value)])
+            .collect(),
+    ));
+    tables.push((
+        "search_composite",
+        "code, s1_system, s1_value, s1_low, s1_high, s2_system, s2_value, s2_low, s2_high, s3_system, s3_value, s3_low, s3_high",
+        rows.composites
             .iter()
             .map(|r| {
-                (
-                    search_number::resource_type.eq(t),
-                    search_number::resource_id.eq(id),
-                    search_number::code.eq(&r.code),
-                    search_number::low.eq(r.low),
-                    search_number::high.eq(r.high),
-                )
+                let mut values = vec![text(&r.code)];
+                for slot in &r.slots {
+                    values.extend([
+                        opt(&slot.system),
+                        opt(&slot.value),
+                        Bind::OptFloat(slot.low),
+                        Bind::OptFloat(slot.high),
+                    ]);
+                }
+                values
             })
-            .collect();
-        on_backend!(conn, c => diesel::insert_into(search_number::table).values(&values).execute(c))?;
-    }
-    for chunk in rows.quantities.chunks(CHUNK) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|r| {
-                (
-                    search_quantity::resource_type.eq(t),
-                    search_quantity::resource_id.eq(id),
-                    search_quantity::code.eq(&r.code),
-                    search_quantity::system.eq(&r.system),
-                    search_quantity::unit_code.eq(&r.unit),
-                    search_quantity::low.eq(r.low),
-                    search_quantity::high.eq(r.high),
-                )
-            })
-            .collect();
-        on_backend!(conn, c => diesel::insert_into(search_quantity::table).values(&values).execute(c))?;
-    }
-    for chunk in rows.references.chunks(CHUNK) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|r| {
-                (
-                    search_reference::resource_type.eq(t),
-                    search_reference::resource_id.eq(id),
-                    search_reference::code.eq(&r.code),
-                    search_reference::target_type.eq(&r.target_type),
-                    search_reference::target_id.eq(&r.target_id),
-                    search_reference::target_url.eq(&r.target_url),
-                )
-            })
-            .collect();
-        on_backend!(conn, c => diesel::insert_into(search_reference::table).values(&values).execute(c))?;
-    }
-    for chunk in rows.uris.chunks(CHUNK) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|r| {
-                (
-                    search_uri::resource_type.eq(t),
-                    search_uri::resource_id.eq(id),
-                    search_uri::code.eq(&r.code),
-                    search_uri::value.eq(&r.value),
-                )
-            })
-            .collect();
-        on_backend!(conn, c => diesel::insert_into(search_uri::table).values(&values).execute(c))?;
-    }
-    for chunk in rows.composites.chunks(CHUNK) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|r| {
-                let [a, b, s] = &r.slots;
-                (
-                    (
-                        search_composite::resource_type.eq(t),
-                        search_composite::resource_id.eq(id),
-                        search_composite::code.eq(&r.code),
-                    ),
-                    (
-                        search_composite::s1_system.eq(&a.system),
-                        search_composite::s1_value.eq(&a.value),
-                        search_composite::s1_low.eq(a.low),
-                        search_composite::s1_high.eq(a.high),
-                    ),
-                    (
-                        search_composite::s2_system.eq(&b.system),
-                        search_composite::s2_value.eq(&b.value),
-                        search_composite::s2_low.eq(b.low),
-                        search_composite::s2_high.eq(b.high),
-                    ),
-                    (
-                        search_composite::s3_system.eq(&s.system),
-                        search_composite::s3_value.eq(&s.value),
-                        search_composite::s3_low.eq(s.low),
-                        search_composite::s3_high.eq(s.high),
-                    ),
-                )
-            })
-            .collect();
-        on_backend!(conn, c => diesel::insert_into(search_composite::table).values(&values).execute(c))?;
+            .collect(),
+    ));
+    for (table, columns, values) in tables {
+        for chunk in values.chunks(CHUNK) {
+            let mut sql = Sql::new(postgres);
+            sql.push("INSERT INTO ")
+                .push(table)
+                .push(" (resource_type, resource_id, ")
+                .push(columns)
+                .push(") VALUES ");
+            for (i, row) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                for (j, value) in owner().into_iter().chain(row.iter().cloned()).enumerate() {
+                    if j > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind(value);
+                }
+                sql.push(")");
+            }
+            execute!(conn, &sql)?;
+        }
     }
     Ok(())
 }

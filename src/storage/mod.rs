@@ -10,6 +10,7 @@ mod index;
 mod reindex;
 mod schema;
 mod search;
+mod sql;
 mod threads;
 mod versions;
 mod writer;

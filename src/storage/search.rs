@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use diesel::prelude::*;
-use diesel::query_builder::BoxedSqlQuery;
 use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
-use super::connection::{DbConnection, on_backend};
+use super::connection::DbConnection;
+use super::sql::{Bind, Sql, load};
 use super::{StorageError, StorageResult};
 use crate::search::query::{
     Condition, Include, Prefix, SearchQuery, SortBy, SortKey, StringMode, SystemMatch, Table,
@@ -42,92 +42,6 @@ pub struct SearchPage {
     pub next: Option<String>,
     /// The cursor of the previous page.
     pub previous: Option<String>,
-}
-
-/// A value bound to a placeholder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Bind {
-    #[serde(rename = "t")]
-    Text(String),
-    #[serde(rename = "i")]
-    Int(i64),
-    #[serde(rename = "f")]
-    Float(f64),
-}
-
-/// SQL text with its binds, written for one backend's placeholder style.
-struct Sql {
-    text: String,
-    binds: Vec<Bind>,
-    postgres: bool,
-    aliases: usize,
-}
-
-impl Sql {
-    fn new(postgres: bool) -> Sql {
-        Sql {
-            text: String::with_capacity(512),
-            binds: Vec::new(),
-            postgres,
-            aliases: 0,
-        }
-    }
-
-    fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    fn bind(&mut self, value: Bind) -> &mut Self {
-        self.binds.push(value);
-        if self.postgres {
-            let _ = write!(self.text, "${}", self.binds.len());
-        } else {
-            self.text.push('?');
-        }
-        self
-    }
-
-    fn text(&mut self, value: &str) -> &mut Self {
-        self.bind(Bind::Text(value.to_owned()))
-    }
-
-    fn alias(&mut self) -> String {
-        self.aliases += 1;
-        format!("a{}", self.aliases)
-    }
-}
-
-fn bind_all<'a, DB>(
-    mut query: BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>,
-    binds: &[Bind],
-) -> BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>
-where
-    DB: diesel::backend::Backend
-        + diesel::sql_types::HasSqlType<Text>
-        + diesel::sql_types::HasSqlType<BigInt>
-        + diesel::sql_types::HasSqlType<Double>,
-    String: diesel::serialize::ToSql<Text, DB>,
-    i64: diesel::serialize::ToSql<BigInt, DB>,
-    f64: diesel::serialize::ToSql<Double, DB>,
-{
-    for bind in binds {
-        query = match bind.clone() {
-            Bind::Text(s) => query.bind::<Text, _>(s),
-            Bind::Int(i) => query.bind::<BigInt, _>(i),
-            Bind::Float(f) => query.bind::<Double, _>(f),
-        };
-    }
-    query
-}
-
-/// Runs `sql` and loads rows of `T`.
-macro_rules! load {
-    ($conn:expr, $sql:expr, $row:ty) => {{
-        let sql: &Sql = $sql;
-        on_backend!($conn, c => bind_all(diesel::sql_query(sql.text.clone()).into_boxed(), &sql.binds)
-            .load::<$row>(c))
-    }};
 }
 
 fn table_name(table: Table) -> &'static str {
