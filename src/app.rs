@@ -36,6 +36,9 @@ pub enum AppError {
     Serve(std::io::Error),
 }
 
+/// How often the planner statistics are refreshed.
+const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Opens the configured database and runs its migrations.
 pub async fn open_storage(config: &Config, clock: SharedClock) -> Result<Storage, AppError> {
     let (url, size) = (config.database.clone(), config.db_pool_size);
@@ -77,8 +80,8 @@ pub struct RunningServer {
     pub public_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), AppError>>,
-    /// Keeps the search parameters in step with other nodes.
-    sync: tokio::task::JoinHandle<()>,
+    /// Background work: search parameters kept in step with other nodes, planner statistics.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -87,7 +90,9 @@ impl RunningServer {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.sync.abort();
+        for task in &self.background {
+            task.abort();
+        }
         self.task
             .await
             .map_err(|e| AppError::Serve(std::io::Error::other(e.to_string())))?
@@ -112,6 +117,17 @@ pub async fn start(config: &Config) -> Result<RunningServer, AppError> {
     let seen = storage.latest_seq("SearchParameter").await?;
     let state = rest_state(storage, &public_url, clock.as_ref()).await?;
     let sync = rest::search_parameters::spawn_sync(state.clone(), seen);
+    let maintenance = {
+        let storage = state.storage.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(MAINTENANCE_INTERVAL).await;
+                if let Err(e) = storage.optimize().await {
+                    tracing::warn!("refreshing the planner statistics failed: {e}");
+                }
+            }
+        })
+    };
     let app = router(config, state);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -127,7 +143,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, AppError> {
         public_url,
         shutdown: Some(tx),
         task,
-        sync,
+        background: vec![sync, maintenance],
     })
 }
 

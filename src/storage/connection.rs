@@ -85,6 +85,17 @@ impl r2d2::ManageConnection for ConnectionManager {
 
 /// Runs the pending migrations of the connection's backend. On PostgreSQL an advisory lock
 /// keeps several nodes starting at once from racing.
+/// Refreshes the query planner's statistics where they are stale: `PRAGMA optimize` on SQLite
+/// (which samples at most a thousand rows per index); PostgreSQL's autovacuum does this itself.
+pub fn optimize(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(c) => {
+            c.batch_execute("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+        }
+        DbConnection::Postgres(_) => Ok(()),
+    }
+}
+
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, String> {
     match conn {
         DbConnection::Sqlite(c) => c

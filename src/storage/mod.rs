@@ -157,6 +157,7 @@ impl Storage {
             StorageError::Setup(format!("cannot connect to {}: {e}", url.redacted()))
         })?;
         connection::run_migrations(&mut first).map_err(StorageError::Setup)?;
+        connection::optimize(&mut first).map_err(|e| StorageError::Setup(e.to_string()))?;
         drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
@@ -277,6 +278,12 @@ impl Storage {
     ) -> StorageResult<SearchPage> {
         self.with_conn(move |conn, _| search::search(conn, &query))
             .await
+    }
+
+    /// Refreshes the planner statistics (SQLite; see `connection::optimize`). Search plans
+    /// depend on them: without statistics SQLite may scan a whole index for a sort key.
+    pub async fn optimize(&self) -> StorageResult<()> {
+        self.write(|conn, _| Ok(connection::optimize(conn)?)).await
     }
 
     /// The database's query plans for a search (see `benches/README.md`).

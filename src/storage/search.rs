@@ -80,8 +80,49 @@ fn like_escaped(text: &str) -> String {
     out
 }
 
-/// Writes the condition that resource alias `row` (of type `t`) meets `condition`.
-fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition) {
+/// How a condition on index rows is written: `row.resource_id IN (SELECT …)`, which lets the
+/// database drive the query from the index lookup, or a correlated `EXISTS (…)` probe of the
+/// owner index for a row found another way. One condition of a search drives; the rest probe,
+/// so a broad condition (every Observation with a common code) is never read in full just to
+/// test a few candidates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Probe {
+    In,
+    Exists,
+}
+
+/// Opens a condition on index table `table` (alias `a`) for the row `row` of type `t`:
+/// `row.resource_id [NOT] IN (SELECT a.resource_id FROM table a WHERE a.resource_type = t` or
+/// `[NOT] EXISTS (SELECT 1 FROM table a WHERE a.resource_type = t AND a.resource_id = row.resource_id`.
+/// The caller adds `AND …` and closes it with `)`.
+fn open_owned(sql: &mut Sql, probe: Probe, negate: bool, row: &str, table: &str, a: &str, t: &str) {
+    match probe {
+        Probe::In => {
+            sql.push(row).push(if negate {
+                ".resource_id NOT IN ("
+            } else {
+                ".resource_id IN ("
+            });
+            let _ = write!(
+                sql.text,
+                "SELECT {a}.resource_id FROM {table} {a} WHERE {a}.resource_type = "
+            );
+            sql.text(t);
+        }
+        Probe::Exists => {
+            sql.push(if negate { "NOT EXISTS (" } else { "EXISTS (" });
+            let _ = write!(
+                sql.text,
+                "SELECT 1 FROM {table} {a} WHERE {a}.resource_type = "
+            );
+            sql.text(t);
+            let _ = write!(sql.text, " AND {a}.resource_id = {row}.resource_id");
+        }
+    }
+}
+
+/// Writes the condition that resource alias `row` (of type `t`) meets `cond`.
+fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition, probe: Probe) {
     match cond {
         Condition::Ids(ids) => {
             sql.push(row).push(".resource_id IN (");
@@ -116,18 +157,8 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition) {
             negate,
         } => {
             let a = sql.alias();
-            sql.push(row).push(if *negate {
-                ".resource_id NOT IN ("
-            } else {
-                ".resource_id IN ("
-            });
-            let _ = write!(
-                sql.text,
-                "SELECT {a}.resource_id FROM {} {a} WHERE {a}.resource_type = ",
-                table_name(*table)
-            );
-            sql.text(t)
-                .push(&format!(" AND {a}.code = "))
+            open_owned(sql, probe, *negate, row, table_name(*table), &a, t);
+            sql.push(&format!(" AND {a}.code = "))
                 .text(code)
                 .push(" AND (");
             for (i, alternative) in alternatives.iter().enumerate() {
@@ -144,30 +175,13 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition) {
             missing,
         } => {
             let a = sql.alias();
-            sql.push(row).push(if *missing {
-                ".resource_id NOT IN ("
-            } else {
-                ".resource_id IN ("
-            });
-            let _ = write!(
-                sql.text,
-                "SELECT {a}.resource_id FROM {} {a} WHERE {a}.resource_type = ",
-                table_name(*table)
-            );
-            sql.text(t)
-                .push(&format!(" AND {a}.code = "))
-                .text(code)
-                .push(")");
+            open_owned(sql, probe, *missing, row, table_name(*table), &a, t);
+            sql.push(&format!(" AND {a}.code = ")).text(code).push(")");
         }
         Condition::Chain { code, targets } => {
             let a = sql.alias();
-            sql.push(row).push(".resource_id IN (");
-            let _ = write!(
-                sql.text,
-                "SELECT {a}.resource_id FROM search_reference {a} WHERE {a}.resource_type = "
-            );
-            sql.text(t)
-                .push(&format!(" AND {a}.code = "))
+            open_owned(sql, probe, false, row, "search_reference", &a, t);
+            sql.push(&format!(" AND {a}.code = "))
                 .text(code)
                 .push(" AND (");
             for (i, (target, inner)) in targets.iter().enumerate() {
@@ -187,13 +201,25 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition) {
             inner,
         } => {
             let a = sql.alias();
-            sql.push(row).push(".resource_id IN (");
-            let _ = write!(
-                sql.text,
-                "SELECT {a}.target_id FROM search_reference {a} WHERE {a}.resource_type = "
-            );
-            sql.text(source_type)
-                .push(&format!(" AND {a}.code = "))
+            match probe {
+                Probe::In => {
+                    sql.push(row).push(".resource_id IN (");
+                    let _ = write!(
+                        sql.text,
+                        "SELECT {a}.target_id FROM search_reference {a} WHERE {a}.resource_type = "
+                    );
+                    sql.text(source_type);
+                }
+                Probe::Exists => {
+                    let _ = write!(
+                        sql.text,
+                        "EXISTS (SELECT 1 FROM search_reference {a} WHERE {a}.resource_type = "
+                    );
+                    sql.text(source_type);
+                    let _ = write!(sql.text, " AND {a}.target_id = {row}.resource_id");
+                }
+            }
+            sql.push(&format!(" AND {a}.code = "))
                 .text(code)
                 .push(&format!(" AND {a}.target_type = "))
                 .text(t)
@@ -207,13 +233,62 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition) {
                 if i > 0 {
                     sql.push(" OR ");
                 }
-                condition(sql, t, row, c);
+                condition(sql, t, row, c, probe);
             }
             if conditions.is_empty() {
                 sql.push("1 = 0");
             }
             sql.push(")");
         }
+    }
+}
+
+/// How narrow a condition usually is (lower: fewer matches). The narrowest one drives the
+/// query.
+fn narrowness(cond: &Condition) -> u8 {
+    match cond {
+        Condition::Ids(_) => 0,
+        Condition::Match { negate: true, .. } | Condition::Missing { .. } => 9,
+        Condition::Match {
+            table,
+            alternatives,
+            ..
+        } => match table {
+            Table::Reference => 1,
+            Table::String
+                if alternatives.iter().all(|a| {
+                    matches!(
+                        a,
+                        ValueMatch::String {
+                            mode: StringMode::Exact,
+                            ..
+                        }
+                    )
+                }) =>
+            {
+                2
+            }
+            Table::Token
+                if alternatives.iter().all(|a| {
+                    matches!(
+                        a,
+                        ValueMatch::Token {
+                            system: SystemMatch::Is(_),
+                            code: Some(_)
+                        }
+                    )
+                }) =>
+            {
+                3
+            }
+            Table::Token | Table::Uri => 4,
+            Table::String => 3,
+            Table::Composite => 5,
+            Table::Date | Table::Number | Table::Quantity => 7,
+        },
+        Condition::Or(conditions) => conditions.iter().map(narrowness).max().unwrap_or(9),
+        Condition::Chain { .. } | Condition::Has { .. } => 6,
+        Condition::LastUpdated(_) => 8,
     }
 }
 
@@ -226,7 +301,7 @@ fn matching_ids(sql: &mut Sql, t: &str, inner: &Condition) {
     );
     sql.text(t);
     let _ = write!(sql.text, " AND {r}.deleted = FALSE AND ");
-    condition(sql, t, &r, inner);
+    condition(sql, t, &r, inner, Probe::In);
 }
 
 /// R4 search §3.1.1.4.2: the target range `[rs, re)` against the search range
@@ -241,8 +316,18 @@ fn date_predicate(sql: &mut Sql, rs: &str, re: &str, prefix: Prefix, start: i64,
             .bind(e.clone())
             .push(")");
     };
+    // Stored ranges have start <= end, so each prefix also bounds one column on its own (the
+    // redundant conjuncts below), which lets an index on start or end serve the search.
     match prefix {
-        Prefix::Eq => contained(sql),
+        Prefix::Eq => {
+            sql.push("(")
+                .push(rs)
+                .push(" < ")
+                .bind(e.clone())
+                .push(" AND ");
+            contained(sql);
+            sql.push(")");
+        }
         Prefix::Ne => {
             sql.push("NOT ");
             contained(sql);
@@ -634,17 +719,31 @@ fn filter(sql: &mut Sql, query: &SearchQuery) {
     }
     sql.push(") AND r.deleted = FALSE");
     let single = query.types.len() == 1;
-    for clause in &query.clauses {
+    // The narrowest clause drives (IN); the others probe each candidate (EXISTS).
+    let mut clauses: Vec<&crate::search::query::Clause> = query.clauses.iter().collect();
+    clauses.sort_by_key(|c| {
+        c.per_type
+            .iter()
+            .map(|(_, c)| narrowness(c))
+            .max()
+            .unwrap_or(9)
+    });
+    for (n, clause) in clauses.into_iter().enumerate() {
+        let probe = if n == 0 || !single {
+            Probe::In
+        } else {
+            Probe::Exists
+        };
         sql.push(" AND (");
         for (i, (t, c)) in clause.per_type.iter().enumerate() {
             if i > 0 {
                 sql.push(" OR ");
             }
             if single {
-                condition(sql, t, "r", c);
+                condition(sql, t, "r", c, probe);
             } else {
                 sql.push("(r.resource_type = ").text(t).push(" AND ");
-                condition(sql, t, "r", c);
+                condition(sql, t, "r", c, probe);
                 sql.push(")");
             }
         }
