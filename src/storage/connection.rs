@@ -37,8 +37,12 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// Every SQLite connection gets these: WAL so readers never block the writer, FULL sync so a
 /// commit is on disk before the client hears of it, a busy timeout instead of instant errors.
+/// Reads go through a memory map (up to SQLite's 2 GiB limit) and a 64 MiB page cache per
+/// connection: a search touches hundreds of index pages, and reading them with a system call
+/// each cost a third of its time on a million resources.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-    PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+    PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+    PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -65536;";
 
 /// Hands out connections to the configured database.
 #[derive(Debug, Clone)]

@@ -1063,8 +1063,7 @@ pub(super) fn explain(conn: &mut DbConnection, query: &SearchQuery) -> StorageRe
         } else {
             "EXPLAIN QUERY PLAN "
         });
-        plan.push(&statement.text);
-        plan.binds = statement.binds;
+        plan.append(statement);
         if postgres {
             for row in load!(conn, &plan, PgPlanRow)? {
                 out.push_str(&row.plan);

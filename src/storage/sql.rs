@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 
-use diesel::query_builder::BoxedSqlQuery;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
@@ -25,10 +24,13 @@ pub(super) enum Bind {
     OptFloat(Option<f64>),
 }
 
-/// SQL text with its binds, written for one backend's placeholder style.
+/// SQL text with its binds. The text shows each placeholder in the backend's style (for logs);
+/// `marks` remembers where they are, so that diesel writes the real ones when it runs the query.
 pub(super) struct Sql {
     pub(super) text: String,
     pub(super) binds: Vec<Bind>,
+    /// Byte ranges of the placeholders in `text`.
+    marks: Vec<(usize, usize)>,
     postgres: bool,
     aliases: usize,
 }
@@ -38,6 +40,7 @@ impl Sql {
         Sql {
             text: String::with_capacity(512),
             binds: Vec::new(),
+            marks: Vec::new(),
             postgres,
             aliases: 0,
         }
@@ -50,11 +53,23 @@ impl Sql {
 
     pub(super) fn bind(&mut self, value: Bind) -> &mut Self {
         self.binds.push(value);
+        let start = self.text.len();
         if self.postgres {
             let _ = write!(self.text, "${}", self.binds.len());
         } else {
             self.text.push('?');
         }
+        self.marks.push((start, self.text.len()));
+        self
+    }
+
+    /// Appends another statement (its text and binds).
+    pub(super) fn append(&mut self, other: Sql) -> &mut Self {
+        let offset = self.text.len();
+        self.text.push_str(&other.text);
+        self.marks
+            .extend(other.marks.iter().map(|(s, e)| (s + offset, e + offset)));
+        self.binds.extend(other.binds);
         self
     }
 
@@ -68,10 +83,21 @@ impl Sql {
     }
 }
 
-pub(super) fn bind_all<'a, DB>(
-    mut query: BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>,
-    binds: &[Bind],
-) -> BoxedSqlQuery<'a, DB, diesel::query_builder::SqlQuery>
+/// A borrowed [`Sql`] as a diesel query.
+pub(super) struct Run<'a>(pub(super) &'a Sql);
+
+impl diesel::query_builder::QueryId for Run<'_> {
+    type QueryId = ();
+    // No static id: the statement cache keys on the SQL text and bind types instead, so each
+    // query shape is prepared once per connection. (diesel's own `sql_query` is never cached.)
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for Run<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for Run<'_>
 where
     DB: diesel::backend::Backend
         + diesel::sql_types::HasSqlType<Text>
@@ -83,24 +109,34 @@ where
     i64: diesel::serialize::ToSql<BigInt, DB>,
     f64: diesel::serialize::ToSql<Double, DB>,
 {
-    for bind in binds {
-        query = match bind.clone() {
-            Bind::Text(s) => query.bind::<Text, _>(s),
-            Bind::Int(i) => query.bind::<BigInt, _>(i),
-            Bind::Float(f) => query.bind::<Double, _>(f),
-            Bind::OptText(s) => query.bind::<Nullable<Text>, _>(s),
-            Bind::OptFloat(f) => query.bind::<Nullable<Double>, _>(f),
-        };
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        let mut at = 0;
+        for (bind, (start, end)) in self.0.binds.iter().zip(&self.0.marks) {
+            out.push_sql(&self.0.text[at..*start]);
+            at = *end;
+            match bind {
+                Bind::Text(v) => out.push_bind_param::<Text, _>(v)?,
+                Bind::Int(v) => out.push_bind_param::<BigInt, _>(v)?,
+                Bind::Float(v) => out.push_bind_param::<Double, _>(v)?,
+                Bind::OptText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                Bind::OptFloat(v) => out.push_bind_param::<Nullable<Double>, _>(v)?,
+            }
+        }
+        out.push_sql(&self.0.text[at..]);
+        Ok(())
     }
-    query
 }
+
+impl<Conn> diesel::RunQueryDsl<Conn> for Run<'_> {}
 
 /// Runs `sql` and loads rows of `T`.
 macro_rules! load {
     ($conn:expr, $sql:expr, $row:ty) => {{
         let sql: &$crate::storage::sql::Sql = $sql;
-        $crate::storage::connection::on_backend!($conn, c => $crate::storage::sql::bind_all(diesel::sql_query(sql.text.clone()).into_boxed(), &sql.binds)
-            .load::<$row>(c))
+        $crate::storage::connection::on_backend!($conn, c => diesel::RunQueryDsl::load::<$row>($crate::storage::sql::Run(sql), c))
     }};
 }
 pub(super) use load;
@@ -109,8 +145,7 @@ pub(super) use load;
 macro_rules! execute {
     ($conn:expr, $sql:expr) => {{
         let sql: &$crate::storage::sql::Sql = $sql;
-        $crate::storage::connection::on_backend!($conn, c => $crate::storage::sql::bind_all(diesel::sql_query(sql.text.clone()).into_boxed(), &sql.binds)
-            .execute(c))
+        $crate::storage::connection::on_backend!($conn, c => diesel::RunQueryDsl::execute($crate::storage::sql::Run(sql), c))
     }};
 }
 pub(super) use execute;

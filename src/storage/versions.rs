@@ -316,5 +316,25 @@ mod tests {
             prepared <= 4,
             "{prepared} statements prepared for 50 reads on a pool of 4"
         );
+        // Writes with index rows, and searches, reuse their statements too (per shape).
+        let registry = crate::search::Registry::r4();
+        let before = CACHES.load(Ordering::SeqCst);
+        for n in 0..30 {
+            let patient = serde_json::json!({"resourceType": "Patient", "name": [{"family": format!("F{n}")}], "birthDate": "1970"});
+            let index = crate::search::extract(&registry, &patient, "http://h/fhir");
+            rt.block_on(storage.create("Patient", patient, index))
+                .unwrap();
+            let params = vec![("name".to_owned(), format!("f{n}"))];
+            let query =
+                crate::search::query::parse(&registry, vec!["Patient".into()], &params, "", true)
+                    .unwrap();
+            let page = rt.block_on(storage.search(query)).unwrap();
+            assert_eq!(page.matches.len(), 1);
+        }
+        let prepared = CACHES.load(Ordering::SeqCst) - before;
+        assert!(
+            prepared <= 10,
+            "{prepared} statements prepared for 30 indexed creates and 30 searches"
+        );
     }
 }
