@@ -707,9 +707,80 @@ fn slot_predicate(sql: &mut Sql, slot: &str, value: &ValueMatch) {
     }
 }
 
+/// How the database finds the matches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Plan {
+    /// The narrowest clause is read from its index (IN) and the others probe each candidate.
+    Drive,
+    /// The resources of the type are walked in result order and every clause probes each
+    /// (EXISTS); the walk stops when the page is full. Right when matches are many, so the
+    /// first page is found long before the end.
+    Scan,
+}
+
+/// Candidates beyond which reading the driving index costs more than walking in order.
+const DRIVE_LIMIT: i64 = 2000;
+
+fn ordered_clauses(query: &SearchQuery) -> Vec<&crate::search::query::Clause> {
+    let mut clauses: Vec<&crate::search::query::Clause> = query.clauses.iter().collect();
+    clauses.sort_by_key(|c| {
+        c.per_type
+            .iter()
+            .map(|(_, c)| narrowness(c))
+            .max()
+            .unwrap_or(9)
+    });
+    clauses
+}
+
+/// Chooses the plan of a page: drive from the narrowest clause, unless the page is in id
+/// order and that clause matches so many resources (a quick bounded count says so) that
+/// walking the resources in id order fills the page sooner.
+fn choose_plan(conn: &mut DbConnection, postgres: bool, query: &SearchQuery) -> StorageResult<Plan> {
+    let single = query.types.len() == 1;
+    let in_id_order = query.sort.iter().all(|k| k.by == SortBy::Id && !k.descending);
+    let Some(first) = ordered_clauses(query).first().copied() else {
+        return Ok(Plan::Drive);
+    };
+    if !single || !in_id_order {
+        return Ok(Plan::Drive);
+    }
+    let (t, cond) = &first.per_type[0];
+    match cond {
+        Condition::Match {
+            table,
+            code,
+            alternatives,
+            negate: false,
+        } if narrowness(cond) >= 3 => {
+            let a = "x";
+            let mut sql = Sql::new(postgres);
+            let _ = write!(
+                sql.text,
+                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM {} {a} WHERE {a}.resource_type = ",
+                table_name(*table)
+            );
+            sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
+            for (i, alternative) in alternatives.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                value_predicate(&mut sql, *table, a, alternative);
+            }
+            sql.push(") LIMIT ").bind(Bind::Int(DRIVE_LIMIT)).push(") c");
+            let n = load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n);
+            Ok(if n >= DRIVE_LIMIT { Plan::Scan } else { Plan::Drive })
+        }
+        Condition::Missing { .. } | Condition::Match { negate: true, .. } | Condition::LastUpdated(_) => {
+            Ok(Plan::Scan)
+        }
+        _ => Ok(Plan::Drive),
+    }
+}
+
 /// The `WHERE` body shared by the page and the count: live resources of the searched types
 /// that meet every clause.
-fn filter(sql: &mut Sql, query: &SearchQuery) {
+fn filter(sql: &mut Sql, query: &SearchQuery, plan: Plan) {
     sql.push("r.resource_type IN (");
     for (i, t) in query.types.iter().enumerate() {
         if i > 0 {
@@ -720,16 +791,8 @@ fn filter(sql: &mut Sql, query: &SearchQuery) {
     sql.push(") AND r.deleted = FALSE");
     let single = query.types.len() == 1;
     // The narrowest clause drives (IN); the others probe each candidate (EXISTS).
-    let mut clauses: Vec<&crate::search::query::Clause> = query.clauses.iter().collect();
-    clauses.sort_by_key(|c| {
-        c.per_type
-            .iter()
-            .map(|(_, c)| narrowness(c))
-            .max()
-            .unwrap_or(9)
-    });
-    for (n, clause) in clauses.into_iter().enumerate() {
-        let probe = if n == 0 || !single {
+    for (n, clause) in ordered_clauses(query).into_iter().enumerate() {
+        let probe = if !single || (n == 0 && plan == Plan::Drive) {
             Probe::In
         } else {
             Probe::Exists
@@ -899,9 +962,7 @@ pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageRes
     let mut page = SearchPage::default();
     let count_only = query.summary == Some(crate::fhir::view::Summary::Count);
     if count_only || matches!(query.total, Total::Accurate | Total::Estimate) {
-        let mut sql = Sql::new(postgres);
-        sql.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
-        filter(&mut sql, query);
+        let sql = count_sql(query, postgres);
         let rows = load!(conn, &sql, CountRow)?;
         page.total = rows.first().map(|r| r.n);
     }
@@ -933,7 +994,8 @@ pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageRes
         ));
     }
     let before = cursor.as_ref().is_some_and(|c| c.before);
-    let sql = page_sql(query, &kinds, cursor.as_ref(), postgres);
+    let plan = choose_plan(conn, postgres, query)?;
+    let sql = page_sql(query, &kinds, cursor.as_ref(), postgres, plan);
     tracing::debug!(sql = sql.text, binds = ?sql.binds, "search page");
     let mut rows = load!(conn, &sql, PageRow)?;
     let more = rows.len() > query.count;
@@ -972,11 +1034,40 @@ pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageRes
 
 /// The page query: the matches with their sort keys, ordered and limited (after the cursor
 /// when there is one), and only then joined to their content.
+/// The count of matches. A search of one type with one plain condition counts its index rows
+/// directly (only live resources have index rows), without touching `resources`.
+fn count_sql(query: &SearchQuery, postgres: bool) -> Sql {
+    let mut sql = Sql::new(postgres);
+    if let ([t], [clause]) = (query.types.as_slice(), query.clauses.as_slice())
+        && let [(_, Condition::Match { table, code, alternatives, negate: false })] = clause.per_type.as_slice()
+    {
+        let a = "x";
+        let _ = write!(
+            sql.text,
+            "SELECT COUNT(DISTINCT {a}.resource_id) AS n FROM {} {a} WHERE {a}.resource_type = ",
+            table_name(*table)
+        );
+        sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
+        for (i, alternative) in alternatives.iter().enumerate() {
+            if i > 0 {
+                sql.push(" OR ");
+            }
+            value_predicate(&mut sql, *table, a, alternative);
+        }
+        sql.push(")");
+        return sql;
+    }
+    sql.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
+    filter(&mut sql, query, Plan::Drive);
+    sql
+}
+
 fn page_sql(
     query: &SearchQuery,
     kinds: &[KeyKind],
     cursor: Option<&Cursor>,
     postgres: bool,
+    plan: Plan,
 ) -> Sql {
     let before = cursor.is_some_and(|c| c.before);
     let mut sql = Sql::new(postgres);
@@ -1009,7 +1100,7 @@ fn page_sql(
         let _ = write!(sql.text, " AS k{i}");
     }
     sql.push(" FROM resources r WHERE ");
-    filter(&mut sql, query);
+    filter(&mut sql, query, plan);
     sql.push(") s");
     // Columns in order with their direction; the type and id break ties, ascending.
     let mut columns: Vec<(String, bool)> = query
@@ -1048,12 +1139,10 @@ fn page_sql(
 pub(super) fn explain(conn: &mut DbConnection, query: &SearchQuery) -> StorageResult<String> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
     let kinds: Vec<KeyKind> = query.sort.iter().map(|k| key_kind(&k.by)).collect();
-    let mut statements = vec![page_sql(query, &kinds, None, postgres)];
+    let plan = choose_plan(conn, postgres, query)?;
+    let mut statements = vec![page_sql(query, &kinds, None, postgres, plan)];
     if matches!(query.total, Total::Accurate | Total::Estimate) {
-        let mut count = Sql::new(postgres);
-        count.push("SELECT COUNT(*) AS n FROM resources r WHERE ");
-        filter(&mut count, query);
-        statements.push(count);
+        statements.push(count_sql(query, postgres));
     }
     let mut out = String::new();
     for statement in statements {
@@ -1329,7 +1418,7 @@ pub(super) fn matching(
     let postgres = matches!(conn, DbConnection::Postgres(_));
     let mut sql = Sql::new(postgres);
     sql.push("SELECT r.resource_type, r.resource_id FROM resources r WHERE ");
-    filter(&mut sql, query);
+    filter(&mut sql, query, Plan::Drive);
     sql.push(" ORDER BY r.resource_id LIMIT ")
         .bind(Bind::Int(limit as i64));
     Ok(load!(conn, &sql, TargetRow)?
