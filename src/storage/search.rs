@@ -736,10 +736,19 @@ fn ordered_clauses(query: &SearchQuery) -> Vec<&crate::search::query::Clause> {
 /// Chooses the plan of a page: drive from the narrowest clause, unless the page is in id
 /// order and that clause matches so many resources (a quick bounded count says so) that
 /// walking the resources in id order fills the page sooner.
-fn choose_plan(conn: &mut DbConnection, postgres: bool, query: &SearchQuery) -> StorageResult<Plan> {
+fn choose_plan(
+    conn: &mut DbConnection,
+    postgres: bool,
+    query: &SearchQuery,
+) -> StorageResult<Plan> {
     let single = query.types.len() == 1;
-    let in_id_order = query.sort.iter().all(|k| k.by == SortBy::Id && !k.descending);
-    let Some(first) = ordered_clauses(query).first().copied() else {
+    let in_id_order = query
+        .sort
+        .iter()
+        .all(|k| k.by == SortBy::Id && !k.descending);
+    // With several conditions the intersection may be empty, and a walk would then read
+    // every resource of the type; reading the narrowest index bounds the cost instead.
+    let [first] = query.clauses.as_slice() else {
         return Ok(Plan::Drive);
     };
     if !single || !in_id_order {
@@ -767,13 +776,19 @@ fn choose_plan(conn: &mut DbConnection, postgres: bool, query: &SearchQuery) -> 
                 }
                 value_predicate(&mut sql, *table, a, alternative);
             }
-            sql.push(") LIMIT ").bind(Bind::Int(DRIVE_LIMIT)).push(") c");
+            sql.push(") LIMIT ")
+                .bind(Bind::Int(DRIVE_LIMIT))
+                .push(") c");
             let n = load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n);
-            Ok(if n >= DRIVE_LIMIT { Plan::Scan } else { Plan::Drive })
+            Ok(if n >= DRIVE_LIMIT {
+                Plan::Scan
+            } else {
+                Plan::Drive
+            })
         }
-        Condition::Missing { .. } | Condition::Match { negate: true, .. } | Condition::LastUpdated(_) => {
-            Ok(Plan::Scan)
-        }
+        Condition::Missing { .. }
+        | Condition::Match { negate: true, .. }
+        | Condition::LastUpdated(_) => Ok(Plan::Scan),
         _ => Ok(Plan::Drive),
     }
 }
@@ -1039,12 +1054,25 @@ pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageRes
 fn count_sql(query: &SearchQuery, postgres: bool) -> Sql {
     let mut sql = Sql::new(postgres);
     if let ([t], [clause]) = (query.types.as_slice(), query.clauses.as_slice())
-        && let [(_, Condition::Match { table, code, alternatives, negate: false })] = clause.per_type.as_slice()
+        && let [
+            (
+                _,
+                Condition::Match {
+                    table,
+                    code,
+                    alternatives,
+                    negate: false,
+                },
+            ),
+        ] = clause.per_type.as_slice()
     {
         let a = "x";
+        // On SQLite the unary `+` keeps the planner from walking the owner index (in
+        // resource_id order, for the DISTINCT) instead of the lookup index.
+        let plus = if postgres { "" } else { "+" };
         let _ = write!(
             sql.text,
-            "SELECT COUNT(DISTINCT {a}.resource_id) AS n FROM {} {a} WHERE {a}.resource_type = ",
+            "SELECT COUNT(DISTINCT {plus}{a}.resource_id) AS n FROM {} {a} WHERE {a}.resource_type = ",
             table_name(*table)
         );
         sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
