@@ -51,13 +51,29 @@ pub enum StorageError {
     Setup(String),
     /// A query failed.
     #[error("database error: {0}")]
-    Database(#[from] diesel::result::Error),
+    Database(diesel::result::Error),
+    /// A statement ran past the database's time limit.
+    #[error("statement timeout: {0}")]
+    Timeout(String),
     /// A paging cursor that this server did not issue, or for another search.
     #[error("{0}")]
     BadCursor(String),
     /// A blocking task failed to complete.
     #[error("storage task failed: {0}")]
     Task(String),
+}
+
+impl From<diesel::result::Error> for StorageError {
+    fn from(error: diesel::result::Error) -> Self {
+        match error {
+            diesel::result::Error::DatabaseError(_, ref info)
+                if info.message().contains("statement timeout") =>
+            {
+                StorageError::Timeout(info.message().to_owned())
+            }
+            other => StorageError::Database(other),
+        }
+    }
 }
 
 /// Result of storage operations.
