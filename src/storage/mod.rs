@@ -6,7 +6,9 @@
 mod conditional;
 mod connection;
 mod history;
+mod includes;
 mod index;
+mod predicates;
 mod reindex;
 mod schema;
 mod search;
