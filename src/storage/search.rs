@@ -139,12 +139,7 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition, probe: Probe) 
             sql.push(&format!(" AND {a}.code = "))
                 .text(code)
                 .push(" AND (");
-            for (i, alternative) in alternatives.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                value_predicate(sql, *table, &a, alternative);
-            }
+            any_of(sql, *table, &a, alternatives);
             sql.push("))");
         }
         Condition::Missing {
@@ -218,6 +213,16 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition, probe: Probe) 
             }
             sql.push(")");
         }
+    }
+}
+
+/// The alternatives of a parameter (comma-separated values), ORed, on index alias `a`.
+fn any_of(sql: &mut Sql, table: Table, a: &str, alternatives: &[ValueMatch]) {
+    for (i, alternative) in alternatives.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        value_predicate(sql, table, a, alternative);
     }
 }
 
@@ -345,12 +350,7 @@ fn choose_plan(
                 table_name(*table)
             );
             sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
-            for (i, alternative) in alternatives.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                value_predicate(&mut sql, *table, a, alternative);
-            }
+            any_of(&mut sql, *table, a, alternatives);
             sql.push(") LIMIT ")
                 .bind(Bind::Int(DRIVE_LIMIT))
                 .push(") c");
@@ -649,12 +649,7 @@ fn count_sql(query: &SearchQuery, postgres: bool) -> Sql {
             table_name(*table)
         );
         sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
-        for (i, alternative) in alternatives.iter().enumerate() {
-            if i > 0 {
-                sql.push(" OR ");
-            }
-            value_predicate(&mut sql, *table, a, alternative);
-        }
+        any_of(&mut sql, *table, a, alternatives);
         sql.push(")");
         return sql;
     }

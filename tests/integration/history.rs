@@ -4,22 +4,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{TestServer, json_with_status, outcome};
+use crate::support::{TestServer, json_with_status, link, outcome};
 
 on_both_backends!(
     instance_history_lists_every_version,
     paging_survives_new_writes,
     since_and_at
 );
-
-fn link(bundle: &Value, relation: &str) -> Option<String> {
-    bundle["link"]
-        .as_array()?
-        .iter()
-        .find(|l| l["relation"] == relation)
-        .and_then(|l| l["url"].as_str())
-        .map(str::to_owned)
-}
 
 fn entries(bundle: &Value) -> Vec<Value> {
     bundle["entry"].as_array().cloned().unwrap_or_default()

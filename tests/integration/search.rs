@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{TestServer, json_with_status, outcome};
+use crate::support::{TestServer, json_with_status, link, outcome};
 
 on_both_backends!(
     paging_stays_correct_while_data_changes,
@@ -17,15 +17,6 @@ on_both_backends!(
     synthea_patients,
     walking_in_id_order_gives_the_same_answers,
 );
-
-fn link(bundle: &Value, relation: &str) -> Option<String> {
-    bundle["link"]
-        .as_array()?
-        .iter()
-        .find(|l| l["relation"] == relation)
-        .and_then(|l| l["url"].as_str())
-        .map(str::to_owned)
-}
 
 fn ids(bundle: &Value) -> Vec<String> {
     bundle["entry"]

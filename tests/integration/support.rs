@@ -222,3 +222,13 @@ pub async fn outcome(response: Response, status: u16, code: &str) -> String {
     assert!(!diagnostics.is_empty(), "{body}");
     diagnostics
 }
+
+/// The URL of a Bundle's link with `relation`.
+pub fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == relation)
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_owned)
+}
