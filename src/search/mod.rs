@@ -5,6 +5,7 @@ pub mod extract;
 pub mod fhirpath;
 pub mod query;
 pub mod registry;
+mod values;
 
 pub use extract::{IndexRows, extract};
 pub use registry::{ParamType, Registry, SearchParam, SharedRegistry};

@@ -101,12 +101,7 @@ fn include_targets(
         sql.push("SELECT DISTINCT x.target_type AS resource_type, x.target_id AS resource_id FROM search_reference x WHERE x.resource_type = ");
         sql.text(t)
             .push(" AND x.target_id IS NOT NULL AND x.resource_id IN (");
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.text(id);
-        }
+        sql.text_list(&ids);
         sql.push(")");
         if let Some(code) = &include.code {
             sql.push(" AND x.code = ").text(code);
@@ -146,12 +141,7 @@ fn revinclude_sources(
         let mut sql = Sql::new(postgres);
         sql.push("SELECT DISTINCT x.resource_type, x.resource_id FROM search_reference x WHERE x.target_type = ");
         sql.text(t).push(" AND x.target_id IN (");
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.text(id);
-        }
+        sql.text_list(&ids);
         sql.push(")");
         if include.source_type != "*" {
             sql.push(" AND x.resource_type = ")

@@ -343,12 +343,7 @@ pub(super) fn value_predicate(sql: &mut Sql, table: Table, a: &str, value: &Valu
             UriMode::Below => starts_with(sql, &format!("{a}.value"), value),
             UriMode::Above => {
                 sql.push(&format!("{a}.value IN ("));
-                for (i, prefix) in uri_prefixes(value).iter().enumerate() {
-                    if i > 0 {
-                        sql.push(", ");
-                    }
-                    sql.text(prefix);
-                }
+                sql.text_list(&uri_prefixes(value));
                 sql.push(")");
             }
         },

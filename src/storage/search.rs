@@ -104,12 +104,7 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition, probe: Probe) 
     match cond {
         Condition::Ids(ids) => {
             sql.push(row).push(".resource_id IN (");
-            for (i, id) in ids.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(id);
-            }
+            sql.text_list(ids);
             sql.push(")");
         }
         Condition::LastUpdated(alternatives) => {
@@ -372,12 +367,7 @@ fn choose_plan(
 /// that meet every clause.
 fn filter(sql: &mut Sql, query: &SearchQuery, plan: Plan) {
     sql.push("r.resource_type IN (");
-    for (i, t) in query.types.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.text(t);
-    }
+    sql.text_list(&query.types);
     sql.push(") AND r.deleted = FALSE");
     let single = query.types.len() == 1;
     // The narrowest clause drives (IN); the others probe each candidate (EXISTS).

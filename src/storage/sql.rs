@@ -77,6 +77,17 @@ impl Sql {
         self.bind(Bind::Text(value.to_owned()))
     }
 
+    /// Binds each value, separated by commas (the inside of an `IN (…)`).
+    pub(super) fn text_list<S: AsRef<str>>(&mut self, values: &[S]) -> &mut Self {
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(value.as_ref());
+        }
+        self
+    }
+
     pub(super) fn alias(&mut self) -> String {
         self.aliases += 1;
         format!("a{}", self.aliases)
