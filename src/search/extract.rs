@@ -101,23 +101,6 @@ pub struct IndexRows {
 }
 
 impl IndexRows {
-    /// Total number of rows.
-    pub fn len(&self) -> usize {
-        self.strings.len()
-            + self.tokens.len()
-            + self.dates.len()
-            + self.numbers.len()
-            + self.quantities.len()
-            + self.references.len()
-            + self.uris.len()
-            + self.composites.len()
-    }
-
-    /// True when there is nothing to index.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn dedup(&mut self) {
         fn unique<T: Clone + Eq + std::hash::Hash>(rows: &mut Vec<T>) {
             let mut seen = HashSet::new();

@@ -359,12 +359,12 @@ pub fn parse(
             CURSOR => query.cursor = Some(value.clone()),
             "_type" => {} // read by the system-level handler
             n if FORMAT_PARAMS.contains(&n) => {}
-            n if n == "_include" || n.starts_with("_include:") => query
-                .includes
-                .push(parse_include(registry, n, value, false)?),
-            n if n == "_revinclude" || n.starts_with("_revinclude:") => query
-                .revincludes
-                .push(parse_include(registry, n, value, true)?),
+            n if n == "_include" || n.starts_with("_include:") => {
+                query.includes.push(parse_include(registry, n, value)?)
+            }
+            n if n == "_revinclude" || n.starts_with("_revinclude:") => {
+                query.revincludes.push(parse_include(registry, n, value)?)
+            }
             n if UNSUPPORTED.contains(&n.split(':').next().unwrap_or(n)) => ignore(
                 &mut query,
                 format!("the parameter {n} is not supported and was ignored"),
@@ -735,7 +735,7 @@ fn parse_sort(registry: &Registry, types: &[String], value: &str) -> Result<Vec<
     Ok(keys)
 }
 
-fn parse_include(registry: &Registry, name: &str, value: &str, reverse: bool) -> Result<Include> {
+fn parse_include(registry: &Registry, name: &str, value: &str) -> Result<Include> {
     let modifier = name.split_once(':').map(|(_, m)| m);
     let iterate = match modifier {
         None => false,
@@ -780,7 +780,6 @@ fn parse_include(registry: &Registry, name: &str, value: &str, reverse: bool) ->
             "{name}: '{t}' is not a resource type"
         )));
     }
-    let _ = reverse;
     Ok(Include {
         source_type: source.to_owned(),
         code: code.map(str::to_owned),

@@ -3,7 +3,7 @@
 //! quantities with their precision; URIs above and below; composite components.
 
 use super::sql::{Bind, Sql};
-use crate::search::query::{Prefix, StringMode, SystemMatch, Table, UriMode, ValueMatch};
+use crate::search::query::{Prefix, StringMode, SystemMatch, UriMode, ValueMatch};
 
 /// The largest character: `prefix || MAX_CHAR` bounds every string that starts with `prefix`.
 pub(super) const MAX_CHAR: char = '\u{10FFFF}';
@@ -250,7 +250,7 @@ fn uri_prefixes(value: &str) -> Vec<String> {
     out
 }
 
-pub(super) fn value_predicate(sql: &mut Sql, table: Table, a: &str, value: &ValueMatch) {
+pub(super) fn value_predicate(sql: &mut Sql, a: &str, value: &ValueMatch) {
     match value {
         ValueMatch::String { mode, text } => match mode {
             StringMode::Prefix => starts_with(sql, &format!("{a}.value_normalized"), text),
@@ -357,7 +357,6 @@ pub(super) fn value_predicate(sql: &mut Sql, table: Table, a: &str, value: &Valu
             sql.push(")");
         }
     }
-    let _ = table;
 }
 
 /// One component of a composite match against slot columns `{slot}_system`, `_value`, `_low`,

@@ -134,7 +134,7 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition, probe: Probe) 
             sql.push(&format!(" AND {a}.code = "))
                 .text(code)
                 .push(" AND (");
-            any_of(sql, *table, &a, alternatives);
+            any_of(sql, &a, alternatives);
             sql.push("))");
         }
         Condition::Missing {
@@ -212,12 +212,12 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition, probe: Probe) 
 }
 
 /// The alternatives of a parameter (comma-separated values), ORed, on index alias `a`.
-fn any_of(sql: &mut Sql, table: Table, a: &str, alternatives: &[ValueMatch]) {
+fn any_of(sql: &mut Sql, a: &str, alternatives: &[ValueMatch]) {
     for (i, alternative) in alternatives.iter().enumerate() {
         if i > 0 {
             sql.push(" OR ");
         }
-        value_predicate(sql, table, a, alternative);
+        value_predicate(sql, a, alternative);
     }
 }
 
@@ -345,7 +345,7 @@ fn choose_plan(
                 table_name(*table)
             );
             sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
-            any_of(&mut sql, *table, a, alternatives);
+            any_of(&mut sql, a, alternatives);
             sql.push(") LIMIT ")
                 .bind(Bind::Int(DRIVE_LIMIT))
                 .push(") c");
@@ -639,7 +639,7 @@ fn count_sql(query: &SearchQuery, postgres: bool) -> Sql {
             table_name(*table)
         );
         sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
-        any_of(&mut sql, *table, a, alternatives);
+        any_of(&mut sql, a, alternatives);
         sql.push(")");
         return sql;
     }

@@ -13,36 +13,6 @@ use crate::rest::response::FhirResponse;
 use crate::rest::{ApiError, RestState, known_type};
 use crate::storage::Conditional;
 
-/// Parses the criteria of a conditional interaction (the query of `If-None-Exist`, or of a
-/// conditional update or delete URL). Criteria are strict: an unknown parameter would
-/// otherwise match everything. Returns the query and a key naming the criteria.
-pub fn conditional_criteria(
-    state: &RestState,
-    resource_type: &str,
-    criteria: Option<&str>,
-    what: &str,
-) -> Result<(crate::search::query::SearchQuery, String), ApiError> {
-    let text = criteria.unwrap_or_default();
-    let text = text
-        .strip_prefix(&format!("{resource_type}?"))
-        .unwrap_or(text);
-    let text = text.strip_prefix('?').unwrap_or(text);
-    let params = super::search::query_params(Some(text));
-    let mut query =
-        super::search::parse_search(state, vec![resource_type.to_owned()], &params, true)?;
-    if query.clauses.is_empty() {
-        return Err(ApiError::bad_request(
-            IssueType::Invalid,
-            format!("{what} needs search criteria (such as identifier=system|value)"),
-        ));
-    }
-    query.sort.clear();
-    let mut sorted = params;
-    sorted.sort();
-    let key = format!("{resource_type}?{sorted:?}");
-    Ok((query, key))
-}
-
 /// Creates a resource.
 #[utoipa::path(post, path = "/fhir/{type}", tag = "FHIR",
     params(("type" = String, Path, description = "Resource type")),
@@ -58,7 +28,7 @@ pub async fn create_resource(
 ) -> Result<FhirResponse, ApiError> {
     known_type(&resource_type)?;
     let criteria = match headers.get("if-none-exist") {
-        Some(value) => Some(conditional_criteria(
+        Some(value) => Some(super::conditional_criteria(
             &state,
             &resource_type,
             value.to_str().ok(),

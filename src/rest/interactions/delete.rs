@@ -86,12 +86,8 @@ pub async fn conditional_delete(
     headers: HeaderMap,
 ) -> Result<FhirResponse, ApiError> {
     known_type(&resource_type)?;
-    let (query, key) = super::create::conditional_criteria(
-        &state,
-        &resource_type,
-        uri.query(),
-        "a conditional delete",
-    )?;
+    let (query, key) =
+        super::conditional_criteria(&state, &resource_type, uri.query(), "a conditional delete")?;
     let deleted = match state.storage.delete_matching(query, key).await? {
         Ok(deleted) if resource_type == "SearchParameter" && !deleted.is_empty() => {
             // Deleted SearchParameters leave the registry: rebuild it from what is stored.

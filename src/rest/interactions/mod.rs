@@ -42,6 +42,35 @@ fn after_write(state: &crate::rest::RestState, hooked: Option<Value>) {
     }
 }
 
+/// Parses the criteria of a conditional interaction (the query of `If-None-Exist`, or of a
+/// conditional update or delete URL). Criteria are strict: an unknown parameter would
+/// otherwise match everything. Returns the query and a key naming the criteria.
+pub fn conditional_criteria(
+    state: &crate::rest::RestState,
+    resource_type: &str,
+    criteria: Option<&str>,
+    what: &str,
+) -> Result<(crate::search::query::SearchQuery, String), ApiError> {
+    let text = criteria.unwrap_or_default();
+    let text = text
+        .strip_prefix(&format!("{resource_type}?"))
+        .unwrap_or(text);
+    let text = text.strip_prefix('?').unwrap_or(text);
+    let params = search::query_params(Some(text));
+    let mut query = search::parse_search(state, vec![resource_type.to_owned()], &params, true)?;
+    if query.clauses.is_empty() {
+        return Err(ApiError::bad_request(
+            IssueType::Invalid,
+            format!("{what} needs search criteria (such as identifier=system|value)"),
+        ));
+    }
+    query.sort.clear();
+    let mut sorted = params;
+    sorted.sort();
+    let key = format!("{resource_type}?{sorted:?}");
+    Ok((query, key))
+}
+
 /// `_summary` and `_elements` of a read.
 struct View {
     summary: Option<Summary>,

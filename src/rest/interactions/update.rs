@@ -73,12 +73,8 @@ pub async fn conditional_update(
     body: Bytes,
 ) -> Result<FhirResponse, ApiError> {
     known_type(&resource_type)?;
-    let (query, key) = super::create::conditional_criteria(
-        &state,
-        &resource_type,
-        uri.query(),
-        "a conditional update",
-    )?;
+    let (query, key) =
+        super::conditional_criteria(&state, &resource_type, uri.query(), "a conditional update")?;
     let expected = if_match(&headers)?;
     let format = body_format(&headers)?;
     let resource = parse_resource(&body, format, Some(&resource_type))?;
