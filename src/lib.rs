@@ -16,6 +16,8 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod fhir;
+pub mod hooks;
 pub mod rest;
 pub mod search;
 pub mod storage;
+pub mod triage;

@@ -158,6 +158,16 @@ impl Issue {
         }
     }
 
+    /// A warning: the request succeeded, but the client should know.
+    pub fn warning(code: IssueType, diagnostics: impl Into<String>) -> Self {
+        Issue {
+            severity: Severity::Warning,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: Vec::new(),
+        }
+    }
+
     /// An information-level issue.
     pub fn information(diagnostics: impl Into<String>) -> Self {
         Issue {
