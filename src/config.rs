@@ -93,6 +93,23 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Connections in the database pool.
     pub db_pool_size: u32,
+    /// The echo triage calendar, as written (checked by `triage` when the server starts).
+    pub triage: TriageSettings,
+    /// Load the demo data at start (`serve --demo`).
+    pub demo: bool,
+}
+
+/// The working-hours calendar of echo triage as configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TriageSettings {
+    /// `england-and-wales` (default), `scotland` or `northern-ireland`.
+    pub region: Option<String>,
+    /// A daily window such as `08:00-18:00`; the whole day when unset.
+    pub window: Option<String>,
+    /// Extra days off (`YYYY-MM-DD`).
+    pub extra_holidays: Vec<String>,
+    /// Bank holidays the site works (`YYYY-MM-DD`).
+    pub removed_holidays: Vec<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -104,6 +121,8 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("db_pool_size", &self.db_pool_size)
+            .field("triage", &self.triage)
+            .field("demo", &self.demo)
             .finish()
     }
 }
@@ -124,6 +143,16 @@ pub struct Overrides {
     pub max_body_bytes: Option<u64>,
     /// `db_pool_size` / `HEARTH_DB_POOL_SIZE`.
     pub db_pool_size: Option<u32>,
+    /// `triage_region` / `HEARTH_TRIAGE_REGION`.
+    pub triage_region: Option<String>,
+    /// `triage_window` / `HEARTH_TRIAGE_WINDOW`.
+    pub triage_window: Option<String>,
+    /// `triage_extra_holidays` / `HEARTH_TRIAGE_EXTRA_HOLIDAYS` (comma-separated).
+    pub triage_extra_holidays: Option<Vec<String>>,
+    /// `triage_removed_holidays` / `HEARTH_TRIAGE_REMOVED_HOLIDAYS` (comma-separated).
+    pub triage_removed_holidays: Option<Vec<String>>,
+    /// `demo` / `serve --demo`.
+    pub demo: Option<bool>,
 }
 
 impl Overrides {
@@ -135,6 +164,13 @@ impl Overrides {
             public_url: over.public_url.or(self.public_url),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
             db_pool_size: over.db_pool_size.or(self.db_pool_size),
+            triage_region: over.triage_region.or(self.triage_region),
+            triage_window: over.triage_window.or(self.triage_window),
+            triage_extra_holidays: over.triage_extra_holidays.or(self.triage_extra_holidays),
+            triage_removed_holidays: over
+                .triage_removed_holidays
+                .or(self.triage_removed_holidays),
+            demo: over.demo.or(self.demo),
         }
     }
 
@@ -160,8 +196,22 @@ impl Overrides {
             public_url: lookup("HEARTH_PUBLIC_URL"),
             max_body_bytes: number("HEARTH_MAX_BODY_BYTES", lookup("HEARTH_MAX_BODY_BYTES"))?,
             db_pool_size: number("HEARTH_DB_POOL_SIZE", lookup("HEARTH_DB_POOL_SIZE"))?,
+            triage_region: lookup("HEARTH_TRIAGE_REGION"),
+            triage_window: lookup("HEARTH_TRIAGE_WINDOW"),
+            triage_extra_holidays: lookup("HEARTH_TRIAGE_EXTRA_HOLIDAYS").map(|v| list(&v)),
+            triage_removed_holidays: lookup("HEARTH_TRIAGE_REMOVED_HOLIDAYS").map(|v| list(&v)),
+            demo: None,
         })
     }
+}
+
+/// A comma-separated list.
+fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Config {
@@ -236,6 +286,13 @@ impl Config {
             public_url,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             db_pool_size,
+            triage: TriageSettings {
+                region: o.triage_region,
+                window: o.triage_window,
+                extra_holidays: o.triage_extra_holidays.unwrap_or_default(),
+                removed_holidays: o.triage_removed_holidays.unwrap_or_default(),
+            },
+            demo: o.demo.unwrap_or(false),
         })
     }
 

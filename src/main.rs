@@ -36,7 +36,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve,
+    Serve {
+        /// Load a small demo (wards, patients, echo requests on every pathway) at start.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Run pending database migrations and exit.
     Migrate,
 }
@@ -49,7 +53,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    let demo = matches!(cli.command, Command::Serve { demo: true });
     let flags = Overrides {
+        demo: demo.then_some(true),
         addr: cli.addr,
         data_dir: cli.data_dir,
         database_url: cli.database_url,
@@ -74,7 +80,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve => hearth::app::serve(&config).await,
+            Command::Serve { .. } => hearth::app::serve(&config).await,
             Command::Migrate => hearth::app::open_storage(&config, Arc::new(SystemClock))
                 .await
                 .map(|_| {

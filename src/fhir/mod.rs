@@ -10,6 +10,7 @@ mod json_check;
 mod narrative;
 pub mod outcome;
 pub mod primitives;
+pub mod profiles;
 pub mod view;
 
 use std::fmt;

@@ -7,9 +7,11 @@ mod error;
 mod format;
 pub mod interactions;
 pub mod openapi;
+pub mod operations;
 mod preconditions;
 mod response;
 pub mod search_parameters;
+mod writes;
 
 use std::sync::Arc;
 
@@ -20,11 +22,15 @@ use axum::routing::get;
 use serde_json::Value;
 
 pub use error::ApiError;
+pub use writes::Prepared;
 use interactions::{capabilities, create, delete, history, read, reindex, search, update, vread};
 
+use crate::clock::SharedClock;
 use crate::fhir::ResourceId;
+use crate::hooks::WriteHook;
 use crate::search::{IndexRows, SharedRegistry};
 use crate::storage::Storage;
+use crate::triage::Triage;
 
 /// What the FHIR handlers share.
 #[derive(Clone)]
@@ -39,6 +45,12 @@ pub struct RestState {
     started_at: Arc<str>,
     /// The search parameters.
     pub registry: SharedRegistry,
+    /// The domain rules that take part in writes.
+    hooks: Arc<Vec<Arc<dyn WriteHook>>>,
+    /// Echo triage: the calendar, the pathways and the rules of the triage operations.
+    pub triage: Triage,
+    /// The time.
+    pub clock: SharedClock,
 }
 
 impl RestState {
@@ -48,6 +60,8 @@ impl RestState {
         base: String,
         started_at: String,
         registry: SharedRegistry,
+        triage: Triage,
+        clock: SharedClock,
     ) -> Self {
         let capabilities = Arc::new(capabilities::capability_statement(
             &base,
@@ -60,6 +74,9 @@ impl RestState {
             capabilities: Arc::new(std::sync::RwLock::new(capabilities)),
             started_at: started_at.into(),
             registry,
+            hooks: Arc::new(vec![Arc::new(triage.clone()) as Arc<dyn WriteHook>]),
+            triage,
+            clock,
         }
     }
 
@@ -110,6 +127,22 @@ pub fn router(state: RestState, max_body_bytes: usize) -> Router {
         .route(
             "/fhir/{resource_type}/{id}/$reindex",
             axum::routing::post(reindex::reindex_instance),
+        )
+        .route(
+            "/fhir/{resource_type}/$deadline",
+            get(operations::deadline::compute_deadline),
+        )
+        .route(
+            "/fhir/{resource_type}/$triage-stats",
+            get(operations::triage_stats::triage_stats),
+        )
+        .route(
+            "/fhir/{resource_type}/{id}/$triage",
+            axum::routing::post(operations::triage::triage_request),
+        )
+        .route(
+            "/fhir/{resource_type}/{id}/$extend-deadline",
+            axum::routing::post(operations::extend_deadline::extend_deadline),
         )
         .route("/fhir/metadata", get(capabilities::read_capabilities))
         .route("/fhir/_history", get(history::system_history))

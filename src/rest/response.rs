@@ -50,6 +50,14 @@ impl FhirResponse {
         self
     }
 
+    /// Adds a header, keeping others of the same name.
+    pub fn append_header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.append(name, value);
+        }
+        self
+    }
+
     /// Adds `ETag` and `Last-Modified` for a version.
     pub fn version_headers(self, version: &StoredVersion) -> Self {
         self.header(header::ETAG, &etag(version.version_id)).header(

@@ -70,11 +70,23 @@ pub async fn rebuild(storage: &Storage) -> StorageResult<Registry> {
     }
 }
 
-/// Keeps this node's registry in step with the stored SearchParameters.
+/// Keeps this node's registry in step with the stored SearchParameters, and its pathway
+/// targets with the stored pathway CodeSystem.
 pub fn spawn_sync(state: RestState, mut seen: Option<i64>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut code_systems_seen = state.storage.latest_seq("CodeSystem").await.ok().flatten();
         loop {
             tokio::time::sleep(SYNC_INTERVAL).await;
+            if let Ok(latest) = state.storage.latest_seq("CodeSystem").await
+                && latest != code_systems_seen
+            {
+                code_systems_seen = latest;
+                if let Ok(id) = crate::fhir::ResourceId::parse(crate::triage::PATHWAY_CODE_SYSTEM_ID)
+                    && let Ok(Some((code_system, _))) = state.current_value("CodeSystem", &id).await
+                {
+                    state.triage.reload(&code_system);
+                }
+            }
             let Ok(latest) = state.storage.latest_seq("SearchParameter").await else {
                 continue;
             };

@@ -24,6 +24,14 @@ const TYPE_INTERACTIONS: [&str; 8] = [
     "create",
 ];
 
+/// The echo triage operations on ServiceRequest (definitions in `profiles/`).
+const TRIAGE_OPERATIONS: [(&str, &str); 4] = [
+    ("triage", "POST [base]/ServiceRequest/[id]/$triage: set the pathway, sentence and reason; the server computes the deadline"),
+    ("extend-deadline", "POST [base]/ServiceRequest/[id]/$extend-deadline: add working hours to the deadline, or move it to an instant, with a mandatory reason"),
+    ("deadline", "GET [base]/ServiceRequest/$deadline?start=&pathway= (or hours=): the deadline the server would store"),
+    ("triage-stats", "GET [base]/ServiceRequest/$triage-stats?days=15: today, a daily series and time to completion against target"),
+];
+
 /// Builds the CapabilityStatement of this server.
 pub fn capability_statement(base: &str, date: &str, registry: &Registry) -> Value {
     let resources: Vec<Value> = resource_types()
@@ -47,7 +55,7 @@ pub fn capability_statement(base: &str, date: &str, registry: &Registry) -> Valu
             }
             includes.push(Value::String("*".into()));
             let revincludes: Vec<Value> = revincludes_of(registry, t);
-            json!({
+            let mut resource = json!({
                 "type": t,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
                 "interaction": TYPE_INTERACTIONS.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
@@ -61,7 +69,19 @@ pub fn capability_statement(base: &str, date: &str, registry: &Registry) -> Valu
                 "searchInclude": includes,
                 "searchRevInclude": revincludes,
                 "searchParam": params,
-            })
+            });
+            if t == "ServiceRequest" {
+                resource["supportedProfile"] = json!([crate::triage::url::ECHO_PROFILE]);
+                resource["operation"] = json!(TRIAGE_OPERATIONS
+                    .iter()
+                    .map(|(name, doc)| json!({
+                        "name": name,
+                        "definition": format!("{}/OperationDefinition/ServiceRequest-{name}", crate::triage::url::BASE),
+                        "documentation": doc,
+                    }))
+                    .collect::<Vec<_>>());
+            }
+            resource
         })
         .collect();
     json!({

@@ -10,7 +10,7 @@ use crate::fhir::outcome::IssueType;
 use crate::fhir::parse_resource;
 use crate::rest::format::body_format;
 use crate::rest::response::FhirResponse;
-use crate::rest::{ApiError, RestState, known_type};
+use crate::rest::{ApiError, Prepared, RestState, known_type};
 use crate::storage::Conditional;
 
 /// Creates a resource.
@@ -38,24 +38,23 @@ pub async fn create_resource(
     };
     let format = body_format(&headers)?;
     let resource = parse_resource(&body, format, Some(&resource_type))?;
-    let index = state.index(&resource);
-    let hooked = super::before_write(&state, &resource_type, &resource)?;
     let Some((query, key)) = criteria else {
-        let version = state
-            .storage
-            .create(&resource_type, resource, index)
-            .await?;
-        super::after_write(&state, hooked);
-        return Ok(written(&state.base, version, &headers));
+        let (version, warnings) = state.create_through_hooks(&resource_type, resource).await?;
+        return Ok(written(&state.base, version, &headers, &warnings));
     };
+    let prepared = state.prepare(&resource_type, resource, None)?;
+    let index = state.index(&prepared.resource);
+    let Prepared {
+        resource, warnings, ..
+    } = prepared;
     match state
         .storage
         .create_if_none(query, key, resource, index)
         .await?
     {
         Conditional::Written(version) => {
-            super::after_write(&state, hooked);
-            Ok(written(&state.base, version, &headers))
+            state.after_store(&resource_type, &version);
+            Ok(written(&state.base, version, &headers, &warnings))
         }
         Conditional::Matched(ids) if ids.len() == 1 => {
             // One match: nothing is created and the existing resource is the answer.
@@ -70,7 +69,7 @@ pub async fn create_resource(
                 state.base, existing.version_id
             );
             existing.created = false;
-            Ok(written(&state.base, existing, &headers)
+            Ok(written(&state.base, existing, &headers, &[])
                 .header(axum::http::header::LOCATION, &location))
         }
         Conditional::Matched(_) | Conditional::IdMismatch(_) => Err(ApiError::new(

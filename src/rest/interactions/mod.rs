@@ -21,27 +21,6 @@ use crate::fhir::outcome::{Issue, IssueType, operation_outcome};
 use crate::fhir::view::{Summary, select_elements, summarize};
 use crate::storage::StoredVersion;
 
-/// Checks a write for what the server's own hooks need (a SearchParameter must be usable);
-/// returns what `after_write` needs.
-fn before_write(
-    state: &crate::rest::RestState,
-    resource_type: &str,
-    resource: &Value,
-) -> Result<Option<Value>, ApiError> {
-    if resource_type != "SearchParameter" {
-        return Ok(None);
-    }
-    crate::rest::search_parameters::check(state, resource)?;
-    Ok(Some(resource.clone()))
-}
-
-/// Runs the hooks of a successful write.
-fn after_write(state: &crate::rest::RestState, hooked: Option<Value>) {
-    if let Some(parameter) = hooked {
-        crate::rest::search_parameters::written(state, &parameter);
-    }
-}
-
 /// Parses the criteria of a conditional interaction (the query of `If-None-Exist`, or of a
 /// conditional update or delete URL). Criteria are strict: an unknown parameter would
 /// otherwise match everything. Returns the query and a key naming the criteria.
@@ -157,8 +136,15 @@ fn serve_version(
         .body(body))
 }
 
-/// Answers a successful create or update as `Prefer: return=…` asks.
-fn written(base: &str, version: StoredVersion, headers: &HeaderMap) -> FhirResponse {
+/// Answers a successful create or update as `Prefer: return=…` asks. Warnings from the write
+/// hooks are in the OperationOutcome (`Prefer: return=OperationOutcome`) and, whatever the
+/// preference, in `Warning` headers.
+pub(crate) fn written(
+    base: &str,
+    version: StoredVersion,
+    headers: &HeaderMap,
+    warnings: &[Issue],
+) -> FhirResponse {
     let status = if version.created {
         StatusCode::CREATED
     } else {
@@ -173,6 +159,15 @@ fn written(base: &str, version: StoredVersion, headers: &HeaderMap) -> FhirRespo
         response = response.header(header::LOCATION, &location);
     } else {
         response = response.header(header::CONTENT_LOCATION, &location);
+    }
+    for warning in warnings {
+        let text: String = warning
+            .diagnostics
+            .chars()
+            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .filter(|c| *c != '"')
+            .collect();
+        response = response.append_header(header::WARNING, &format!("199 hearth \"{text}\""));
     }
     match prefer_return(headers) {
         PreferReturn::Minimal => response,
@@ -189,9 +184,9 @@ fn written(base: &str, version: StoredVersion, headers: &HeaderMap) -> FhirRespo
                 "{verb} {}/{} version {}",
                 version.resource_type, version.id, version.version_id
             );
-            response.body(FhirBody::Value(operation_outcome(&[Issue::information(
-                message,
-            )])))
+            let mut issues = vec![Issue::information(message)];
+            issues.extend(warnings.iter().cloned());
+            response.body(FhirBody::Value(operation_outcome(&issues)))
         }
     }
 }

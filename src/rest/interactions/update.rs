@@ -11,7 +11,7 @@ use crate::fhir::parse_resource;
 use crate::rest::format::body_format;
 use crate::rest::preconditions::if_match;
 use crate::rest::response::FhirResponse;
-use crate::rest::{ApiError, RestState, known_type, url_id};
+use crate::rest::{ApiError, Prepared, RestState, known_type, url_id};
 use crate::storage::Conditional;
 
 /// Updates (or creates) a resource with a client-chosen id.
@@ -48,14 +48,10 @@ pub async fn update_resource(
             ));
         }
     }
-    let index = state.index(&resource);
-    let hooked = super::before_write(&state, &resource_type, &resource)?;
-    let version = state
-        .storage
-        .update(&resource_type, &id, resource, index, expected)
+    let (version, warnings) = state
+        .update_through_hooks(&resource_type, &id, resource, expected)
         .await?;
-    super::after_write(&state, hooked);
-    Ok(written(&state.base, version, &headers))
+    Ok(written(&state.base, version, &headers, &warnings))
 }
 
 /// Conditional update: `PUT [base]/[type]?criteria` updates the one match, creates when none
@@ -81,16 +77,41 @@ pub async fn conditional_update(
     if let Some(id) = resource.get("id").and_then(|v| v.as_str()) {
         url_id(id)?;
     }
-    let index = state.index(&resource);
-    let hooked = super::before_write(&state, &resource_type, &resource)?;
+    if state.hooked(&resource_type) {
+        // The hooks need the version the update replaces: find the match first, then update it
+        // by id (guarded by its version).
+        let ids = state.storage.matching(query.clone(), 2).await?;
+        if let [found] = ids.as_slice() {
+            let found = url_id(found)?;
+            if let Some(body_id) = resource.get("id").and_then(|v| v.as_str())
+                && body_id != found.as_str()
+            {
+                return Err(ApiError::bad_request(
+                    IssueType::Invalid,
+                    format!("the criteria match {resource_type}/{found}, but the body carries another id"),
+                ));
+            }
+            let mut resource = resource;
+            resource["id"] = serde_json::json!(found.as_str());
+            let (version, warnings) = state
+                .update_through_hooks(&resource_type, &found, resource, expected)
+                .await?;
+            return Ok(written(&state.base, version, &headers, &warnings));
+        }
+    }
+    let prepared = state.prepare(&resource_type, resource, None)?;
+    let index = state.index(&prepared.resource);
+    let Prepared {
+        resource, warnings, ..
+    } = prepared;
     match state
         .storage
         .update_matching(query, key, resource, index, expected)
         .await?
     {
         Conditional::Written(version) => {
-            super::after_write(&state, hooked);
-            Ok(written(&state.base, version, &headers))
+            state.after_store(&resource_type, &version);
+            Ok(written(&state.base, version, &headers, &warnings))
         }
         Conditional::IdMismatch(found) => Err(ApiError::bad_request(
             IssueType::Invalid,

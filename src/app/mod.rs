@@ -1,5 +1,9 @@
 //! Composition root: opens storage, builds the state of each surface and assembles the router
-//! (`/fhir`, `/healthz`, `/openapi.json`, `/docs`), then serves it until shutdown.
+//! (`/fhir`, `/healthz`, `/openapi.json`, `/docs`), then serves it until shutdown. At start it
+//! installs Hearth's own definitions (`profiles/`) and, when asked, the demo data.
+
+mod demo;
+mod install;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,11 +15,12 @@ use tokio::sync::oneshot;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::config::Config;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, TriageSettings};
 use crate::fhir::instant::format_instant;
 use crate::rest::{self, RestState};
 use crate::storage::{Storage, StorageError};
+use crate::triage::{Calendar, CalendarSettings, Pathways, Region, Triage, Window};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +39,17 @@ pub enum AppError {
     /// The server stopped with an I/O error.
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    /// A setting cannot be used.
+    #[error("invalid {name}: {message}")]
+    Config {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Hearth's own definitions or the demo data could not be stored.
+    #[error("{0}")]
+    Install(String),
 }
 
 /// How often the planner statistics are refreshed.
@@ -48,18 +64,64 @@ pub async fn open_storage(config: &Config, clock: SharedClock) -> Result<Storage
         .map_err(AppError::from)
 }
 
-/// The FHIR state: the official search parameters plus those stored in the database.
+/// The working-hours calendar settings of the configuration.
+pub fn calendar_settings(settings: &TriageSettings) -> Result<CalendarSettings, AppError> {
+    let region = match &settings.region {
+        None => Region::EnglandAndWales,
+        Some(text) => Region::parse(text).ok_or_else(|| AppError::Config {
+            name: "HEARTH_TRIAGE_REGION",
+            message: format!(
+                "'{text}' is not a region; use england-and-wales, scotland or northern-ireland"
+            ),
+        })?,
+    };
+    let window = match &settings.window {
+        None => None,
+        Some(text) => Some(Window::parse(text).map_err(|message| AppError::Config {
+            name: "HEARTH_TRIAGE_WINDOW",
+            message,
+        })?),
+    };
+    let dates = |name: &'static str, list: &[String]| {
+        list.iter()
+            .map(|text| {
+                chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| AppError::Config {
+                    name,
+                    message: format!("'{text}' is not a date such as 2026-12-24"),
+                })
+            })
+            .collect::<Result<std::collections::BTreeSet<_>, _>>()
+    };
+    Ok(CalendarSettings {
+        region,
+        window,
+        added: dates("HEARTH_TRIAGE_EXTRA_HOLIDAYS", &settings.extra_holidays)?,
+        removed: dates("HEARTH_TRIAGE_REMOVED_HOLIDAYS", &settings.removed_holidays)?,
+    })
+}
+
+/// The FHIR state: the official search parameters plus those stored in the database, and the
+/// triage service over `calendar` with the shipped pathways (until the stored ones are read).
 pub async fn rest_state(
     storage: Storage,
     public_url: &str,
-    clock: &dyn Clock,
+    clock: SharedClock,
+    calendar: CalendarSettings,
 ) -> Result<RestState, AppError> {
     let registry = rest::search_parameters::rebuild(&storage).await?;
+    let calendar = tokio::task::spawn_blocking(move || Calendar::new(calendar))
+        .await
+        .map_err(|e| AppError::Install(format!("cannot build the calendar: {e}")))?;
+    let shipped = crate::fhir::profiles::find("CodeSystem", crate::triage::PATHWAY_CODE_SYSTEM_ID)
+        .ok_or_else(|| AppError::Install("the pathway CodeSystem is not built in".into()))?;
+    let pathways = Pathways::from_code_system(&shipped).map_err(AppError::Install)?;
     Ok(RestState::new(
         storage,
         format!("{public_url}/fhir"),
         format_instant(clock.now_millis()),
         crate::search::SharedRegistry::new(registry),
+        Triage::new(calendar, pathways),
+        clock,
     ))
 }
 
@@ -101,7 +163,15 @@ impl RunningServer {
 
 /// Opens storage, binds `config.addr` and serves in the background.
 pub async fn start(config: &Config) -> Result<RunningServer, AppError> {
-    let clock: SharedClock = Arc::new(SystemClock);
+    start_with_clock(config, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with a given clock (tests fix the time).
+pub async fn start_with_clock(
+    config: &Config,
+    clock: SharedClock,
+) -> Result<RunningServer, AppError> {
+    let calendar = calendar_settings(&config.triage)?;
     let storage = open_storage(config, clock.clone()).await?;
     let listener = TcpListener::bind(config.addr)
         .await
@@ -114,8 +184,12 @@ pub async fn start(config: &Config) -> Result<RunningServer, AppError> {
         source,
     })?;
     let public_url = config.public_url(addr);
-    let seen = storage.latest_seq("SearchParameter").await?;
-    let state = rest_state(storage, &public_url, clock.as_ref()).await?;
+    let state = rest_state(storage, &public_url, clock.clone(), calendar).await?;
+    install::install_profiles(&state).await?;
+    if config.demo {
+        demo::load(&state).await?;
+    }
+    let seen = state.storage.latest_seq("SearchParameter").await?;
     let sync = rest::search_parameters::spawn_sync(state.clone(), seen);
     let maintenance = {
         let storage = state.storage.clone();

@@ -1,0 +1,106 @@
+//! `$triage-stats`: GET [base]/ServiceRequest/$triage-stats?days=15. The requests that can
+//! count (active ones, and those received, triaged or completed in the window) are found by
+//! ordinary searches; the figures are computed by `triage::stats`.
+
+use std::collections::HashMap;
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use crate::fhir::outcome::IssueType;
+use crate::rest::interactions::search::parse_search;
+use crate::rest::response::{FhirBody, FhirResponse};
+use crate::rest::{ApiError, RestState};
+use crate::search::query::Total;
+use crate::triage::request::{ECHO_CODE, SNOMED, format_utc};
+use crate::triage::stats::{self, MAX_DAYS, RequestFacts};
+
+/// Days in the series when not asked.
+const DEFAULT_DAYS: u32 = 15;
+
+/// Echo triage statistics.
+#[utoipa::path(get, path = "/fhir/ServiceRequest/$triage-stats", tag = "Triage",
+    params(("days" = Option<u32>, Query, description = "Days in the series, 1 to 90 (default 15)")),
+    responses((status = 200, description = "Parameters: today, day (one per day), pathway (time to completion against target)"),
+        (status = 400, description = "days outside 1 to 90")))]
+pub async fn triage_stats(
+    State(state): State<RestState>,
+    Path(resource_type): Path<String>,
+    OriginalUri(uri): OriginalUri,
+) -> Result<FhirResponse, ApiError> {
+    super::service_request_only(&resource_type, "triage-stats")?;
+    let mut days = DEFAULT_DAYS;
+    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "days" => {
+                days = value
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|d| (1..=MAX_DAYS).contains(d))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            IssueType::Value,
+                            format!("'days' must be a whole number from 1 to {MAX_DAYS} (got '{value}')"),
+                        )
+                    })?;
+            }
+            other => {
+                return Err(ApiError::bad_request(
+                    IssueType::NotSupported,
+                    format!("unknown parameter '{other}'; $triage-stats takes days"),
+                ));
+            }
+        }
+    }
+    let now = state.clock.now_millis();
+    let since = format_utc(stats::window_start(now, days));
+    let echo = format!("{SNOMED}|{ECHO_CODE}");
+    let mut facts: HashMap<String, RequestFacts> = HashMap::new();
+    for (name, value) in [
+        ("status", "active".to_owned()),
+        ("authored", format!("ge{since}")),
+        ("triaged", format!("ge{since}")),
+        ("completed", format!("ge{since}")),
+    ] {
+        let params = vec![
+            ("code".to_owned(), echo.clone()),
+            (name.to_owned(), value),
+            ("_count".to_owned(), "1000".to_owned()),
+        ];
+        collect(&state, &params, &mut facts).await?;
+    }
+    let facts: Vec<RequestFacts> = facts.into_values().collect();
+    let triage = &state.triage;
+    let parameters = stats::compute(&facts, now, days, triage.calendar(), &triage.pathways());
+    Ok(FhirResponse::new(StatusCode::OK).body(FhirBody::Value(parameters)))
+}
+
+/// Adds the facts of every echo request a search finds, page by page.
+async fn collect(
+    state: &RestState,
+    params: &[(String, String)],
+    facts: &mut HashMap<String, RequestFacts>,
+) -> Result<(), ApiError> {
+    let mut query = parse_search(state, vec!["ServiceRequest".to_owned()], params, true)?;
+    query.total = Total::None;
+    loop {
+        let page = state.storage.search(query.clone()).await?;
+        for hit in page.matches {
+            if facts.contains_key(&hit.id) {
+                continue;
+            }
+            let Ok(resource) = serde_json::from_slice::<Value>(&hit.content) else {
+                continue;
+            };
+            if let Some(f) = RequestFacts::of(&resource) {
+                facts.insert(hit.id, f);
+            }
+        }
+        match page.next {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => return Ok(()),
+        }
+    }
+}
