@@ -23,3 +23,25 @@ impl Clock for SystemClock {
 
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// A clock that is set by hand (tests and reproducible statistics).
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl ManualClock {
+    /// A clock showing `millis`.
+    pub fn at(millis: EpochMillis) -> ManualClock {
+        ManualClock(Arc::new(std::sync::atomic::AtomicI64::new(millis)))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, millis: EpochMillis) {
+        self.0.store(millis, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> EpochMillis {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -34,7 +34,12 @@ pub async fn install_profiles(state: &RestState) -> Result<(), AppError> {
             .to_owned();
         let id = ResourceId::parse(resource["id"].as_str().unwrap_or_default())
             .map_err(|e| AppError::Install(format!("profiles: {}", e.diagnostics)))?;
-        if state.storage.find_current(&resource_type, &id).await?.is_some() {
+        if state
+            .storage
+            .find_current(&resource_type, &id)
+            .await?
+            .is_some()
+        {
             continue;
         }
         state
@@ -51,8 +56,8 @@ pub async fn install_profiles(state: &RestState) -> Result<(), AppError> {
     if installed > 0 {
         tracing::info!("installed {installed} definitions from profiles/");
     }
-    let id = ResourceId::parse(PATHWAY_CODE_SYSTEM_ID)
-        .map_err(|e| AppError::Install(e.diagnostics))?;
+    let id =
+        ResourceId::parse(PATHWAY_CODE_SYSTEM_ID).map_err(|e| AppError::Install(e.diagnostics))?;
     match state.current_value("CodeSystem", &id).await {
         Ok(Some((code_system, _))) => state.triage.reload(&code_system),
         Ok(None) => tracing::warn!(

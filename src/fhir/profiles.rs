@@ -62,7 +62,11 @@ mod tests {
             .filter_map(|e| e.ok())
             .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
             .count();
-        assert_eq!(FILES.len(), on_disk, "list every profiles/*.json file in FILES");
+        assert_eq!(
+            FILES.len(),
+            on_disk,
+            "list every profiles/*.json file in FILES"
+        );
         assert_eq!(resources().len(), FILES.len());
         for resource in resources() {
             let text = serde_json::to_vec(&resource).expect("json");

@@ -22,8 +22,8 @@ use axum::routing::get;
 use serde_json::Value;
 
 pub use error::ApiError;
-pub use writes::Prepared;
 use interactions::{capabilities, create, delete, history, read, reindex, search, update, vread};
+pub use writes::Prepared;
 
 use crate::clock::SharedClock;
 use crate::fhir::ResourceId;

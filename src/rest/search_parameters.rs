@@ -81,7 +81,8 @@ pub fn spawn_sync(state: RestState, mut seen: Option<i64>) -> tokio::task::JoinH
                 && latest != code_systems_seen
             {
                 code_systems_seen = latest;
-                if let Ok(id) = crate::fhir::ResourceId::parse(crate::triage::PATHWAY_CODE_SYSTEM_ID)
+                if let Ok(id) =
+                    crate::fhir::ResourceId::parse(crate::triage::PATHWAY_CODE_SYSTEM_ID)
                     && let Ok(Some((code_system, _))) = state.current_value("CodeSystem", &id).await
                 {
                     state.triage.reload(&code_system);

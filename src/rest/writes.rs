@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::{ApiError, RestState};
-use crate::fhir::{ResourceId, VersionId};
 use crate::fhir::outcome::Issue;
+use crate::fhir::{ResourceId, VersionId};
 use crate::hooks::{Refusal, WriteContext};
 use crate::storage::{StorageError, StoredVersion};
 
@@ -124,8 +124,11 @@ impl RestState {
             attempts += 1;
             let previous = self.current_value(resource_type, id).await?;
             let expected = if_match.or(previous.as_ref().map(|(_, v)| *v));
-            let prepared =
-                self.prepare(resource_type, resource.clone(), previous.as_ref().map(|(v, _)| v))?;
+            let prepared = self.prepare(
+                resource_type,
+                resource.clone(),
+                previous.as_ref().map(|(v, _)| v),
+            )?;
             let index = self.index(&prepared.resource);
             match self
                 .storage

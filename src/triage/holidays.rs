@@ -44,9 +44,12 @@ pub struct BankHoliday {
     pub name: String,
 }
 
+/// A year, month and day.
+type Ymd = (i32, u32, u32);
+
 /// Days moved or added by proclamation since 1995, for every region: (date a rule gives that
 /// is replaced, or `None` for an extra day; the day off; its name).
-const ONE_OFF: &[(Option<(i32, u32, u32)>, (i32, u32, u32), &str)] = &[
+const ONE_OFF: &[(Option<Ymd>, Ymd, &str)] = &[
     (
         Some((1995, 5, 1)),
         (1995, 5, 8),

@@ -15,3 +15,4 @@ mod history;
 mod search;
 mod search_cases;
 mod search_drift;
+mod triage;

@@ -118,6 +118,20 @@ impl TestServer {
 
     /// A server on `database` with extra settings.
     pub async fn start(database: TestDatabase, overrides: Overrides) -> TestServer {
+        TestServer::start_with_clock(
+            database,
+            overrides,
+            std::sync::Arc::new(hearth::clock::SystemClock),
+        )
+        .await
+    }
+
+    /// A server on `database` whose time is `clock`.
+    pub async fn start_with_clock(
+        database: TestDatabase,
+        overrides: Overrides,
+        clock: hearth::clock::SharedClock,
+    ) -> TestServer {
         let config = Config::from_overrides(Overrides {
             addr: Some("127.0.0.1:0".into()),
             data_dir: Some(database.data_dir()),
@@ -126,7 +140,9 @@ impl TestServer {
             ..overrides
         })
         .expect("test configuration");
-        let server = hearth::app::start(&config).await.expect("server starts");
+        let server = hearth::app::start_with_clock(&config, clock)
+            .await
+            .expect("server starts");
         let base = format!("{}/fhir", server.public_url);
         TestServer {
             server,
@@ -143,6 +159,15 @@ impl TestServer {
         } = self;
         server.stop().await.expect("server stops cleanly");
         drop(database);
+    }
+
+    /// Stops the server and keeps its database (for a restart on the same data).
+    pub async fn stop(self) -> TestDatabase {
+        let TestServer {
+            server, database, ..
+        } = self;
+        server.stop().await.expect("server stops cleanly");
+        database
     }
 
     /// The server's root URL (without `/fhir`).

@@ -26,10 +26,22 @@ const TYPE_INTERACTIONS: [&str; 8] = [
 
 /// The echo triage operations on ServiceRequest (definitions in `profiles/`).
 const TRIAGE_OPERATIONS: [(&str, &str); 4] = [
-    ("triage", "POST [base]/ServiceRequest/[id]/$triage: set the pathway, sentence and reason; the server computes the deadline"),
-    ("extend-deadline", "POST [base]/ServiceRequest/[id]/$extend-deadline: add working hours to the deadline, or move it to an instant, with a mandatory reason"),
-    ("deadline", "GET [base]/ServiceRequest/$deadline?start=&pathway= (or hours=): the deadline the server would store"),
-    ("triage-stats", "GET [base]/ServiceRequest/$triage-stats?days=15: today, a daily series and time to completion against target"),
+    (
+        "triage",
+        "POST [base]/ServiceRequest/[id]/$triage: set the pathway, sentence and reason; the server computes the deadline",
+    ),
+    (
+        "extend-deadline",
+        "POST [base]/ServiceRequest/[id]/$extend-deadline: add working hours to the deadline, or move it to an instant, with a mandatory reason",
+    ),
+    (
+        "deadline",
+        "GET [base]/ServiceRequest/$deadline?start=&pathway= (or hours=): the deadline the server would store",
+    ),
+    (
+        "triage-stats",
+        "GET [base]/ServiceRequest/$triage-stats?days=15: today, a daily series and time to completion against target",
+    ),
 ];
 
 /// Builds the CapabilityStatement of this server.

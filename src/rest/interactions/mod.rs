@@ -164,7 +164,13 @@ pub(crate) fn written(
         let text: String = warning
             .diagnostics
             .chars()
-            .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .filter(|c| *c != '"')
             .collect();
         response = response.append_header(header::WARNING, &format!("199 hearth \"{text}\""));

@@ -88,7 +88,9 @@ pub async fn conditional_update(
             {
                 return Err(ApiError::bad_request(
                     IssueType::Invalid,
-                    format!("the criteria match {resource_type}/{found}, but the body carries another id"),
+                    format!(
+                        "the criteria match {resource_type}/{found}, but the body carries another id"
+                    ),
                 ));
             }
             let mut resource = resource;

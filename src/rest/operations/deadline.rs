@@ -20,9 +20,10 @@ pub async fn compute_deadline(
     OriginalUri(uri): OriginalUri,
 ) -> Result<FhirResponse, ApiError> {
     super::service_request_only(&resource_type, "deadline")?;
-    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
     let parameters = state.triage.deadline_preview(&query)?;
     Ok(FhirResponse::new(StatusCode::OK).body(FhirBody::Value(parameters)))
 }

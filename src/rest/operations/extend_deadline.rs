@@ -25,9 +25,17 @@ pub async fn extend_deadline(
     body: Bytes,
 ) -> Result<FhirResponse, ApiError> {
     super::service_request_only(&resource_type, "extend-deadline")?;
-    super::change_request(&state, &id, &headers, &body, |state, resource, parameters| {
-        let now = state.clock.now_millis();
-        state.triage.extend_deadline(resource, parameters, now, None)
-    })
+    super::change_request(
+        &state,
+        &id,
+        &headers,
+        &body,
+        |state, resource, parameters| {
+            let now = state.clock.now_millis();
+            state
+                .triage
+                .extend_deadline(resource, parameters, now, None)
+        },
+    )
     .await
 }

@@ -80,7 +80,10 @@ async fn change_request(
                     &warnings,
                 ));
             }
-            Err(e) if expected.is_none() && attempts < RETRIES && e.status() == StatusCode::PRECONDITION_FAILED => {}
+            Err(e)
+                if expected.is_none()
+                    && attempts < RETRIES
+                    && e.status() == StatusCode::PRECONDITION_FAILED => {}
             Err(e) => return Err(e),
         }
     }

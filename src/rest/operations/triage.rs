@@ -24,9 +24,15 @@ pub async fn triage_request(
     body: Bytes,
 ) -> Result<FhirResponse, ApiError> {
     super::service_request_only(&resource_type, "triage")?;
-    super::change_request(&state, &id, &headers, &body, |state, resource, parameters| {
-        let now = state.clock.now_millis();
-        state.triage.triage(resource, parameters, now, None)
-    })
+    super::change_request(
+        &state,
+        &id,
+        &headers,
+        &body,
+        |state, resource, parameters| {
+            let now = state.clock.now_millis();
+            state.triage.triage(resource, parameters, now, None)
+        },
+    )
     .await
 }

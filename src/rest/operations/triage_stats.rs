@@ -42,7 +42,9 @@ pub async fn triage_stats(
                     .ok_or_else(|| {
                         ApiError::bad_request(
                             IssueType::Value,
-                            format!("'days' must be a whole number from 1 to {MAX_DAYS} (got '{value}')"),
+                            format!(
+                                "'days' must be a whole number from 1 to {MAX_DAYS} (got '{value}')"
+                            ),
                         )
                     })?;
             }
