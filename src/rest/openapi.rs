@@ -2,7 +2,10 @@
 
 use utoipa::OpenApi;
 
-use super::interactions::{capabilities, create, delete, history, read, update, vread};
+use super::interactions::{
+    capabilities, create, delete, history, read, reindex, search, update, vread,
+};
+use super::operations::{deadline, extend_deadline, triage, triage_stats};
 
 /// Hearth's OpenAPI document.
 #[derive(OpenApi)]
@@ -18,7 +21,20 @@ use super::interactions::{capabilities, create, delete, history, read, update, v
         history::system_history,
         history::type_history,
         history::instance_history,
+        search::type_search,
+        search::type_search_post,
+        search::system_search,
+        search::system_search_post,
+        search::compartment_search,
+        reindex::reindex_system,
+        reindex::reindex_type,
+        reindex::reindex_instance,
+        triage::triage_request,
+        extend_deadline::extend_deadline,
+        deadline::compute_deadline,
+        triage_stats::triage_stats,
     ),
-    tags((name = "FHIR", description = "FHIR R4 RESTful interactions"))
+    tags((name = "FHIR", description = "FHIR R4 RESTful interactions"),
+        (name = "Triage", description = "Echo triage operations on ServiceRequest (definitions under profiles/)"))
 )]
 pub struct ApiDoc;

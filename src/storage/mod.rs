@@ -9,6 +9,7 @@ mod history;
 mod includes;
 mod index;
 mod predicates;
+mod projection;
 mod reindex;
 mod schema;
 mod search;
@@ -29,6 +30,7 @@ pub use conditional::{Conditional, MAX_CONDITIONAL_DELETES};
 use connection::{ConnectionManager, DbConnection};
 pub use history::{HistoryQuery, HistoryScope};
 pub use reindex::Current;
+pub use projection::IndexValue;
 pub use search::{Hit, SearchPage};
 
 /// Why a storage operation failed.
@@ -295,6 +297,20 @@ impl Storage {
         query: crate::search::query::SearchQuery,
     ) -> StorageResult<SearchPage> {
         self.with_conn(move |conn, _| search::search(conn, &query))
+            .await
+    }
+
+    /// The token and date index values (`tokens`, `dates`) of the resources of `resource_type`
+    /// that match any of `queries`.
+    pub async fn project(
+        &self,
+        resource_type: &str,
+        queries: Vec<crate::search::query::SearchQuery>,
+        tokens: Vec<String>,
+        dates: Vec<String>,
+    ) -> StorageResult<Vec<IndexValue>> {
+        let t = resource_type.to_owned();
+        self.with_conn(move |conn, _| projection::project(conn, &t, &queries, &tokens, &dates))
             .await
     }
 

@@ -297,15 +297,74 @@ enum Plan {
 const DRIVE_LIMIT: i64 = 2000;
 
 fn ordered_clauses(query: &SearchQuery) -> Vec<&crate::search::query::Clause> {
-    let mut clauses: Vec<&crate::search::query::Clause> = query.clauses.iter().collect();
-    clauses.sort_by_key(|c| {
-        c.per_type
+    query.clauses.iter().collect()
+}
+
+/// Counts the index rows of a plain match, up to [`DRIVE_LIMIT`].
+fn bounded_count(
+    conn: &mut DbConnection,
+    postgres: bool,
+    t: &str,
+    cond: &Condition,
+) -> StorageResult<Option<i64>> {
+    let Condition::Match {
+        table,
+        code,
+        alternatives,
+        negate: false,
+    } = cond
+    else {
+        return Ok(None);
+    };
+    let a = "x";
+    let mut sql = Sql::new(postgres);
+    let _ = write!(
+        sql.text,
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM {} {a} WHERE {a}.resource_type = ",
+        table_name(*table)
+    );
+    sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
+    any_of(&mut sql, a, alternatives);
+    sql.push(") LIMIT ")
+        .bind(Bind::Int(DRIVE_LIMIT))
+        .push(") c");
+    Ok(Some(load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n)))
+}
+
+/// The query with its clauses narrowest first, so the first drives and the others probe. In
+/// a single-type search with several clauses, each plain match is measured by a bounded count
+/// of its index rows (a token shared by every resource must not drive when a date range
+/// matches a few hundred); other conditions, and ties, go by their kind.
+pub(super) fn planned<'q>(
+    conn: &mut DbConnection,
+    postgres: bool,
+    query: &'q SearchQuery,
+) -> StorageResult<std::borrow::Cow<'q, SearchQuery>> {
+    if query.clauses.len() < 2 {
+        return Ok(std::borrow::Cow::Borrowed(query));
+    }
+    let measure = query.types.len() == 1;
+    let mut keyed = Vec::with_capacity(query.clauses.len());
+    for clause in &query.clauses {
+        let kind = clause
+            .per_type
             .iter()
             .map(|(_, c)| narrowness(c))
             .max()
-            .unwrap_or(9)
-    });
-    clauses
+            .unwrap_or(9);
+        let rows = match (measure, clause.per_type.as_slice()) {
+            (true, [(t, cond)]) if !matches!(cond, Condition::Ids(_)) => {
+                bounded_count(conn, postgres, t, cond)?.unwrap_or(DRIVE_LIMIT)
+            }
+            (true, [(_, Condition::Ids(_))]) => 0,
+            _ => DRIVE_LIMIT,
+        };
+        keyed.push(((rows, kind), clause.clone()));
+    }
+    keyed.sort_by_key(|(key, _)| *key);
+    let mut ordered = query.clone();
+    ordered.clauses = keyed.into_iter().map(|(_, c)| c).collect();
+    Ok(std::borrow::Cow::Owned(ordered))
 }
 
 /// Chooses the plan of a page: drive from the narrowest clause, unless the page is in id
@@ -331,25 +390,8 @@ fn choose_plan(
     }
     let (t, cond) = &first.per_type[0];
     match cond {
-        Condition::Match {
-            table,
-            code,
-            alternatives,
-            negate: false,
-        } if narrowness(cond) >= 3 => {
-            let a = "x";
-            let mut sql = Sql::new(postgres);
-            let _ = write!(
-                sql.text,
-                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM {} {a} WHERE {a}.resource_type = ",
-                table_name(*table)
-            );
-            sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
-            any_of(&mut sql, a, alternatives);
-            sql.push(") LIMIT ")
-                .bind(Bind::Int(DRIVE_LIMIT))
-                .push(") c");
-            let n = load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n);
+        Condition::Match { negate: false, .. } if narrowness(cond) >= 3 => {
+            let n = bounded_count(conn, postgres, t, cond)?.unwrap_or(0);
             Ok(if n >= DRIVE_LIMIT {
                 Plan::Scan
             } else {
@@ -361,6 +403,11 @@ fn choose_plan(
         | Condition::LastUpdated(_) => Ok(Plan::Scan),
         _ => Ok(Plan::Drive),
     }
+}
+
+/// The `WHERE` body of an already [`planned`] query, its narrowest clause driving.
+pub(super) fn planned_filter(sql: &mut Sql, query: &SearchQuery) {
+    filter(sql, query, Plan::Drive);
 }
 
 /// The `WHERE` body shared by the page and the count: live resources of the searched types
@@ -539,6 +586,7 @@ struct CountRow {
 /// Runs a search.
 pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageResult<SearchPage> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
+    let query = &*planned(conn, postgres, query)?;
     let mut page = SearchPage::default();
     let count_only = query.summary == Some(crate::fhir::view::Summary::Count);
     if count_only || matches!(query.total, Total::Accurate | Total::Estimate) {
@@ -726,6 +774,7 @@ fn page_sql(
 /// the database reports them: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL.
 pub(super) fn explain(conn: &mut DbConnection, query: &SearchQuery) -> StorageResult<String> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
+    let query = &*planned(conn, postgres, query)?;
     let kinds: Vec<KeyKind> = query.sort.iter().map(|k| key_kind(&k.by)).collect();
     let plan = choose_plan(conn, postgres, query)?;
     let mut statements = vec![page_sql(query, &kinds, None, postgres, plan)];
@@ -805,6 +854,7 @@ pub(super) fn matching(
     limit: usize,
 ) -> StorageResult<Vec<String>> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
+    let query = &*planned(conn, postgres, query)?;
     let mut sql = Sql::new(postgres);
     sql.push("SELECT r.resource_type, r.resource_id FROM resources r WHERE ");
     filter(&mut sql, query, Plan::Drive);

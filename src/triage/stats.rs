@@ -9,7 +9,7 @@ use chrono_tz::Europe::London;
 use serde_json::{Value, json};
 
 use super::request::{instant_extension, is_echo_request, parse_instant, pathway_code};
-use super::{Calendar, Pathways, url};
+use super::{Calendar, Pathways};
 use crate::fhir::instant::EpochMillis;
 
 /// The largest `days` the statistics accept.
@@ -30,24 +30,6 @@ pub struct RequestFacts {
     pub deadline: Option<EpochMillis>,
     /// When it was completed.
     pub completed: Option<EpochMillis>,
-}
-
-impl RequestFacts {
-    /// The facts of a ServiceRequest, or `None` when it is not an echo request.
-    pub fn of(resource: &Value) -> Option<RequestFacts> {
-        if !is_echo_request(resource) {
-            return None;
-        }
-        let instant = |ext: &str| instant_extension(resource, ext).ok().flatten();
-        Some(RequestFacts {
-            pathway: pathway_code(resource).map(str::to_owned),
-            status: resource["status"].as_str().unwrap_or_default().to_owned(),
-            received: resource["authoredOn"].as_str().and_then(parse_instant),
-            triaged: instant(url::TRIAGED),
-            deadline: instant(url::DEADLINE),
-            completed: instant(url::COMPLETED),
-        })
-    }
 }
 
 /// The London calendar day of an instant.

@@ -69,6 +69,14 @@ async fn openapi_lists_every_fhir_route_and_docs_are_served_locally() {
         "/fhir/{type}/{id}",
         "/fhir/{type}/{id}/_history",
         "/fhir/{type}/{id}/_history/{vid}",
+        "/fhir/{type}/_search",
+        "/fhir/_search",
+        "/fhir/{compartment}/{id}/{type}",
+        "/fhir/$reindex",
+        "/fhir/ServiceRequest/{id}/$triage",
+        "/fhir/ServiceRequest/{id}/$extend-deadline",
+        "/fhir/ServiceRequest/$deadline",
+        "/fhir/ServiceRequest/$triage-stats",
     ] {
         assert!(paths.contains(&route), "{route} missing from {paths:?}");
     }

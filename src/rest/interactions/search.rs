@@ -105,6 +105,9 @@ pub async fn system_search(
 }
 
 /// Search across types by POST with a form body.
+#[utoipa::path(post, path = "/fhir/_search", tag = "FHIR",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Search parameters, with _type"),
+    responses((status = 200, description = "A searchset Bundle"), (status = 400, description = "Invalid search")))]
 pub async fn system_search_post(
     State(state): State<RestState>,
     OriginalUri(uri): OriginalUri,

@@ -1,18 +1,17 @@
-//! `$triage-stats`: GET [base]/ServiceRequest/$triage-stats?days=15. The requests that can
+//! `$triage-stats`: GET [base]/ServiceRequest/$triage-stats?days=15. The echo requests that can
 //! count (active ones, and those received, triaged or completed in the window) are found by
-//! ordinary searches; the figures are computed by `triage::stats`.
+//! ordinary search criteria, and their pathway, status and times are read from the search
+//! index in one projection; the figures are computed by `triage::stats`.
 
 use std::collections::HashMap;
 
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
-use serde_json::Value;
 
 use crate::fhir::outcome::IssueType;
 use crate::rest::interactions::search::parse_search;
 use crate::rest::response::{FhirBody, FhirResponse};
 use crate::rest::{ApiError, RestState};
-use crate::search::query::Total;
 use crate::triage::request::{ECHO_CODE, SNOMED, format_utc};
 use crate::triage::stats::{self, MAX_DAYS, RequestFacts};
 
@@ -59,7 +58,7 @@ pub async fn triage_stats(
     let now = state.clock.now_millis();
     let since = format_utc(stats::window_start(now, days));
     let echo = format!("{SNOMED}|{ECHO_CODE}");
-    let mut facts: HashMap<String, RequestFacts> = HashMap::new();
+    let mut queries = Vec::new();
     for (name, value) in [
         ("status", "active".to_owned()),
         ("authored", format!("ge{since}")),
@@ -69,40 +68,50 @@ pub async fn triage_stats(
         let params = vec![
             ("code".to_owned(), echo.clone()),
             (name.to_owned(), value),
-            ("_count".to_owned(), "1000".to_owned()),
         ];
-        collect(&state, &params, &mut facts).await?;
+        queries.push(parse_search(
+            &state,
+            vec!["ServiceRequest".to_owned()],
+            &params,
+            true,
+        )?);
+    }
+    let values = state
+        .storage
+        .project(
+            "ServiceRequest",
+            queries,
+            vec!["pathway".into(), "status".into()],
+            vec![
+                "authored".into(),
+                "triaged".into(),
+                "deadline".into(),
+                "completed".into(),
+            ],
+        )
+        .await?;
+    let mut facts: HashMap<String, RequestFacts> = HashMap::new();
+    for value in values {
+        let f = facts.entry(value.resource_id).or_insert_with(|| RequestFacts {
+            pathway: None,
+            status: String::new(),
+            received: None,
+            triaged: None,
+            deadline: None,
+            completed: None,
+        });
+        match value.code.as_str() {
+            "pathway" => f.pathway = Some(value.token),
+            "status" => f.status = value.token,
+            "authored" => f.received = Some(value.start_ms),
+            "triaged" => f.triaged = Some(value.start_ms),
+            "deadline" => f.deadline = Some(value.start_ms),
+            "completed" => f.completed = Some(value.start_ms),
+            _ => {}
+        }
     }
     let facts: Vec<RequestFacts> = facts.into_values().collect();
     let triage = &state.triage;
     let parameters = stats::compute(&facts, now, days, triage.calendar(), &triage.pathways());
     Ok(FhirResponse::new(StatusCode::OK).body(FhirBody::Value(parameters)))
-}
-
-/// Adds the facts of every echo request a search finds, page by page.
-async fn collect(
-    state: &RestState,
-    params: &[(String, String)],
-    facts: &mut HashMap<String, RequestFacts>,
-) -> Result<(), ApiError> {
-    let mut query = parse_search(state, vec!["ServiceRequest".to_owned()], params, true)?;
-    query.total = Total::None;
-    loop {
-        let page = state.storage.search(query.clone()).await?;
-        for hit in page.matches {
-            if facts.contains_key(&hit.id) {
-                continue;
-            }
-            let Ok(resource) = serde_json::from_slice::<Value>(&hit.content) else {
-                continue;
-            };
-            if let Some(f) = RequestFacts::of(&resource) {
-                facts.insert(hit.id, f);
-            }
-        }
-        match page.next {
-            Some(cursor) => query.cursor = Some(cursor),
-            None => return Ok(()),
-        }
-    }
 }
