@@ -8,7 +8,6 @@ use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone};
 use chrono_tz::Europe::London;
 use serde_json::{Value, json};
 
-use super::request::{instant_extension, is_echo_request, parse_instant, pathway_code};
 use super::{Calendar, Pathways};
 use crate::fhir::instant::EpochMillis;
 
