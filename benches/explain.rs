@@ -3,6 +3,7 @@
 //!
 //!   cargo run --release --example explain -- sqlite://./bench-data/search-55556.db
 //!   cargo run --release --example explain -- postgres://postgres@127.0.0.1:5432/bench
+//!   cargo run --release --example explain -- sqlite://./bench-data/triage.db 'ServiceRequest?status=active'
 
 use std::sync::Arc;
 
@@ -27,11 +28,23 @@ fn main() {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "sqlite://./bench-data/search-55556.db".into());
+    // Searches named after the URL replace the benchmark list.
+    let asked: Vec<String> = std::env::args().skip(2).collect();
     let url = DatabaseUrl::parse(&url).expect("database URL");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let storage = Storage::open(&url, 2, Arc::new(SystemClock)).expect("open the database");
-    let registry = Registry::r4();
-    for search in SEARCHES {
+    let mut registry = Registry::r4();
+    for definition in hearth::fhir::profiles::resources() {
+        if definition["resourceType"] == "SearchParameter" {
+            registry.add(&definition).expect("profile SearchParameter");
+        }
+    }
+    let searches: Vec<&str> = if asked.is_empty() {
+        SEARCHES.to_vec()
+    } else {
+        asked.iter().map(String::as_str).collect()
+    };
+    for search in searches {
         let (t, q) = search.split_once('?').unwrap();
         let params: Vec<(String, String)> =
             form_urlencoded::parse(q.as_bytes()).into_owned().collect();

@@ -83,7 +83,9 @@ fn request(n: usize, now: i64, count: usize, dice: &mut Dice) -> (Value, i64) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "sqlite://./bench-data/triage.db".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "sqlite://./bench-data/triage.db".into());
     let count: usize = args.next().and_then(|c| c.parse().ok()).unwrap_or(100_000);
     let url = DatabaseUrl::parse(&url).expect("database URL");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -98,7 +100,8 @@ fn main() {
                 registry.add(&definition).expect("profile SearchParameter");
             }
         }
-        let code_system = hearth::fhir::profiles::find("CodeSystem", "triage-pathway").expect("pathways");
+        let code_system =
+            hearth::fhir::profiles::find("CodeSystem", "triage-pathway").expect("pathways");
         let triage = Triage::new(
             Calendar::new(CalendarSettings::default()),
             Pathways::from_code_system(&code_system).expect("pathways"),
@@ -132,13 +135,20 @@ fn main() {
                 }
             }
             if (n + 1) % 10_000 == 0 {
-                eprintln!("{} requests, {:.0}/s", n + 1, (n + 1) as f64 / started.elapsed().as_secs_f64());
+                eprintln!(
+                    "{} requests, {:.0}/s",
+                    n + 1,
+                    (n + 1) as f64 / started.elapsed().as_secs_f64()
+                );
             }
         }
         for task in batch {
             task.await.expect("task");
         }
         storage.optimize().await.expect("optimize");
-        println!("seeded {count} echo requests in {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "seeded {count} echo requests in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     });
 }

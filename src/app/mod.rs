@@ -155,6 +155,10 @@ impl RunningServer {
         for task in &self.background {
             task.abort();
         }
+        // The aborted tasks hold the storage; wait until they are gone so its connections close.
+        for task in self.background.drain(..) {
+            let _ = task.await;
+        }
         self.task
             .await
             .map_err(|e| AppError::Serve(std::io::Error::other(e.to_string())))?

@@ -29,8 +29,8 @@ use crate::search::IndexRows;
 pub use conditional::{Conditional, MAX_CONDITIONAL_DELETES};
 use connection::{ConnectionManager, DbConnection};
 pub use history::{HistoryQuery, HistoryScope};
-pub use reindex::Current;
 pub use projection::IndexValue;
+pub use reindex::Current;
 pub use search::{Hit, SearchPage};
 
 /// Why a storage operation failed.
@@ -173,9 +173,24 @@ impl Storage {
             })?;
         }
         let manager = manager_for(url);
-        let mut first = r2d2::ManageConnection::connect(&manager).map_err(|e| {
-            StorageError::Setup(format!("cannot connect to {}: {e}", url.redacted()))
-        })?;
+        // A SQLite file another connection is still closing (a restart in the same process,
+        // a backup) is locked for a moment: retry for a few seconds before giving up.
+        let mut attempts = 0;
+        let mut first = loop {
+            match r2d2::ManageConnection::connect(&manager) {
+                Ok(conn) => break conn,
+                Err(e) if attempts < 50 && e.to_string().contains("locked") => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => {
+                    return Err(StorageError::Setup(format!(
+                        "cannot connect to {}: {e}",
+                        url.redacted()
+                    )));
+                }
+            }
+        };
         connection::run_migrations(&mut first).map_err(StorageError::Setup)?;
         connection::optimize(&mut first).map_err(|e| StorageError::Setup(e.to_string()))?;
         drop(first);

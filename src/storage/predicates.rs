@@ -39,8 +39,11 @@ pub(super) fn date_predicate(
     end: i64,
 ) {
     let (s, e) = (Bind::Int(start), Bind::Int(end));
+    // `rs <= e` follows from `rs <= re <= e`; it bounds the start on both sides, so the
+    // start index reads only the search value's own range rather than every earlier end.
     let contained = |sql: &mut Sql| {
         sql.push("(").push(rs).push(" >= ").bind(s.clone());
+        sql.push(" AND ").push(rs).push(" <= ").bind(e.clone());
         sql.push(" AND ")
             .push(re)
             .push(" <= ")

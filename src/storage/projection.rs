@@ -7,7 +7,7 @@ use diesel::sql_types::{BigInt, Text};
 
 use super::StorageResult;
 use super::connection::DbConnection;
-use super::search::{planned_filter, planned};
+use super::search::{planned, planned_filter};
 use super::sql::{Sql, load};
 use crate::search::query::SearchQuery;
 
@@ -48,14 +48,16 @@ pub(super) fn project(
         sql.push("SELECT r.resource_id FROM resources r WHERE ");
         planned_filter(&mut sql, &query);
     }
-    sql.push(") SELECT t.resource_id, t.code, COALESCE(t.value, '') AS token, 0 AS start_ms FROM search_token t WHERE t.resource_type = ")
+    // `CROSS JOIN` makes SQLite read the candidates first and look each one up by the owner
+    // index, rather than walk every row of the codes and probe the candidates.
+    sql.push(") SELECT t.resource_id, t.code, COALESCE(t.value, '') AS token, 0 AS start_ms FROM c CROSS JOIN search_token t WHERE t.resource_type = ")
         .text(resource_type)
-        .push(" AND t.code IN (");
+        .push(" AND t.resource_id = c.resource_id AND t.code IN (");
     sql.text_list(tokens);
-    sql.push(") AND t.resource_id IN (SELECT resource_id FROM c) UNION ALL SELECT d.resource_id, d.code, '' AS token, d.start_ms FROM search_date d WHERE d.resource_type = ")
+    sql.push(") UNION ALL SELECT d.resource_id, d.code, '' AS token, d.start_ms FROM c CROSS JOIN search_date d WHERE d.resource_type = ")
         .text(resource_type)
-        .push(" AND d.code IN (");
+        .push(" AND d.resource_id = c.resource_id AND d.code IN (");
     sql.text_list(dates);
-    sql.push(") AND d.resource_id IN (SELECT resource_id FROM c)");
+    sql.push(")");
     Ok(load!(conn, &sql, IndexValue)?)
 }

@@ -328,7 +328,9 @@ fn bounded_count(
     sql.push(") LIMIT ")
         .bind(Bind::Int(DRIVE_LIMIT))
         .push(") c");
-    Ok(Some(load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n)))
+    Ok(Some(
+        load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n),
+    ))
 }
 
 /// The query with its clauses narrowest first, so the first drives and the others probe. In

@@ -55,6 +55,7 @@ pub async fn triage_stats(
             }
         }
     }
+    let started = std::time::Instant::now();
     let now = state.clock.now_millis();
     let since = format_utc(stats::window_start(now, days));
     let echo = format!("{SNOMED}|{ECHO_CODE}");
@@ -65,10 +66,7 @@ pub async fn triage_stats(
         ("triaged", format!("ge{since}")),
         ("completed", format!("ge{since}")),
     ] {
-        let params = vec![
-            ("code".to_owned(), echo.clone()),
-            (name.to_owned(), value),
-        ];
+        let params = vec![("code".to_owned(), echo.clone()), (name.to_owned(), value)];
         queries.push(parse_search(
             &state,
             vec!["ServiceRequest".to_owned()],
@@ -90,16 +88,19 @@ pub async fn triage_stats(
             ],
         )
         .await?;
+    let read = started.elapsed();
     let mut facts: HashMap<String, RequestFacts> = HashMap::new();
     for value in values {
-        let f = facts.entry(value.resource_id).or_insert_with(|| RequestFacts {
-            pathway: None,
-            status: String::new(),
-            received: None,
-            triaged: None,
-            deadline: None,
-            completed: None,
-        });
+        let f = facts
+            .entry(value.resource_id)
+            .or_insert_with(|| RequestFacts {
+                pathway: None,
+                status: String::new(),
+                received: None,
+                triaged: None,
+                deadline: None,
+                completed: None,
+            });
         match value.code.as_str() {
             "pathway" => f.pathway = Some(value.token),
             "status" => f.status = value.token,
@@ -113,5 +114,11 @@ pub async fn triage_stats(
     let facts: Vec<RequestFacts> = facts.into_values().collect();
     let triage = &state.triage;
     let parameters = stats::compute(&facts, now, days, triage.calendar(), &triage.pathways());
+    tracing::debug!(
+        requests = facts.len(),
+        read_ms = read.as_millis(),
+        total_ms = started.elapsed().as_millis(),
+        "triage statistics"
+    );
     Ok(FhirResponse::new(StatusCode::OK).body(FhirBody::Value(parameters)))
 }
