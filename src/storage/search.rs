@@ -300,12 +300,16 @@ fn ordered_clauses(query: &SearchQuery) -> Vec<&crate::search::query::Clause> {
     query.clauses.iter().collect()
 }
 
-/// Counts the index rows of a plain match, up to [`DRIVE_LIMIT`].
+/// When several clauses reach [`DRIVE_LIMIT`], how far they are counted to tell them apart.
+const TIE_LIMIT: i64 = 50_000;
+
+/// Counts the index rows of a plain match, up to `limit`.
 fn bounded_count(
     conn: &mut DbConnection,
     postgres: bool,
     t: &str,
     cond: &Condition,
+    limit: i64,
 ) -> StorageResult<Option<i64>> {
     let Condition::Match {
         table,
@@ -325,9 +329,7 @@ fn bounded_count(
     );
     sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
     any_of(&mut sql, a, alternatives);
-    sql.push(") LIMIT ")
-        .bind(Bind::Int(DRIVE_LIMIT))
-        .push(") c");
+    sql.push(") LIMIT ").bind(Bind::Int(limit)).push(") c");
     Ok(Some(
         load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n),
     ))
@@ -356,12 +358,32 @@ pub(super) fn planned<'q>(
             .unwrap_or(9);
         let rows = match (measure, clause.per_type.as_slice()) {
             (true, [(t, cond)]) if !matches!(cond, Condition::Ids(_)) => {
-                bounded_count(conn, postgres, t, cond)?.unwrap_or(DRIVE_LIMIT)
+                bounded_count(conn, postgres, t, cond, DRIVE_LIMIT)?.unwrap_or(DRIVE_LIMIT)
             }
             (true, [(_, Condition::Ids(_))]) => 0,
             _ => DRIVE_LIMIT,
         };
         keyed.push(((rows, kind), clause.clone()));
+    }
+    // Two broad matches: count further, so the smaller of them drives.
+    let capped = |clause: &crate::search::query::Clause| {
+        matches!(clause.per_type.as_slice(), [(_, Condition::Match { negate: false, .. })])
+    };
+    if measure
+        && keyed
+            .iter()
+            .filter(|((rows, _), c)| *rows == DRIVE_LIMIT && capped(c))
+            .count()
+            >= 2
+    {
+        for ((rows, _), clause) in keyed.iter_mut() {
+            if *rows == DRIVE_LIMIT
+                && let [(t, cond)] = clause.per_type.as_slice()
+                && let Some(n) = bounded_count(conn, postgres, t, cond, TIE_LIMIT)?
+            {
+                *rows = n;
+            }
+        }
     }
     keyed.sort_by_key(|(key, _)| *key);
     let mut ordered = query.clone();
@@ -393,7 +415,7 @@ fn choose_plan(
     let (t, cond) = &first.per_type[0];
     match cond {
         Condition::Match { negate: false, .. } if narrowness(cond) >= 3 => {
-            let n = bounded_count(conn, postgres, t, cond)?.unwrap_or(0);
+            let n = bounded_count(conn, postgres, t, cond, DRIVE_LIMIT)?.unwrap_or(0);
             Ok(if n >= DRIVE_LIMIT {
                 Plan::Scan
             } else {
