@@ -367,7 +367,10 @@ pub(super) fn planned<'q>(
     }
     // Two broad matches: count further, so the smaller of them drives.
     let capped = |clause: &crate::search::query::Clause| {
-        matches!(clause.per_type.as_slice(), [(_, Condition::Match { negate: false, .. })])
+        matches!(
+            clause.per_type.as_slice(),
+            [(_, Condition::Match { negate: false, .. })]
+        )
     };
     if measure
         && keyed
