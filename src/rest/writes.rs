@@ -11,6 +11,7 @@ use super::{ApiError, RestState};
 use crate::fhir::outcome::Issue;
 use crate::fhir::{ResourceId, VersionId};
 use crate::hooks::{Refusal, WriteContext};
+use crate::search::IndexRows;
 use crate::storage::{StorageError, StoredVersion};
 
 /// How often an update is retried when another write changed the resource between reading the
@@ -29,10 +30,12 @@ impl From<Refusal> for ApiError {
     }
 }
 
-/// A resource that passed the hooks, with what the hooks said.
+/// A resource that passed the hooks, its index rows, and what the hooks said.
 pub struct Prepared {
     /// The resource to store.
     pub resource: Value,
+    /// Its search index rows.
+    pub index: IndexRows,
     /// Warnings for the client.
     pub warnings: Vec<Issue>,
 }
@@ -43,7 +46,7 @@ impl RestState {
         self.hooks.iter().any(|h| h.wants(resource_type))
     }
 
-    /// Runs the hooks over a resource about to be stored.
+    /// Runs the hooks over a resource about to be stored and extracts its index rows.
     pub fn prepare(
         &self,
         resource_type: &str,
@@ -63,7 +66,12 @@ impl RestState {
         for hook in self.hooks.iter().filter(|h| h.wants(resource_type)) {
             warnings.extend(hook.before_write(&context, &mut resource)?);
         }
-        Ok(Prepared { resource, warnings })
+        let index = self.index(&resource);
+        Ok(Prepared {
+            resource,
+            index,
+            warnings,
+        })
     }
 
     /// The current content of a resource as JSON, with its version (`None` when it does not
@@ -90,14 +98,14 @@ impl RestState {
         resource_type: &str,
         resource: Value,
     ) -> Result<(StoredVersion, Vec<Issue>), ApiError> {
-        let prepared = self.prepare(resource_type, resource, None)?;
-        let index = self.index(&prepared.resource);
-        let version = self
-            .storage
-            .create(resource_type, prepared.resource, index)
-            .await?;
+        let Prepared {
+            resource,
+            index,
+            warnings,
+        } = self.prepare(resource_type, resource, None)?;
+        let version = self.storage.create(resource_type, resource, index).await?;
         self.after_store(resource_type, &version);
-        Ok((version, prepared.warnings))
+        Ok((version, warnings))
     }
 
     /// Updates (or creates) a resource with a client-chosen id, through the hooks. `if_match`
@@ -110,14 +118,17 @@ impl RestState {
         if_match: Option<VersionId>,
     ) -> Result<(StoredVersion, Vec<Issue>), ApiError> {
         if !self.hooked(resource_type) {
-            let prepared = self.prepare(resource_type, resource, None)?;
-            let index = self.index(&prepared.resource);
+            let Prepared {
+                resource,
+                index,
+                warnings,
+            } = self.prepare(resource_type, resource, None)?;
             let version = self
                 .storage
-                .update(resource_type, id, prepared.resource, index, if_match)
+                .update(resource_type, id, resource, index, if_match)
                 .await?;
             self.after_store(resource_type, &version);
-            return Ok((version, prepared.warnings));
+            return Ok((version, warnings));
         }
         let mut attempts = 0;
         loop {

@@ -8,7 +8,7 @@ use super::request::{
     extension, format_utc, is_echo_request, parse_instant, pathway_code, push_extension,
     remove_extension, set_extension,
 };
-use super::{Triage, url};
+use super::{Pathway, Pathways, Triage, url};
 use crate::fhir::instant::EpochMillis;
 use crate::fhir::outcome::{Issue, IssueType};
 use crate::hooks::Refusal;
@@ -100,6 +100,20 @@ fn hours_value(value: &Value, name: &str) -> Result<f64, Refusal> {
     Ok(hours)
 }
 
+/// The pathway a `pathway` parameter names.
+fn named_pathway<'a>(pathways: &'a Pathways, code: &str) -> Result<&'a Pathway, Refusal> {
+    pathways.get(code).ok_or_else(|| {
+        invalid(
+            IssueType::CodeInvalid,
+            format!(
+                "unknown pathway '{code}'; expected one of {}",
+                pathways.codes()
+            ),
+            "pathway",
+        )
+    })
+}
+
 fn check_echo(resource: &Value) -> Result<(), Refusal> {
     if is_echo_request(resource) {
         Ok(())
@@ -133,16 +147,7 @@ impl Triage {
                     "pathway",
                 )
             })?;
-        let pathway = pathways.get(code).ok_or_else(|| {
-            invalid(
-                IssueType::CodeInvalid,
-                format!(
-                    "unknown pathway '{code}'; expected one of {}",
-                    pathways.codes()
-                ),
-                "pathway",
-            )
-        })?;
+        let pathway = named_pathway(&pathways, code)?;
         let sentence = text_parameter(parameters, "sentence")?;
         let reason = text_parameter(parameters, "reason")?;
         let author = author_parameter(parameters).or_else(|| author.cloned());
@@ -353,16 +358,7 @@ impl Triage {
         let pathways = self.pathways();
         let (target, code) = match (pathway, hours) {
             (Some(code), None) => {
-                let pathway = pathways.get(&code).ok_or_else(|| {
-                    invalid(
-                        IssueType::CodeInvalid,
-                        format!(
-                            "unknown pathway '{code}'; expected one of {}",
-                            pathways.codes()
-                        ),
-                        "pathway",
-                    )
-                })?;
+                let pathway = named_pathway(&pathways, &code)?;
                 let target = pathway.target_hours.ok_or_else(|| {
                     invalid(
                         IssueType::BusinessRule,

@@ -42,11 +42,11 @@ pub async fn create_resource(
         let (version, warnings) = state.create_through_hooks(&resource_type, resource).await?;
         return Ok(written(&state.base, version, &headers, &warnings));
     };
-    let prepared = state.prepare(&resource_type, resource, None)?;
-    let index = state.index(&prepared.resource);
     let Prepared {
-        resource, warnings, ..
-    } = prepared;
+        resource,
+        index,
+        warnings,
+    } = state.prepare(&resource_type, resource, None)?;
     match state
         .storage
         .create_if_none(query, key, resource, index)

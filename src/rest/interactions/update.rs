@@ -101,11 +101,11 @@ pub async fn conditional_update(
             return Ok(written(&state.base, version, &headers, &warnings));
         }
     }
-    let prepared = state.prepare(&resource_type, resource, None)?;
-    let index = state.index(&prepared.resource);
     let Prepared {
-        resource, warnings, ..
-    } = prepared;
+        resource,
+        index,
+        warnings,
+    } = state.prepare(&resource_type, resource, None)?;
     match state
         .storage
         .update_matching(query, key, resource, index, expected)
