@@ -135,20 +135,23 @@ impl RestState {
             attempts += 1;
             let previous = self.current_value(resource_type, id).await?;
             let expected = if_match.or(previous.as_ref().map(|(_, v)| *v));
-            let prepared = self.prepare(
+            let Prepared {
+                resource: prepared,
+                index,
+                warnings,
+            } = self.prepare(
                 resource_type,
                 resource.clone(),
                 previous.as_ref().map(|(v, _)| v),
             )?;
-            let index = self.index(&prepared.resource);
             match self
                 .storage
-                .update(resource_type, id, prepared.resource, index, expected)
+                .update(resource_type, id, prepared, index, expected)
                 .await
             {
                 Ok(version) => {
                     self.after_store(resource_type, &version);
-                    return Ok((version, prepared.warnings));
+                    return Ok((version, warnings));
                 }
                 Err(StorageError::VersionConflict { .. })
                     if if_match.is_none() && attempts < HOOK_RETRIES => {}
