@@ -15,7 +15,7 @@ use crate::fhir::instant::EpochMillis;
 pub const MAX_DAYS: u32 = 90;
 
 /// What the statistics need of one echo request.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestFacts {
     /// The pathway code, when triaged.
     pub pathway: Option<String>,

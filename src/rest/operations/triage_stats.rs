@@ -91,16 +91,7 @@ pub async fn triage_stats(
     let read = started.elapsed();
     let mut facts: HashMap<String, RequestFacts> = HashMap::new();
     for value in values {
-        let f = facts
-            .entry(value.resource_id)
-            .or_insert_with(|| RequestFacts {
-                pathway: None,
-                status: String::new(),
-                received: None,
-                triaged: None,
-                deadline: None,
-                completed: None,
-            });
+        let f = facts.entry(value.resource_id).or_default();
         match value.code.as_str() {
             "pathway" => f.pathway = Some(value.token),
             "status" => f.status = value.token,
