@@ -66,13 +66,7 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         match self {
             DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
-            DatabaseUrl::Postgres(url) => match (url.find("://"), url.rfind('@')) {
-                (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
-                    let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap_or(0);
-                    format!("{}:****{}", &url[..user_end], &url[at..])
-                }
-                _ => url.clone(),
-            },
+            DatabaseUrl::Postgres(url) => redact_url(url),
         }
     }
 }
@@ -97,6 +91,71 @@ pub struct Config {
     pub triage: TriageSettings,
     /// Load the demo data at start (`serve --demo`).
     pub demo: bool,
+    /// Accounts, sessions and mail.
+    pub accounts: AccountConfig,
+}
+
+/// Accounts, sessions and mail as configured.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// The administrator created at first start (`HEARTH_ADMIN_EMAIL`).
+    pub admin_email: Option<String>,
+    /// Their password (`HEARTH_ADMIN_PASSWORD`).
+    pub admin_password: Option<String>,
+    /// `smtp://…` or `smtps://…`; when unset, mail is written to `{data-dir}/outbox/`.
+    pub smtp_url: Option<String>,
+    /// The sender of mail.
+    pub mail_from: String,
+    /// Whether anyone may register (`open`) or only invited people (`invite`).
+    pub open_registration: bool,
+    /// Shortest password.
+    pub password_min_length: u32,
+    /// Whether passwords need upper and lower case, a digit and a symbol.
+    pub password_require_classes: bool,
+    /// Minutes without a request after which a session ends.
+    pub session_idle_minutes: u32,
+    /// Hours after login after which a session ends.
+    pub session_absolute_hours: u32,
+    /// Failed logins per account before throttling.
+    pub login_max_failures: u32,
+    /// Failed logins per address before throttling.
+    pub login_max_failures_per_address: u32,
+    /// Minutes a failure counts against an account or address.
+    pub login_lockout_minutes: u32,
+    /// argon2id memory in KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id passes.
+    pub argon2_iterations: u32,
+    /// Attempts to send a mail before it is marked failed.
+    pub mail_max_attempts: u32,
+    /// Seconds before the first retry (doubled after each failure, at most an hour).
+    pub mail_retry_seconds: u32,
+}
+
+impl std::fmt::Debug for AccountConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountConfig")
+            .field("admin_email", &self.admin_email)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "****"),
+            )
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("mail_from", &self.mail_from)
+            .field("open_registration", &self.open_registration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL with the password of its user information masked.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme && url[scheme + 3..at].contains(':') => {
+            let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap_or(0);
+            format!("{}:****{}", &url[..user_end], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The working-hours calendar of echo triage as configured.
@@ -123,6 +182,7 @@ impl std::fmt::Debug for Config {
             .field("db_pool_size", &self.db_pool_size)
             .field("triage", &self.triage)
             .field("demo", &self.demo)
+            .field("accounts", &self.accounts)
             .finish()
     }
 }
@@ -153,6 +213,38 @@ pub struct Overrides {
     pub triage_removed_holidays: Option<Vec<String>>,
     /// `demo` / `serve --demo`.
     pub demo: Option<bool>,
+    /// `admin_email` / `HEARTH_ADMIN_EMAIL`.
+    pub admin_email: Option<String>,
+    /// `admin_password` / `HEARTH_ADMIN_PASSWORD`.
+    pub admin_password: Option<String>,
+    /// `smtp_url` / `HEARTH_SMTP_URL`.
+    pub smtp_url: Option<String>,
+    /// `mail_from` / `HEARTH_MAIL_FROM`.
+    pub mail_from: Option<String>,
+    /// `registration` / `HEARTH_REGISTRATION`: `open` or `invite`.
+    pub registration: Option<String>,
+    /// `password_min_length` / `HEARTH_PASSWORD_MIN_LENGTH`.
+    pub password_min_length: Option<u32>,
+    /// `password_require_classes` / `HEARTH_PASSWORD_REQUIRE_CLASSES`.
+    pub password_require_classes: Option<bool>,
+    /// `session_idle_minutes` / `HEARTH_SESSION_IDLE_MINUTES`.
+    pub session_idle_minutes: Option<u32>,
+    /// `session_absolute_hours` / `HEARTH_SESSION_ABSOLUTE_HOURS`.
+    pub session_absolute_hours: Option<u32>,
+    /// `login_max_failures` / `HEARTH_LOGIN_MAX_FAILURES`.
+    pub login_max_failures: Option<u32>,
+    /// `login_max_failures_per_address` / `HEARTH_LOGIN_MAX_FAILURES_PER_ADDRESS`.
+    pub login_max_failures_per_address: Option<u32>,
+    /// `login_lockout_minutes` / `HEARTH_LOGIN_LOCKOUT_MINUTES`.
+    pub login_lockout_minutes: Option<u32>,
+    /// `argon2_memory_kib` / `HEARTH_ARGON2_MEMORY_KIB`.
+    pub argon2_memory_kib: Option<u32>,
+    /// `argon2_iterations` / `HEARTH_ARGON2_ITERATIONS`.
+    pub argon2_iterations: Option<u32>,
+    /// `mail_max_attempts` / `HEARTH_MAIL_MAX_ATTEMPTS`.
+    pub mail_max_attempts: Option<u32>,
+    /// `mail_retry_seconds` / `HEARTH_MAIL_RETRY_SECONDS`.
+    pub mail_retry_seconds: Option<u32>,
 }
 
 impl Overrides {
@@ -171,6 +263,26 @@ impl Overrides {
                 .triage_removed_holidays
                 .or(self.triage_removed_holidays),
             demo: over.demo.or(self.demo),
+            admin_email: over.admin_email.or(self.admin_email),
+            admin_password: over.admin_password.or(self.admin_password),
+            smtp_url: over.smtp_url.or(self.smtp_url),
+            mail_from: over.mail_from.or(self.mail_from),
+            registration: over.registration.or(self.registration),
+            password_min_length: over.password_min_length.or(self.password_min_length),
+            password_require_classes: over
+                .password_require_classes
+                .or(self.password_require_classes),
+            session_idle_minutes: over.session_idle_minutes.or(self.session_idle_minutes),
+            session_absolute_hours: over.session_absolute_hours.or(self.session_absolute_hours),
+            login_max_failures: over.login_max_failures.or(self.login_max_failures),
+            login_max_failures_per_address: over
+                .login_max_failures_per_address
+                .or(self.login_max_failures_per_address),
+            login_lockout_minutes: over.login_lockout_minutes.or(self.login_lockout_minutes),
+            argon2_memory_kib: over.argon2_memory_kib.or(self.argon2_memory_kib),
+            argon2_iterations: over.argon2_iterations.or(self.argon2_iterations),
+            mail_max_attempts: over.mail_max_attempts.or(self.mail_max_attempts),
+            mail_retry_seconds: over.mail_retry_seconds.or(self.mail_retry_seconds),
         }
     }
 
@@ -201,8 +313,71 @@ impl Overrides {
             triage_extra_holidays: lookup("HEARTH_TRIAGE_EXTRA_HOLIDAYS").map(|v| list(&v)),
             triage_removed_holidays: lookup("HEARTH_TRIAGE_REMOVED_HOLIDAYS").map(|v| list(&v)),
             demo: None,
+            admin_email: lookup("HEARTH_ADMIN_EMAIL"),
+            admin_password: lookup("HEARTH_ADMIN_PASSWORD"),
+            smtp_url: lookup("HEARTH_SMTP_URL"),
+            mail_from: lookup("HEARTH_MAIL_FROM"),
+            registration: lookup("HEARTH_REGISTRATION"),
+            password_min_length: number(
+                "HEARTH_PASSWORD_MIN_LENGTH",
+                lookup("HEARTH_PASSWORD_MIN_LENGTH"),
+            )?,
+            password_require_classes: boolean(
+                "HEARTH_PASSWORD_REQUIRE_CLASSES",
+                lookup("HEARTH_PASSWORD_REQUIRE_CLASSES"),
+            )?,
+            session_idle_minutes: number(
+                "HEARTH_SESSION_IDLE_MINUTES",
+                lookup("HEARTH_SESSION_IDLE_MINUTES"),
+            )?,
+            session_absolute_hours: number(
+                "HEARTH_SESSION_ABSOLUTE_HOURS",
+                lookup("HEARTH_SESSION_ABSOLUTE_HOURS"),
+            )?,
+            login_max_failures: number(
+                "HEARTH_LOGIN_MAX_FAILURES",
+                lookup("HEARTH_LOGIN_MAX_FAILURES"),
+            )?,
+            login_max_failures_per_address: number(
+                "HEARTH_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                lookup("HEARTH_LOGIN_MAX_FAILURES_PER_ADDRESS"),
+            )?,
+            login_lockout_minutes: number(
+                "HEARTH_LOGIN_LOCKOUT_MINUTES",
+                lookup("HEARTH_LOGIN_LOCKOUT_MINUTES"),
+            )?,
+            argon2_memory_kib: number(
+                "HEARTH_ARGON2_MEMORY_KIB",
+                lookup("HEARTH_ARGON2_MEMORY_KIB"),
+            )?,
+            argon2_iterations: number(
+                "HEARTH_ARGON2_ITERATIONS",
+                lookup("HEARTH_ARGON2_ITERATIONS"),
+            )?,
+            mail_max_attempts: number(
+                "HEARTH_MAIL_MAX_ATTEMPTS",
+                lookup("HEARTH_MAIL_MAX_ATTEMPTS"),
+            )?,
+            mail_retry_seconds: number(
+                "HEARTH_MAIL_RETRY_SECONDS",
+                lookup("HEARTH_MAIL_RETRY_SECONDS"),
+            )?,
         })
     }
+}
+
+/// `true` or `false`.
+fn boolean(name: &'static str, value: Option<String>) -> Result<Option<bool>, ConfigError> {
+    value
+        .map(|v| match v.trim() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            other => Err(ConfigError::Invalid {
+                name,
+                message: format!("'{other}' is not true or false"),
+            }),
+        })
+        .transpose()
 }
 
 /// A comma-separated list.
@@ -293,6 +468,24 @@ impl Config {
                 removed_holidays: o.triage_removed_holidays.unwrap_or_default(),
             },
             demo: o.demo.unwrap_or(false),
+            accounts: account_config(AccountOverrides {
+                admin_email: o.admin_email,
+                admin_password: o.admin_password,
+                smtp_url: o.smtp_url,
+                mail_from: o.mail_from,
+                registration: o.registration,
+                password_min_length: o.password_min_length,
+                password_require_classes: o.password_require_classes,
+                session_idle_minutes: o.session_idle_minutes,
+                session_absolute_hours: o.session_absolute_hours,
+                login_max_failures: o.login_max_failures,
+                login_max_failures_per_address: o.login_max_failures_per_address,
+                login_lockout_minutes: o.login_lockout_minutes,
+                argon2_memory_kib: o.argon2_memory_kib,
+                argon2_iterations: o.argon2_iterations,
+                mail_max_attempts: o.mail_max_attempts,
+                mail_retry_seconds: o.mail_retry_seconds,
+            })?,
         })
     }
 
@@ -302,6 +495,136 @@ impl Config {
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"))
     }
+}
+
+/// The account settings of [`Overrides`], taken apart.
+struct AccountOverrides {
+    admin_email: Option<String>,
+    admin_password: Option<String>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    registration: Option<String>,
+    password_min_length: Option<u32>,
+    password_require_classes: Option<bool>,
+    session_idle_minutes: Option<u32>,
+    session_absolute_hours: Option<u32>,
+    login_max_failures: Option<u32>,
+    login_max_failures_per_address: Option<u32>,
+    login_lockout_minutes: Option<u32>,
+    argon2_memory_kib: Option<u32>,
+    argon2_iterations: Option<u32>,
+    mail_max_attempts: Option<u32>,
+    mail_retry_seconds: Option<u32>,
+}
+
+fn within(
+    name: &'static str,
+    value: Option<u32>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    let value = value.unwrap_or(default);
+    if !range.contains(&value) {
+        return Err(ConfigError::Invalid {
+            name,
+            message: format!(
+                "{value} is out of range ({}–{})",
+                range.start(),
+                range.end()
+            ),
+        });
+    }
+    Ok(value)
+}
+
+fn account_config(o: AccountOverrides) -> Result<AccountConfig, ConfigError> {
+    if o.admin_email.is_some() != o.admin_password.is_some() {
+        return Err(ConfigError::Invalid {
+            name: "HEARTH_ADMIN_EMAIL",
+            message: "HEARTH_ADMIN_EMAIL and HEARTH_ADMIN_PASSWORD go together".into(),
+        });
+    }
+    if let Some(url) = &o.smtp_url
+        && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+    {
+        return Err(ConfigError::Invalid {
+            name: "HEARTH_SMTP_URL",
+            message: format!(
+                "'{}' is not smtp://HOST:PORT or smtps://HOST:PORT",
+                redact_url(url)
+            ),
+        });
+    }
+    let open_registration = match o.registration.as_deref().unwrap_or("open") {
+        "open" => true,
+        "invite" => false,
+        other => {
+            return Err(ConfigError::Invalid {
+                name: "HEARTH_REGISTRATION",
+                message: format!("'{other}' is neither open nor invite"),
+            });
+        }
+    };
+    Ok(AccountConfig {
+        admin_email: o.admin_email,
+        admin_password: o.admin_password,
+        smtp_url: o.smtp_url,
+        mail_from: o
+            .mail_from
+            .unwrap_or_else(|| "Hearth <hearth@localhost>".to_owned()),
+        open_registration,
+        password_min_length: within(
+            "HEARTH_PASSWORD_MIN_LENGTH",
+            o.password_min_length,
+            8,
+            1..=128,
+        )?,
+        password_require_classes: o.password_require_classes.unwrap_or(true),
+        session_idle_minutes: within(
+            "HEARTH_SESSION_IDLE_MINUTES",
+            o.session_idle_minutes,
+            30,
+            1..=7 * 24 * 60,
+        )?,
+        session_absolute_hours: within(
+            "HEARTH_SESSION_ABSOLUTE_HOURS",
+            o.session_absolute_hours,
+            12,
+            1..=24 * 30,
+        )?,
+        login_max_failures: within(
+            "HEARTH_LOGIN_MAX_FAILURES",
+            o.login_max_failures,
+            5,
+            1..=1000,
+        )?,
+        login_max_failures_per_address: within(
+            "HEARTH_LOGIN_MAX_FAILURES_PER_ADDRESS",
+            o.login_max_failures_per_address,
+            20,
+            1..=100_000,
+        )?,
+        login_lockout_minutes: within(
+            "HEARTH_LOGIN_LOCKOUT_MINUTES",
+            o.login_lockout_minutes,
+            15,
+            1..=24 * 60,
+        )?,
+        argon2_memory_kib: within(
+            "HEARTH_ARGON2_MEMORY_KIB",
+            o.argon2_memory_kib,
+            19_456,
+            1024..=4 * 1024 * 1024,
+        )?,
+        argon2_iterations: within("HEARTH_ARGON2_ITERATIONS", o.argon2_iterations, 3, 1..=100)?,
+        mail_max_attempts: within("HEARTH_MAIL_MAX_ATTEMPTS", o.mail_max_attempts, 8, 1..=100)?,
+        mail_retry_seconds: within(
+            "HEARTH_MAIL_RETRY_SECONDS",
+            o.mail_retry_seconds,
+            30,
+            1..=86_400,
+        )?,
+    })
 }
 
 #[cfg(test)]

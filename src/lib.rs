@@ -12,11 +12,14 @@
 //! - [`rest`]: the FHIR REST API over HTTP.
 //! - [`app`]: the composition root that wires them into a server.
 
+pub mod accounts;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod fhir;
 pub mod hooks;
+pub mod mail;
 pub mod rest;
 pub mod search;
 pub mod storage;

@@ -43,6 +43,81 @@ enum Command {
     },
     /// Run pending database migrations and exit.
     Migrate,
+    /// Manage accounts (prints each account as a JSON line).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an active account; staff get a Practitioner, patients a Patient.
+    Add {
+        /// Email address (the login).
+        #[arg(long)]
+        email: String,
+        /// Password (also HEARTH_USER_PASSWORD, which keeps it out of the shell history).
+        #[arg(long, env = "HEARTH_USER_PASSWORD")]
+        password: String,
+        /// admin, physician, clinician or patient.
+        #[arg(long, default_value = "physician")]
+        role: String,
+        /// Full name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Specialty, e.g. Cardiology (staff).
+        #[arg(long)]
+        specialty: Option<String>,
+    },
+    /// List every account.
+    List,
+    /// Disable an account: its sessions end at once.
+    Disable {
+        /// Email address.
+        email: String,
+    },
+    /// Enable a disabled account.
+    Enable {
+        /// Email address.
+        email: String,
+    },
+    /// Change the role of an account.
+    SetRole {
+        /// Email address.
+        email: String,
+        /// admin, physician, clinician or patient.
+        role: String,
+    },
+}
+
+impl UserCommand {
+    fn into_app(self) -> hearth::app::people::UserCommand {
+        use hearth::app::people::UserCommand as C;
+        match self {
+            UserCommand::Add {
+                email,
+                password,
+                role,
+                name,
+                specialty,
+            } => C::Add {
+                name: if name.trim().is_empty() {
+                    email.split('@').next().unwrap_or_default().to_owned()
+                } else {
+                    name
+                },
+                email,
+                password,
+                role,
+                specialty,
+            },
+            UserCommand::List => C::List,
+            UserCommand::Disable { email } => C::Disable { email },
+            UserCommand::Enable { email } => C::Enable { email },
+            UserCommand::SetRole { email, role } => C::SetRole { email, role },
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -89,6 +164,15 @@ fn main() -> ExitCode {
                         config.database.redacted()
                     );
                 }),
+            Command::User { command } => {
+                hearth::app::people::user_command(&config, command.into_app())
+                    .await
+                    .map(|output| {
+                        if !output.is_empty() {
+                            println!("{output}");
+                        }
+                    })
+            }
         }
     });
     match result {

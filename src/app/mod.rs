@@ -4,6 +4,7 @@
 
 mod demo;
 mod install;
+pub mod people;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, TriageSettings};
+use crate::console::ConsoleState;
 use crate::fhir::instant::format_instant;
 use crate::rest::{self, RestState};
 use crate::storage::{Storage, StorageError};
@@ -50,6 +52,9 @@ pub enum AppError {
     /// Hearth's own definitions or the demo data could not be stored.
     #[error("{0}")]
     Install(String),
+    /// An account command failed.
+    #[error("{0}")]
+    Accounts(String),
 }
 
 /// How often the planner statistics are refreshed.
@@ -126,10 +131,11 @@ pub async fn rest_state(
 }
 
 /// The whole HTTP application.
-pub fn router(config: &Config, rest_state: RestState) -> Router {
+pub fn router(config: &Config, rest_state: RestState, console: ConsoleState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(rest::router(rest_state, config.max_body_bytes))
+        .merge(crate::console::router(console))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", rest::openapi::ApiDoc::openapi()))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
@@ -193,6 +199,15 @@ pub async fn start_with_clock(
     if config.demo {
         demo::load(&state).await?;
     }
+    let accounts = people::accounts(config, &state, &public_url, clock.clone())?;
+    people::bootstrap_admin(config, &accounts).await?;
+    let mailer = Arc::new(people::mailer(config)?);
+    let console = ConsoleState::new(accounts.clone(), &public_url, mailer.writes_files())
+        .map_err(AppError::Install)?;
+    let delivery = {
+        let accounts = accounts.clone();
+        tokio::spawn(async move { accounts.deliver_mail(mailer).await })
+    };
     let seen = state.storage.latest_seq("SearchParameter").await?;
     let sync = rest::search_parameters::spawn_sync(state.clone(), seen);
     let maintenance = {
@@ -203,10 +218,13 @@ pub async fn start_with_clock(
                 if let Err(e) = storage.optimize().await {
                     tracing::warn!("refreshing the planner statistics failed: {e}");
                 }
+                if let Err(e) = accounts.sweep().await {
+                    tracing::warn!("removing ended sessions failed: {e}");
+                }
             }
         })
     };
-    let app = router(config, state);
+    let app = router(config, state, console).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -221,7 +239,7 @@ pub async fn start_with_clock(
         public_url,
         shutdown: Some(tx),
         task,
-        background: vec![sync, maintenance],
+        background: vec![sync, maintenance, delivery],
     })
 }
 

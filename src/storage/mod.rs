@@ -3,6 +3,7 @@
 //! tombstones for deletes, and history. Blocking database work runs on dedicated database threads,
 //! never on the async executor.
 
+pub mod accounts;
 mod conditional;
 mod connection;
 mod history;

@@ -146,3 +146,76 @@ diesel::table! {
         s3_high -> Nullable<Double>,
     }
 }
+
+diesel::table! {
+    /// People who use the console and sign in to SMART apps.
+    users (id) {
+        id -> Text,
+        email -> Text,
+        /// The email in lower case: unique.
+        email_key -> Text,
+        display_name -> Text,
+        role -> Text,
+        status -> Text,
+        /// argon2id PHC string; none until an invited person chooses a password.
+        password_hash -> Nullable<Text>,
+        /// `Practitioner/…` or `Patient/…`.
+        fhir_reference -> Nullable<Text>,
+        created_ms -> BigInt,
+        updated_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Single-use email verification, invitation and password-reset tokens (hashed).
+    account_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        created_ms -> BigInt,
+        expires_ms -> BigInt,
+        used_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Console sessions (the id hashed); anonymous until login.
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Nullable<Text>,
+        csrf -> Text,
+        created_ms -> BigInt,
+        last_seen_ms -> BigInt,
+        expires_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Failed logins, by account and by address, for throttling.
+    login_failures (id) {
+        id -> BigInt,
+        throttle_key -> Text,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Mail waiting to be sent, sent, or given up on.
+    outbox (id) {
+        id -> BigInt,
+        recipient -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        link -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_ms -> BigInt,
+        last_error -> Nullable<Text>,
+        created_ms -> BigInt,
+        sent_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(sessions, users);

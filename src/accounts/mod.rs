@@ -1,0 +1,1245 @@
+//! The people who use Hearth: accounts with roles and a FHIR resource each (a Practitioner, with
+//! a PractitionerRole for a specialty, or a Patient), argon2id passwords, single-use emailed
+//! tokens (verification and invitation 24 h, reset 1 h), console sessions with idle and
+//! absolute timeouts, login throttling per account and per address, and an AuditEvent for
+//! every security event. Mail goes through the durable outbox (`mails`).
+//!
+//! Failure answers never tell whether an email has an account: registration, resend and
+//! forgotten-password requests answer the same either way, and a login with an unknown email
+//! costs the same argon2 time as a wrong password.
+
+pub mod audit;
+pub mod mails;
+pub mod password;
+pub mod tokens;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::clock::SharedClock;
+use crate::storage::accounts::{SessionRow, TokenRow, TokenUse, UserRow};
+use crate::storage::{Storage, StorageError};
+
+pub use audit::Event;
+pub use password::{HashCost, Hasher, PasswordPolicy};
+
+/// A role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Manages users, apps and settings.
+    Admin,
+    /// A doctor.
+    Physician,
+    /// A nurse, sonographer or other clinical staff.
+    Clinician,
+    /// A portal user, who sees only their own record.
+    Patient,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Physician, Role::Clinician, Role::Patient];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Physician => "physician",
+            Role::Clinician => "clinician",
+            Role::Patient => "patient",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// The FHIR resource type that represents a person of this role.
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            Role::Patient => "Patient",
+            _ => "Practitioner",
+        }
+    }
+}
+
+/// Whether an account may sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The email address is not confirmed yet.
+    PendingVerification,
+    /// May sign in.
+    Active,
+    /// Turned off by an administrator.
+    Disabled,
+}
+
+impl Status {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::PendingVerification => "pending-verification",
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(text: &str) -> Option<Status> {
+        [
+            Status::PendingVerification,
+            Status::Active,
+            Status::Disabled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable id (a UUID).
+    pub id: String,
+    /// As typed.
+    pub email: String,
+    /// The person's name.
+    pub display_name: String,
+    /// The role.
+    pub role: Role,
+    /// Whether they may sign in.
+    pub status: Status,
+    /// `Practitioner/…` or `Patient/…`.
+    pub fhir_reference: Option<String>,
+    /// Whether a password is set (an invited person has none until they accept).
+    pub has_password: bool,
+    /// Created, ms since the epoch.
+    pub created_ms: i64,
+}
+
+impl User {
+    fn from_row(row: &UserRow) -> User {
+        User {
+            id: row.id.clone(),
+            email: row.email.clone(),
+            display_name: row.display_name.clone(),
+            // Rows are written only by this module, from these enums.
+            role: Role::parse(&row.role).unwrap_or(Role::Patient),
+            status: Status::parse(&row.status).unwrap_or(Status::Disabled),
+            fhir_reference: row.fhir_reference.clone(),
+            has_password: row.password_hash.is_some(),
+            created_ms: row.created_ms,
+        }
+    }
+}
+
+/// Writes FHIR resources through the server's ordinary write path (validation, hooks,
+/// indexing); provided by the composition root.
+pub trait Records: Send + Sync + 'static {
+    /// Creates `resource`; answers its reference (`Type/id`).
+    fn create(
+        &self,
+        resource: Value,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>>;
+}
+
+/// Who may register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone may register (as a physician) and verify their email.
+    Open,
+    /// Only people an administrator invites.
+    InviteOnly,
+}
+
+/// Account settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// External base URL, for links in mail.
+    pub public_url: String,
+    /// Who may register.
+    pub registration: Registration,
+    /// Password rules.
+    pub policy: PasswordPolicy,
+    /// Argon2 cost.
+    pub cost: HashCost,
+    /// A session ends after this long without a request.
+    pub session_idle_ms: i64,
+    /// A session ends this long after login whatever happens.
+    pub session_absolute_ms: i64,
+    /// Failed logins allowed per account within `throttle_window_ms`.
+    pub max_failures_per_account: i64,
+    /// Failed logins allowed per address within `throttle_window_ms`.
+    pub max_failures_per_address: i64,
+    /// The throttling window.
+    pub throttle_window_ms: i64,
+    /// Mail delivery retries.
+    pub delivery: mails::Delivery,
+}
+
+/// Email verification and invitation links are valid this long.
+pub const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
+/// Reset links are valid this long.
+pub const RESET_TTL_MS: i64 = 3600 * 1000;
+/// Sessions are touched at most this often (a write per request would be wasteful).
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Input that cannot be used; `field` names the form field.
+    #[error("{message}")]
+    Invalid {
+        /// The form field.
+        field: &'static str,
+        /// What is wrong, for the person.
+        message: String,
+    },
+    /// Only invited people may register.
+    #[error("registration is by invitation only")]
+    InviteOnly,
+    /// No such account (administration only; never said to the public).
+    #[error("no such account")]
+    NotFound,
+    /// The email already has an account (administration only).
+    #[error("an account with this email already exists")]
+    Exists,
+    /// An emailed link that cannot be used.
+    #[error("{0}")]
+    Token(TokenProblem),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Something else failed (hashing, the FHIR record).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Why an emailed link cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// Past its time.
+    Expired,
+    /// Used before.
+    Spent,
+    /// Not a link this server issued.
+    Unknown,
+}
+
+impl std::fmt::Display for TokenProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TokenProblem::Expired => "This link has expired. Ask for a new one.",
+            TokenProblem::Spent => {
+                "This link has already been used. Ask for a new one if you still need it."
+            }
+            TokenProblem::Unknown => {
+                "This link is not valid. Check that you copied all of it, or ask for a new one."
+            }
+        })
+    }
+}
+
+/// Why a login was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Wrong email or password (never which).
+    #[error("The email or password is incorrect.")]
+    Wrong,
+    /// Too many failures recently.
+    #[error("Too many failed attempts. Try again in {minutes} minute{}.", if *minutes == 1 { "" } else { "s" })]
+    Throttled {
+        /// Minutes until the next attempt is allowed.
+        minutes: i64,
+    },
+    /// The password is right but the email is not verified yet.
+    #[error(
+        "Your email address is not verified yet. Follow the link in the email we sent you, or send a new one."
+    )]
+    Unverified,
+    /// The password is right but the account is disabled.
+    #[error("This account is disabled. Ask an administrator.")]
+    Disabled,
+    /// The server failed.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+}
+
+/// A console session as the console sees it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The cookie value (only known when the session was just started).
+    pub cookie: Option<String>,
+    /// The hashed id.
+    pub id_hash: String,
+    /// The CSRF token of its forms.
+    pub csrf: String,
+    /// The signed-in user.
+    pub user: Option<User>,
+    /// Absolute end, ms since the epoch.
+    pub expires_ms: i64,
+}
+
+/// What a new account is.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Email address.
+    pub email: String,
+    /// Name.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// Password, or none for an invitation.
+    pub password: Option<String>,
+    /// A specialty (staff).
+    pub specialty: Option<String>,
+    /// Whether the email counts as verified already (command line, bootstrap).
+    pub verified: bool,
+}
+
+/// The context of a request: who acts, from where.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    /// The signed-in user, if any.
+    pub user: Option<User>,
+    /// The client's network address.
+    pub address: Option<String>,
+}
+
+/// The accounts service. Cheap to clone.
+#[derive(Clone)]
+pub struct Accounts {
+    storage: Storage,
+    records: Arc<dyn Records>,
+    settings: Arc<Settings>,
+    clock: SharedClock,
+    hasher: Hasher,
+    wake_outbox: Arc<tokio::sync::Notify>,
+}
+
+/// The lower-case key of an email, if it looks like one.
+fn email_key(email: &str) -> Result<String, AccountError> {
+    let email = email.trim();
+    let plausible = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.starts_with('.')
+        })
+        && crate::mail::Mailer::valid_address(email);
+    if !plausible {
+        return Err(AccountError::Invalid {
+            field: "email",
+            message: "Enter an email address such as name@example.org.".into(),
+        });
+    }
+    Ok(email.to_lowercase())
+}
+
+fn check_name(name: &str) -> Result<String, AccountError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(AccountError::Invalid {
+            field: "name",
+            message: "Enter your name (at most 200 characters).".into(),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+/// A FHIR HumanName from a display name: the last word is the family name.
+fn human_name(name: &str) -> Value {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let mut human = json!({"use": "official", "text": name});
+    if let Some((family, given)) = words.split_last() {
+        human["family"] = json!(family);
+        if !given.is_empty() {
+            human["given"] = json!(given);
+        }
+    }
+    human
+}
+
+impl Accounts {
+    /// The service over `storage`, writing FHIR resources through `records`.
+    pub fn new(
+        storage: Storage,
+        records: Arc<dyn Records>,
+        settings: Settings,
+        clock: SharedClock,
+    ) -> Result<Accounts, String> {
+        // Hashing gets half the cores: logins queue rather than starve FHIR requests.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let hasher = Hasher::new(settings.cost, cores.div_ceil(2))?;
+        Ok(Accounts {
+            storage,
+            records,
+            settings: Arc::new(settings),
+            clock,
+            hasher,
+            wake_outbox: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Delivers queued mail through `mailer` until the task is aborted.
+    pub async fn deliver_mail(&self, mailer: Arc<crate::mail::Mailer>) {
+        mails::deliver(
+            self.storage.clone(),
+            mailer,
+            self.settings.delivery,
+            self.wake_outbox.clone(),
+            self.clock.clone(),
+        )
+        .await;
+    }
+
+    /// Removes ended sessions and old login failures.
+    pub async fn sweep(&self) -> Result<(), AccountError> {
+        let before = self.clock.now_millis() - self.settings.throttle_window_ms;
+        Ok(self.storage.sweep_accounts(before).await?)
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    fn link(&self, page: &str, token: &str) -> String {
+        format!("{}/console/{page}?token={token}", self.settings.public_url)
+    }
+
+    async fn queue(&self, mail: crate::storage::accounts::NewMail) -> Result<(), AccountError> {
+        self.storage.enqueue_mail(mail).await?;
+        self.wake_outbox.notify_one();
+        Ok(())
+    }
+
+    /// Records an AuditEvent; a failure to record is logged, not fatal to the request.
+    pub async fn audit(
+        &self,
+        event: Event,
+        success: bool,
+        actor: &Actor,
+        acting_email: Option<&str>,
+        subject: Option<&User>,
+        description: &str,
+    ) {
+        let recorded = crate::fhir::instant::format_instant(self.now());
+        let actor_party = match (&actor.user, acting_email) {
+            (Some(user), _) => Some((user.fhir_reference.as_deref(), user.email.as_str())),
+            (None, Some(email)) => Some((None, email)),
+            (None, None) => None,
+        };
+        let parties = audit::Parties {
+            actor: actor_party,
+            address: actor.address.as_deref(),
+            subject: subject.map(|u| (u.fhir_reference.as_deref(), u.email.as_str())),
+        };
+        let resource = audit::audit_event(event, success, &recorded, &parties, description);
+        if let Err(e) = self.records.create(resource).await {
+            tracing::error!("cannot record the audit event ({description}): {e}");
+        }
+    }
+
+    /// Creates an account and the FHIR resource for the person. With a password and
+    /// `verified`, it is active at once; otherwise it waits for its email to be verified.
+    pub async fn create(&self, account: NewAccount, actor: &Actor) -> Result<User, AccountError> {
+        let key = email_key(&account.email)?;
+        let name = check_name(&account.display_name)?;
+        let password_hash = match &account.password {
+            Some(password) => {
+                self.settings
+                    .policy
+                    .check(password)
+                    .map_err(|message| AccountError::Invalid {
+                        field: "password",
+                        message,
+                    })?;
+                Some(
+                    self.hasher
+                        .hash(password)
+                        .await
+                        .map_err(AccountError::Internal)?,
+                )
+            }
+            None => None,
+        };
+        if self.storage.user_by_email(&key).await?.is_some() {
+            return Err(AccountError::Exists);
+        }
+        let reference = self
+            .person_resource(&account, &name)
+            .await
+            .map_err(AccountError::Internal)?;
+        let now = self.now();
+        let row = UserRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            email: account.email.trim().to_owned(),
+            email_key: key,
+            display_name: name,
+            role: account.role.as_str().to_owned(),
+            status: if account.verified && password_hash.is_some() {
+                Status::Active
+            } else {
+                Status::PendingVerification
+            }
+            .as_str()
+            .to_owned(),
+            password_hash,
+            fhir_reference: Some(reference),
+            created_ms: now,
+            updated_ms: now,
+        };
+        if !self.storage.insert_user(row.clone()).await? {
+            return Err(AccountError::Exists);
+        }
+        let user = User::from_row(&row);
+        self.audit(
+            Event::AccountCreated,
+            true,
+            actor,
+            None,
+            Some(&user),
+            &format!("account created with role {}", user.role.as_str()),
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// The Practitioner (and PractitionerRole for a specialty) or Patient of a new account.
+    async fn person_resource(&self, account: &NewAccount, name: &str) -> Result<String, String> {
+        let telecom = json!([{"system": "email", "value": account.email.trim(), "use": "work"}]);
+        let person = json!({
+            "resourceType": account.role.resource_type(),
+            "active": true,
+            "name": [human_name(name)],
+            "telecom": telecom,
+        });
+        let reference = self.records.create(person).await?;
+        if account.role != Role::Patient
+            && let Some(specialty) = account.specialty.as_deref().map(str::trim)
+            && !specialty.is_empty()
+        {
+            self.records
+                .create(json!({
+                    "resourceType": "PractitionerRole",
+                    "active": true,
+                    "practitioner": {"reference": reference, "display": name},
+                    "specialty": [{"text": specialty}],
+                }))
+                .await?;
+        }
+        Ok(reference)
+    }
+
+    /// Issues a token and queues the mail that carries it.
+    async fn send_token(&self, user: &UserRow, purpose: &'static str) -> Result<(), AccountError> {
+        let secret = tokens::new_secret();
+        let now = self.now();
+        let ttl = if purpose == "reset" {
+            RESET_TTL_MS
+        } else {
+            VERIFY_TTL_MS
+        };
+        self.storage
+            .replace_token(TokenRow {
+                token_hash: tokens::digest(&secret),
+                user_id: user.id.clone(),
+                purpose: purpose.to_owned(),
+                created_ms: now,
+                expires_ms: now + ttl,
+                used_ms: None,
+            })
+            .await?;
+        let mail = match purpose {
+            "reset" => mails::reset(
+                &user.email,
+                &user.display_name,
+                &self.link("reset", &secret),
+            ),
+            "invite" => mails::invitation(
+                &user.email,
+                &user.display_name,
+                &user.role,
+                &self.link("verify", &secret),
+            ),
+            _ => mails::verification(
+                &user.email,
+                &user.display_name,
+                &self.link("verify", &secret),
+            ),
+        };
+        self.queue(mail).await
+    }
+
+    /// Public registration (as a physician). The answer is the same whether or not the email
+    /// has an account already: the owner of an existing account gets a mail saying so.
+    pub async fn register(
+        &self,
+        name: &str,
+        email: &str,
+        password: &str,
+        specialty: Option<&str>,
+        actor: &Actor,
+    ) -> Result<(), AccountError> {
+        if self.settings.registration == Registration::InviteOnly {
+            return Err(AccountError::InviteOnly);
+        }
+        let key = email_key(email)?;
+        check_name(name)?;
+        self.settings
+            .policy
+            .check(password)
+            .map_err(|message| AccountError::Invalid {
+                field: "password",
+                message,
+            })?;
+        if let Some(existing) = self.storage.user_by_email(&key).await? {
+            if existing.status == Status::PendingVerification.as_str() {
+                self.send_token(&existing, "verify").await?;
+            } else if existing.status == Status::Active.as_str() {
+                let secret = tokens::new_secret();
+                let now = self.now();
+                self.storage
+                    .replace_token(TokenRow {
+                        token_hash: tokens::digest(&secret),
+                        user_id: existing.id.clone(),
+                        purpose: "reset".into(),
+                        created_ms: now,
+                        expires_ms: now + RESET_TTL_MS,
+                        used_ms: None,
+                    })
+                    .await?;
+                self.queue(mails::already_registered(
+                    &existing.email,
+                    &existing.display_name,
+                    &self.link("reset", &secret),
+                ))
+                .await?;
+            }
+            return Ok(());
+        }
+        let account = NewAccount {
+            email: email.to_owned(),
+            display_name: name.to_owned(),
+            role: Role::Physician,
+            password: Some(password.to_owned()),
+            specialty: specialty.map(str::to_owned),
+            verified: false,
+        };
+        match self.create(account, actor).await {
+            Ok(user) => {
+                let row = self.row(&user.id).await?;
+                self.send_token(&row, "verify").await
+            }
+            // Registered by someone else a moment ago: same answer.
+            Err(AccountError::Exists) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn row(&self, id: &str) -> Result<UserRow, AccountError> {
+        self.storage
+            .user_by_id(id)
+            .await?
+            .ok_or(AccountError::NotFound)
+    }
+
+    /// An administrator invites a person: the account waits for them to verify their email
+    /// and choose a password through the invitation mail.
+    pub async fn invite(
+        &self,
+        name: &str,
+        email: &str,
+        role: Role,
+        specialty: Option<&str>,
+        actor: &Actor,
+    ) -> Result<User, AccountError> {
+        let user = self
+            .create(
+                NewAccount {
+                    email: email.to_owned(),
+                    display_name: name.to_owned(),
+                    role,
+                    password: None,
+                    specialty: specialty.map(str::to_owned),
+                    verified: false,
+                },
+                actor,
+            )
+            .await?;
+        let row = self.row(&user.id).await?;
+        self.send_token(&row, "invite").await?;
+        Ok(user)
+    }
+
+    /// Sends a new verification (or invitation) link, if the email has an account waiting for
+    /// one; silent otherwise.
+    pub async fn resend_verification(&self, email: &str) -> Result<(), AccountError> {
+        let Ok(key) = email_key(email) else {
+            return Ok(());
+        };
+        if let Some(row) = self.storage.user_by_email(&key).await?
+            && row.status == Status::PendingVerification.as_str()
+        {
+            let purpose = if row.password_hash.is_some() {
+                "verify"
+            } else {
+                "invite"
+            };
+            self.send_token(&row, purpose).await?;
+        }
+        Ok(())
+    }
+
+    /// What a verification link is for, without using it: an invitation needs a password
+    /// first.
+    pub async fn inspect_verification(&self, token: &str) -> Result<User, AccountError> {
+        let row = self
+            .storage
+            .token(&tokens::digest(token), &["verify", "invite"])
+            .await?
+            .ok_or(AccountError::Token(TokenProblem::Unknown))?;
+        if row.used_ms.is_some() {
+            return Err(AccountError::Token(TokenProblem::Spent));
+        }
+        if row.expires_ms <= self.now() {
+            return Err(AccountError::Token(TokenProblem::Expired));
+        }
+        Ok(User::from_row(&self.row(&row.user_id).await?))
+    }
+
+    /// Uses a verification or invitation link; an invitation sets `password` too.
+    pub async fn verify(
+        &self,
+        token: &str,
+        password: Option<&str>,
+        actor: &Actor,
+    ) -> Result<User, AccountError> {
+        let pending = self.inspect_verification(token).await?;
+        let password_hash = match password {
+            Some(password) => {
+                self.settings
+                    .policy
+                    .check(password)
+                    .map_err(|message| AccountError::Invalid {
+                        field: "password",
+                        message,
+                    })?;
+                Some(
+                    self.hasher
+                        .hash(password)
+                        .await
+                        .map_err(AccountError::Internal)?,
+                )
+            }
+            None if !pending.has_password => {
+                return Err(AccountError::Invalid {
+                    field: "password",
+                    message: "Choose a password to accept the invitation.".into(),
+                });
+            }
+            None => None,
+        };
+        let row = self.row(&pending.id).await?;
+        let now = self.now();
+        let used = self
+            .storage
+            .use_token(&tokens::digest(token), &["verify", "invite"], move |_| {
+                let mut row = row.clone();
+                if row.status == Status::PendingVerification.as_str() {
+                    row.status = Status::Active.as_str().to_owned();
+                }
+                if let Some(hash) = &password_hash {
+                    row.password_hash = Some(hash.clone());
+                }
+                row.updated_ms = now;
+                Some(row)
+            })
+            .await?;
+        let user = self.token_result(used).await?;
+        self.audit(
+            Event::Verified,
+            true,
+            actor,
+            Some(&user.email),
+            Some(&user),
+            "email verified",
+        )
+        .await;
+        Ok(user)
+    }
+
+    async fn token_result(&self, used: TokenUse) -> Result<User, AccountError> {
+        match used {
+            TokenUse::Consumed(token) => Ok(User::from_row(&self.row(&token.user_id).await?)),
+            TokenUse::Expired => Err(AccountError::Token(TokenProblem::Expired)),
+            TokenUse::Spent => Err(AccountError::Token(TokenProblem::Spent)),
+            TokenUse::Unknown => Err(AccountError::Token(TokenProblem::Unknown)),
+        }
+    }
+
+    /// Signs in: checks throttling, then the password, then the account's status.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        actor: &Actor,
+    ) -> Result<User, LoginError> {
+        let key = email_key(email).unwrap_or_else(|_| email.trim().to_lowercase());
+        let account_key = format!("account:{key}");
+        let address_key = actor.address.as_ref().map(|a| format!("address:{a}"));
+        let now = self.now();
+        let since = now - self.settings.throttle_window_ms;
+        let mut checks = vec![(account_key.clone(), self.settings.max_failures_per_account)];
+        if let Some(address_key) = &address_key {
+            checks.push((address_key.clone(), self.settings.max_failures_per_address));
+        }
+        for (throttle_key, limit) in &checks {
+            let (count, earliest) = self
+                .storage
+                .login_failures(throttle_key, since)
+                .await
+                .map_err(AccountError::from)?;
+            if count >= *limit {
+                let free_at = earliest.unwrap_or(now) + self.settings.throttle_window_ms;
+                let minutes = ((free_at - now).max(1) + 59_999) / 60_000;
+                self.audit(
+                    Event::LoginFailed,
+                    false,
+                    actor,
+                    Some(&key),
+                    None,
+                    "throttled",
+                )
+                .await;
+                return Err(LoginError::Throttled { minutes });
+            }
+        }
+        let row = self
+            .storage
+            .user_by_email(&key)
+            .await
+            .map_err(AccountError::from)?;
+        let hash = row.as_ref().and_then(|r| r.password_hash.as_deref());
+        if !self.hasher.verify(password, hash).await {
+            let mut keys = vec![account_key];
+            keys.extend(address_key);
+            self.storage
+                .record_login_failure(keys)
+                .await
+                .map_err(AccountError::from)?;
+            let reason = if row.is_some() {
+                "wrong password"
+            } else {
+                "unknown email"
+            };
+            self.audit(Event::LoginFailed, false, actor, Some(&key), None, reason)
+                .await;
+            return Err(LoginError::Wrong);
+        }
+        // The password is right: only now may the answer depend on the account.
+        let Some(row) = row else {
+            return Err(LoginError::Wrong);
+        };
+        let user = User::from_row(&row);
+        match user.status {
+            Status::PendingVerification => {
+                self.audit(
+                    Event::LoginFailed,
+                    false,
+                    actor,
+                    Some(&key),
+                    Some(&user),
+                    "email not verified",
+                )
+                .await;
+                Err(LoginError::Unverified)
+            }
+            Status::Disabled => {
+                self.audit(
+                    Event::LoginFailed,
+                    false,
+                    actor,
+                    Some(&key),
+                    Some(&user),
+                    "account disabled",
+                )
+                .await;
+                Err(LoginError::Disabled)
+            }
+            Status::Active => {
+                self.storage
+                    .clear_login_failures(&account_key)
+                    .await
+                    .map_err(AccountError::from)?;
+                let signed_in = Actor {
+                    user: Some(user.clone()),
+                    address: actor.address.clone(),
+                };
+                self.audit(Event::Login, true, &signed_in, None, None, "login")
+                    .await;
+                Ok(user)
+            }
+        }
+    }
+
+    /// Sends a reset link if the email has an active or pending account; silent otherwise.
+    pub async fn forgot_password(&self, email: &str) -> Result<(), AccountError> {
+        let Ok(key) = email_key(email) else {
+            return Ok(());
+        };
+        if let Some(row) = self.storage.user_by_email(&key).await?
+            && row.status != Status::Disabled.as_str()
+        {
+            self.send_token(&row, "reset").await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a reset link can be used (before showing its form).
+    pub async fn inspect_reset(&self, token: &str) -> Result<(), AccountError> {
+        let row = self
+            .storage
+            .token(&tokens::digest(token), &["reset"])
+            .await?
+            .ok_or(AccountError::Token(TokenProblem::Unknown))?;
+        if row.used_ms.is_some() {
+            return Err(AccountError::Token(TokenProblem::Spent));
+        }
+        if row.expires_ms <= self.now() {
+            return Err(AccountError::Token(TokenProblem::Expired));
+        }
+        Ok(())
+    }
+
+    /// Sets a new password through a reset link; it also proves the email, and ends every
+    /// session of the account.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: &str,
+        actor: &Actor,
+    ) -> Result<User, AccountError> {
+        self.inspect_reset(token).await?;
+        self.settings
+            .policy
+            .check(password)
+            .map_err(|message| AccountError::Invalid {
+                field: "password",
+                message,
+            })?;
+        let hash = self
+            .hasher
+            .hash(password)
+            .await
+            .map_err(AccountError::Internal)?;
+        let storage = self.storage.clone();
+        let digest = tokens::digest(token);
+        let Some(token_row) = storage.token(&digest, &["reset"]).await? else {
+            return Err(AccountError::Token(TokenProblem::Unknown));
+        };
+        let row = self.row(&token_row.user_id).await?;
+        let now = self.now();
+        let used = storage
+            .use_token(&digest, &["reset"], move |_| {
+                let mut row = row.clone();
+                row.password_hash = Some(hash.clone());
+                if row.status == Status::PendingVerification.as_str() {
+                    row.status = Status::Active.as_str().to_owned();
+                }
+                row.updated_ms = now;
+                Some(row)
+            })
+            .await?;
+        let user = self.token_result(used).await?;
+        self.storage.end_user_sessions(&user.id, None).await?;
+        self.audit(
+            Event::PasswordReset,
+            true,
+            actor,
+            Some(&user.email),
+            Some(&user),
+            "password reset by emailed link",
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// The signed-in user changes their password; their other sessions end.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: &str,
+        new: &str,
+        keep_session: &str,
+        actor: &Actor,
+    ) -> Result<(), AccountError> {
+        let mut row = self.row(&user.id).await?;
+        if !self
+            .hasher
+            .verify(current, row.password_hash.as_deref())
+            .await
+        {
+            return Err(AccountError::Invalid {
+                field: "current",
+                message: "The current password is incorrect.".into(),
+            });
+        }
+        self.settings
+            .policy
+            .check(new)
+            .map_err(|message| AccountError::Invalid {
+                field: "password",
+                message,
+            })?;
+        row.password_hash = Some(
+            self.hasher
+                .hash(new)
+                .await
+                .map_err(AccountError::Internal)?,
+        );
+        row.updated_ms = self.now();
+        self.storage.update_user(row).await?;
+        self.storage
+            .end_user_sessions(&user.id, Some(keep_session))
+            .await?;
+        self.audit(
+            Event::PasswordChanged,
+            true,
+            actor,
+            None,
+            Some(user),
+            "password changed by its owner",
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Every account.
+    pub async fn users(&self) -> Result<Vec<User>, AccountError> {
+        Ok(self
+            .storage
+            .users()
+            .await?
+            .iter()
+            .map(User::from_row)
+            .collect())
+    }
+
+    /// One account by id.
+    pub async fn user(&self, id: &str) -> Result<User, AccountError> {
+        Ok(User::from_row(&self.row(id).await?))
+    }
+
+    /// One account by email.
+    pub async fn user_by_email(&self, email: &str) -> Result<User, AccountError> {
+        let key = email_key(email)?;
+        let row = self
+            .storage
+            .user_by_email(&key)
+            .await?
+            .ok_or(AccountError::NotFound)?;
+        Ok(User::from_row(&row))
+    }
+
+    /// Whether any administrator exists.
+    pub async fn has_admin(&self) -> Result<bool, AccountError> {
+        Ok(self
+            .storage
+            .any_user_with_role(Role::Admin.as_str())
+            .await?)
+    }
+
+    /// Changes a role.
+    pub async fn set_role(
+        &self,
+        id: &str,
+        role: Role,
+        actor: &Actor,
+    ) -> Result<User, AccountError> {
+        let mut row = self.row(id).await?;
+        let before = row.role.clone();
+        if before == role.as_str() {
+            return Ok(User::from_row(&row));
+        }
+        if (before == "patient") != (role == Role::Patient) {
+            return Err(AccountError::Invalid {
+                field: "role",
+                message: "A patient account cannot become a staff account or the reverse: their FHIR records differ. Create a new account.".into(),
+            });
+        }
+        row.role = role.as_str().to_owned();
+        row.updated_ms = self.now();
+        self.storage.update_user(row.clone()).await?;
+        let user = User::from_row(&row);
+        self.audit(
+            Event::RoleChanged,
+            true,
+            actor,
+            None,
+            Some(&user),
+            &format!("role changed from {before} to {}", role.as_str()),
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Disables an account (its sessions end at once) or enables it again.
+    pub async fn set_disabled(
+        &self,
+        id: &str,
+        disabled: bool,
+        actor: &Actor,
+    ) -> Result<User, AccountError> {
+        let mut row = self.row(id).await?;
+        let status = if disabled {
+            Status::Disabled
+        } else if row.password_hash.is_some() {
+            Status::Active
+        } else {
+            Status::PendingVerification
+        };
+        row.status = status.as_str().to_owned();
+        row.updated_ms = self.now();
+        self.storage.update_user(row.clone()).await?;
+        if disabled {
+            self.storage.end_user_sessions(id, None).await?;
+        }
+        let user = User::from_row(&row);
+        let what = if disabled {
+            "account disabled"
+        } else {
+            "account enabled"
+        };
+        self.audit(Event::StatusChanged, true, actor, None, Some(&user), what)
+            .await;
+        Ok(user)
+    }
+
+    /// Starts a session (anonymous, or for `user` at login), ending `replacing` in the same
+    /// transaction: the id changes at login, so a session id planted before it is worthless.
+    pub async fn start_session(
+        &self,
+        user: Option<&User>,
+        replacing: Option<&str>,
+    ) -> Result<Session, AccountError> {
+        let cookie = tokens::new_secret();
+        let now = self.now();
+        let row = SessionRow {
+            id_hash: tokens::digest(&cookie),
+            user_id: user.map(|u| u.id.clone()),
+            csrf: tokens::new_secret(),
+            created_ms: now,
+            last_seen_ms: now,
+            expires_ms: now + self.settings.session_absolute_ms,
+        };
+        self.storage
+            .replace_session(replacing, Some(row.clone()))
+            .await?;
+        Ok(Session {
+            cookie: Some(cookie),
+            id_hash: row.id_hash,
+            csrf: row.csrf,
+            user: user.cloned(),
+            expires_ms: row.expires_ms,
+        })
+    }
+
+    /// The live session of a cookie; an idle, expired or disabled user's session is ended.
+    pub async fn session(&self, cookie: &str) -> Result<Option<Session>, AccountError> {
+        let id_hash = tokens::digest(cookie);
+        let Some((row, user)) = self.storage.session(&id_hash).await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let idle = now - row.last_seen_ms > self.settings.session_idle_ms;
+        let user = user.map(|u| User::from_row(&u));
+        let disabled = user.as_ref().is_some_and(|u| u.status != Status::Active);
+        if idle || now >= row.expires_ms || disabled {
+            self.storage.replace_session(Some(&id_hash), None).await?;
+            return Ok(None);
+        }
+        if now - row.last_seen_ms > TOUCH_EVERY_MS {
+            self.storage.touch_session(&id_hash, now).await?;
+        }
+        Ok(Some(Session {
+            cookie: None,
+            id_hash,
+            csrf: row.csrf,
+            user,
+            expires_ms: row.expires_ms,
+        }))
+    }
+
+    /// Ends a session.
+    pub async fn end_session(&self, session: &Session, actor: &Actor) -> Result<(), AccountError> {
+        self.storage
+            .replace_session(Some(&session.id_hash), None)
+            .await?;
+        if session.user.is_some() {
+            self.audit(Event::Logout, true, actor, None, None, "logout")
+                .await;
+        }
+        Ok(())
+    }
+
+    /// The newest mails, for administrators.
+    pub async fn outbox(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<crate::storage::accounts::OutboxRow>, AccountError> {
+        Ok(self.storage.recent_mail(limit).await?)
+    }
+
+    /// Queues a failed mail again.
+    pub async fn retry_mail(&self, id: i64) -> Result<(), AccountError> {
+        self.storage.retry_mail(id).await?;
+        self.wake_outbox.notify_one();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_keyed_in_lower_case_and_checked() {
+        assert_eq!(
+            email_key(" Ann.Smith@Example.ORG ").unwrap(),
+            "ann.smith@example.org"
+        );
+        for bad in ["", "ann", "@x.org", "ann@", "a b@x.org", "ann@.org"] {
+            assert!(email_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_split_into_given_and_family() {
+        let name = human_name("Ann Mary Smith");
+        assert_eq!(name["family"], "Smith");
+        assert_eq!(name["given"], json!(["Ann", "Mary"]));
+        assert!(human_name("Cher").get("given").is_none());
+    }
+
+    #[test]
+    fn roles_and_statuses_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::Patient.resource_type(), "Patient");
+        assert_eq!(Role::Clinician.resource_type(), "Practitioner");
+        assert_eq!(
+            Status::parse("pending-verification"),
+            Some(Status::PendingVerification)
+        );
+        assert_eq!(Role::parse("root"), None);
+    }
+}

@@ -1,0 +1,193 @@
+//! Sessions as the browser sees them: the cookie, the CSRF check on every form, the client's
+//! address, and the guard that sends a visitor without the right role to the login page or a
+//! refusal.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use cookie::{Cookie, SameSite};
+use subtle::ConstantTimeEq;
+
+use super::{ConsoleState, FormData};
+use crate::accounts::{Actor, Role, Session, User};
+
+const COOKIE: &str = "hearth_session";
+
+/// The client's network address (the TCP peer).
+pub struct ClientAddress(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_string()),
+        ))
+    }
+}
+
+/// A request in its session.
+pub struct Visit {
+    /// The session.
+    pub session: Session,
+    /// The client's address.
+    pub address: Option<String>,
+}
+
+impl Visit {
+    /// The actor for audit records.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user: self.session.user.clone(),
+            address: self.address.clone(),
+        }
+    }
+
+    /// `response` with the session cookie set when the session is new.
+    pub fn respond(&self, state: &ConsoleState, response: Response) -> Response {
+        let mut response = response;
+        if let Some(value) = &self.session.cookie {
+            let max_age = (self.session.expires_ms - chrono::Utc::now().timestamp_millis()) / 1000;
+            let cookie = Cookie::build((COOKIE, value.clone()))
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .secure(state.secure_cookies)
+                .path("/")
+                .max_age(cookie::time::Duration::seconds(max_age.max(0)))
+                .build();
+            if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+        }
+        response
+    }
+}
+
+/// A header that removes the session cookie.
+pub fn clear_cookie(state: &ConsoleState) -> HeaderValue {
+    let cookie = Cookie::build((COOKIE, ""))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies)
+        .path("/")
+        .max_age(cookie::time::Duration::ZERO)
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or(HeaderValue::from_static(""))
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+/// A page saying the server failed.
+pub fn failure(state: &ConsoleState, error: &dyn std::fmt::Display) -> Response {
+    tracing::error!("console: {error}");
+    state.page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "message.html",
+        minijinja::context! {
+            title => "Something went wrong",
+            error => "The server could not complete this request. Nothing was changed; try again in a moment, and tell an administrator if it persists.",
+        },
+    )
+}
+
+/// The session of the request, or a new anonymous one.
+pub async fn visit(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    address: ClientAddress,
+) -> Result<Visit, Response> {
+    if let Some(cookie) = cookie_value(headers) {
+        match state.accounts.session(&cookie).await {
+            Ok(Some(session)) => {
+                return Ok(Visit {
+                    session,
+                    address: address.0,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => return Err(failure(state, &e)),
+        }
+    }
+    let session = state
+        .accounts
+        .start_session(None, None)
+        .await
+        .map_err(|e| failure(state, &e))?;
+    Ok(Visit {
+        session,
+        address: address.0,
+    })
+}
+
+/// The session of a form post, whose CSRF token must match; otherwise a refusal page.
+pub async fn posted(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    address: ClientAddress,
+    form: &FormData,
+) -> Result<Visit, Response> {
+    let refuse = || {
+        state.page(
+            StatusCode::FORBIDDEN,
+            "message.html",
+            minijinja::context! {
+                title => "Form expired",
+                error => "This form has expired or did not come from Hearth, so nothing was done. Go back, reload the page and try again.",
+                next => minijinja::context! { href => "/console", label => "Go to the console" },
+            },
+        )
+    };
+    let Some(cookie) = cookie_value(headers) else {
+        return Err(refuse());
+    };
+    let session = match state.accounts.session(&cookie).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return Err(refuse()),
+        Err(e) => return Err(failure(state, &e)),
+    };
+    let sent = form.get("csrf").map_or("", String::as_str);
+    if !bool::from(sent.as_bytes().ct_eq(session.csrf.as_bytes())) {
+        return Err(refuse());
+    }
+    Ok(Visit {
+        session,
+        address: address.0,
+    })
+}
+
+/// The signed-in user when they have one of `roles`: a visitor is sent to the login page, a
+/// user without the role gets a refusal page.
+pub fn require(state: &ConsoleState, visit: &Visit, roles: &[Role]) -> Result<User, Response> {
+    let Some(user) = &visit.session.user else {
+        return Err(visit.respond(state, Redirect::to("/console/login").into_response()));
+    };
+    if !roles.is_empty() && !roles.contains(&user.role) {
+        return Err(state.page(
+            StatusCode::FORBIDDEN,
+            "message.html",
+            minijinja::context! {
+                title => "Not allowed",
+                error => "Your role does not give access to this page.",
+                user => super::ser(&super::UserView::from(user)),
+                csrf => visit.session.csrf.clone(),
+                next => minijinja::context! { href => "/console", label => "Go to the console" },
+            },
+        ));
+    }
+    Ok(user.clone())
+}
