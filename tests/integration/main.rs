@@ -3,6 +3,9 @@
 
 mod support;
 
+mod accounts;
+mod browser;
+
 mod capabilities;
 mod cli;
 mod concurrency;
