@@ -3,6 +3,11 @@
 //! HttpOnly, SameSite=Lax cookie (Secure behind https); every form carries the session's CSRF
 //! token; the session id changes at login. Errors are pages with a clear message, never JSON.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "a page is an early return, once per request: boxing it buys nothing"
+)]
+
 mod account_pages;
 mod admin;
 mod session;

@@ -734,3 +734,86 @@ async fn without_smtp_mail_is_written_to_the_outbox_folder() {
         .expect(200, "your account is active");
     server.finish().await;
 }
+
+/// Sessions end after 30 idle minutes, and 12 hours after login however busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_time_out() {
+    const START: i64 = 1_800_000_000_000;
+    const MINUTE: i64 = 60_000;
+    let clock = ManualClock::at(START);
+    let server = TestServer::start_with_clock(
+        TestDatabase::sqlite(),
+        settings(None),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let browser = Browser::new(&server.root());
+    assert_eq!(browser.login(ADMIN, ADMIN_PASSWORD).await.status, 303);
+    clock.set(START + 29 * MINUTE);
+    browser.get("/console").await.expect(200, "Signed in");
+    clock.set(START + 60 * MINUTE);
+    assert_eq!(
+        browser.get("/console").await.location.as_deref(),
+        Some("/console/login")
+    );
+
+    assert_eq!(browser.login(ADMIN, ADMIN_PASSWORD).await.status, 303);
+    let login = START + 60 * MINUTE;
+    let mut at = login;
+    while at + 25 * MINUTE < login + 12 * 60 * MINUTE {
+        at += 25 * MINUTE;
+        clock.set(at);
+        browser.get("/console").await.expect(200, "Signed in");
+    }
+    clock.set(login + 12 * 60 * MINUTE);
+    assert_eq!(
+        browser.get("/console").await.location.as_deref(),
+        Some("/console/login")
+    );
+    server.finish().await;
+}
+
+/// The session cookie is HttpOnly and SameSite=Lax, Secure behind an https public URL; pages
+/// are not cached, framed, or leaked through the Referer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_and_headers_protect_the_session() {
+    for (public_url, secure) in [(None, false), (Some("https://hearth.example.org"), true)] {
+        let overrides = Overrides {
+            public_url: public_url.map(str::to_owned),
+            ..settings(None)
+        };
+        let server = TestServer::start(TestDatabase::sqlite(), overrides).await;
+        let response = reqwest::get(format!("{}/console/login", server.local_url()))
+            .await
+            .unwrap();
+        let headers = response.headers();
+        let cookie = headers["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.starts_with("hearth_session="), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        let missing = reqwest::get(format!("{}/console/no-such-page", server.local_url()))
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+        assert!(
+            missing
+                .text()
+                .await
+                .unwrap()
+                .contains("There is no console page")
+        );
+        server.finish().await;
+    }
+}

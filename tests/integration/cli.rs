@@ -63,3 +63,83 @@ fn migrate_creates_the_schema_and_can_run_again() {
         }
     }
 }
+
+/// `hearth user add|list|set-role|disable|enable` on the configured database; bad input is
+/// refused with a reason.
+#[test]
+fn user_commands_manage_accounts() {
+    let database = TestDatabase::sqlite();
+    let run = |args: &[&str]| {
+        let output = hearth()
+            .arg("--database-url")
+            .arg(database.url())
+            .arg("--data-dir")
+            .arg(database.data_dir())
+            .env("HEARTH_ARGON2_MEMORY_KIB", "1024")
+            .env("HEARTH_ARGON2_ITERATIONS", "1")
+            .arg("user")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "add",
+        "--email",
+        "gus@hearth.test",
+        "--password",
+        "Echo#Lab77",
+        "--role",
+        "clinician",
+        "--name",
+        "Gus Ray",
+        "--specialty",
+        "Sonography",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let added: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(added["status"], "active");
+    assert_eq!(added["role"], "clinician");
+    assert!(
+        added["fhirUser"]
+            .as_str()
+            .unwrap()
+            .starts_with("Practitioner/")
+    );
+
+    let (code, _, err) = run(&[
+        "add",
+        "--email",
+        "GUS@hearth.test",
+        "--password",
+        "Echo#Lab77",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("already exists"), "{err}");
+    let (code, _, err) = run(&["add", "--email", "weak@hearth.test", "--password", "weak"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("too short"), "{err}");
+    let (code, _, err) = run(&["set-role", "gus@hearth.test", "wizard"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not a role"), "{err}");
+
+    let (code, out, _) = run(&["set-role", "gus@hearth.test", "physician"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("\"role\":\"physician\""), "{out}");
+    let (code, out, _) = run(&["disable", "gus@hearth.test"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("\"status\":\"disabled\""), "{out}");
+    let (_, out, _) = run(&["list"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("gus@hearth.test") && out.contains("disabled"));
+    let (code, out, _) = run(&["enable", "gus@hearth.test"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("\"status\":\"active\""), "{out}");
+    let (code, _, err) = run(&["disable", "nobody@hearth.test"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("nobody@hearth.test: no such account"), "{err}");
+}

@@ -170,6 +170,12 @@ impl TestServer {
         database
     }
 
+    /// The address the server listens on, as an http URL (differs from [`TestServer::root`]
+    /// when the public URL is set).
+    pub fn local_url(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
+
     /// The server's root URL (without `/fhir`).
     pub fn root(&self) -> String {
         self.base.trim_end_matches("/fhir").to_owned()
