@@ -402,8 +402,14 @@ impl Accounts {
 
     /// Removes ended sessions and old login failures.
     pub async fn sweep(&self) -> Result<(), AccountError> {
-        let before = self.clock.now_millis() - self.settings.throttle_window_ms;
-        Ok(self.storage.sweep_accounts(before).await?)
+        let now = self.clock.now_millis();
+        Ok(self
+            .storage
+            .sweep_accounts(
+                now - self.settings.session_idle_ms,
+                now - self.settings.throttle_window_ms,
+            )
+            .await?)
     }
 
     fn now(&self) -> i64 {
@@ -430,7 +436,9 @@ impl Accounts {
         subject: Option<&User>,
         description: &str,
     ) {
-        let recorded = crate::fhir::instant::format_instant(self.now());
+        let recorded = chrono::DateTime::from_timestamp_millis(self.now())
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let actor_party = match (&actor.user, acting_email) {
             (Some(user), _) => Some((user.fhir_reference.as_deref(), user.email.as_str())),
             (None, Some(email)) => Some((None, email)),
@@ -1091,7 +1099,7 @@ impl Accounts {
         Ok(user)
     }
 
-    /// Disables an account (its sessions end at once) or enables it again.
+    /// Disables an account (its sessions and unused links end at once) or enables it again.
     pub async fn set_disabled(
         &self,
         id: &str,
@@ -1111,6 +1119,7 @@ impl Accounts {
         self.storage.update_user(row.clone()).await?;
         if disabled {
             self.storage.end_user_sessions(id, None).await?;
+            self.storage.withdraw_tokens(id).await?;
         }
         let user = User::from_row(&row);
         let what = if disabled {

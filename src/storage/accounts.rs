@@ -252,6 +252,20 @@ impl Storage {
         .await
     }
 
+    /// Withdraws every unused token of a user.
+    pub async fn withdraw_tokens(&self, user_id: &str) -> StorageResult<()> {
+        let user_id = user_id.to_owned();
+        self.account_write(move |conn, now| {
+            on_backend!(conn, c => diesel::update(account_tokens::table
+                .filter(account_tokens::user_id.eq(&user_id))
+                .filter(account_tokens::used_ms.is_null()))
+                .set(account_tokens::used_ms.eq(now))
+                .execute(c))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// A token, if it exists, without using it.
     pub async fn token(&self, hash: &str, purposes: &[&str]) -> StorageResult<Option<TokenRow>> {
         let hash = hash.to_owned();
@@ -439,11 +453,16 @@ impl Storage {
         .await
     }
 
-    /// Removes expired sessions and failures older than `failures_before_ms`.
-    pub async fn sweep_accounts(&self, failures_before_ms: i64) -> StorageResult<()> {
+    /// Removes sessions past their end or idle since before `idle_before_ms`, and failures
+    /// older than `failures_before_ms`.
+    pub async fn sweep_accounts(
+        &self,
+        idle_before_ms: i64,
+        failures_before_ms: i64,
+    ) -> StorageResult<()> {
         self.account_write(move |conn, now| {
             on_backend!(conn, c => diesel::delete(sessions::table
-                .filter(sessions::expires_ms.le(now)))
+                .filter(sessions::expires_ms.le(now).or(sessions::last_seen_ms.lt(idle_before_ms))))
                 .execute(c))?;
             on_backend!(conn, c => diesel::delete(login_failures::table
                 .filter(login_failures::at_ms.lt(failures_before_ms)))

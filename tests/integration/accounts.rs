@@ -618,6 +618,16 @@ async fn invitations_roles_and_disabled_users(database: TestDatabase) {
         .await
         .expect(422, "A patient account cannot become a staff account");
     dee.get("/console").await.expect(200, "(physician)");
+    // A reset link asked for before the account is disabled dies with it.
+    Browser::new(&server.root())
+        .submit(
+            "/console/forgot",
+            "/console/forgot",
+            &[("email", "dee@hearth.test")],
+        )
+        .await
+        .expect(200, "If an account exists");
+    let reset = smtp.wait("dee@hearth.test", 2).await.link("reset");
     admin
         .submit(
             "/console/admin/users",
@@ -629,6 +639,7 @@ async fn invitations_roles_and_disabled_users(database: TestDatabase) {
             200,
             "dee@hearth.test is disabled; their sessions have ended.",
         );
+    dee.get(&reset).await.expect(400, "already been used");
     assert_eq!(
         dee.get("/console").await.location.as_deref(),
         Some("/console/login")
@@ -816,4 +827,41 @@ async fn cookies_and_headers_protect_the_session() {
         );
         server.finish().await;
     }
+}
+
+/// With `registration = invite`, the public form says so and a posted registration is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_only_sites_refuse_registration() {
+    let smtp = MailServer::start();
+    let overrides = Overrides {
+        registration: Some("invite".into()),
+        ..settings(Some(&smtp.url))
+    };
+    let server = TestServer::start(TestDatabase::sqlite(), overrides).await;
+    let browser = Browser::new(&server.root());
+    let form = browser.get("/console/register").await;
+    form.expect(200, "Registration is by invitation only.");
+    assert!(!form.body.contains("action=\"/console/register\""));
+    assert!(
+        !browser
+            .get("/console/login")
+            .await
+            .body
+            .contains("Register</a>")
+    );
+    browser
+        .submit(
+            "/console/login",
+            "/console/register",
+            &[
+                ("name", "Hal"),
+                ("email", "hal@hearth.test"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await
+        .expect(403, "Registration is by invitation only.");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(smtp.all().is_empty());
+    server.finish().await;
 }
