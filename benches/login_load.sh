@@ -18,22 +18,24 @@ trap cleanup EXIT
 EMAIL=bench@hearth.test; PASSWORD='Bench#Pass1'
 
 HEARTH_LOG=warn HEARTH_ADMIN_EMAIL=$EMAIL HEARTH_ADMIN_PASSWORD=$PASSWORD \
-  HEARTH_LOGIN_MAX_FAILURES=1000000 HEARTH_LOGIN_MAX_FAILURES_PER_ADDRESS=1000000 \
   target/release/hearth serve --addr "127.0.0.1:$PORT" --data-dir "$work/data" &
 hearth_pid=$!
-until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
+until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do
+  kill -0 $hearth_pid 2>/dev/null || { echo "the server did not start"; exit 1; }
+  sleep 0.2
+done
 curl -sf -X PUT -H 'content-type: application/fhir+json' --data @benches/patient.json \
-  "http://127.0.0.1:$PORT/fhir/Patient/p1" >/dev/null
+  "http://127.0.0.1:$PORT/fhir/Patient/example" >/dev/null
 
-rate() { awk '/Requests\/sec/ {print $2}'; }
-read_url="http://127.0.0.1:$PORT/fhir/Patient/p1"
+rate() { awk '/Requests\/sec/ {r=$2} /^ +99%/ {p=$2} END {print r, p}'; }
+read_url="http://127.0.0.1:$PORT/fhir/Patient/example"
 
 read -r single_n single_rate single_mean single_p95 < <(python3 benches/logins.py "127.0.0.1:$PORT" $EMAIL $PASSWORD 1 "$DURATION")
 read -r alone_n alone_rate alone_mean alone_p95 < <(python3 benches/logins.py "127.0.0.1:$PORT" $EMAIL $PASSWORD "$LOGIN_CLIENTS" "$DURATION")
-reads_alone=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "$read_url" | rate)
+read -r reads_alone p99_alone < <(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$read_url" | rate)
 python3 benches/logins.py "127.0.0.1:$PORT" $EMAIL $PASSWORD "$LOGIN_CLIENTS" "$DURATION" > "$work/logins" &
 logins_pid=$!
-reads_during=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "$read_url" | rate)
+read -r reads_during p99_during < <(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$read_url" | rate)
 wait $logins_pid
 read -r during_n during_rate during_mean during_p95 < "$work/logins"
 
@@ -41,7 +43,7 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 cat <<REPORT
 login, 1 client alone:                  ${single_rate}/s, mean ${single_mean} ms, p95 ${single_p95} ms
 logins, $LOGIN_CLIENTS clients alone:                ${alone_rate}/s, mean ${alone_mean} ms, p95 ${alone_p95} ms
-FHIR reads alone ($CONNS conns):          ${reads_alone} req/s
-FHIR reads during $LOGIN_CLIENTS login clients:   ${reads_during} req/s ($(ratio "$reads_during" "$reads_alone") of alone)
+FHIR reads alone ($CONNS conns):          ${reads_alone} req/s, p99 ${p99_alone}
+FHIR reads during $LOGIN_CLIENTS login clients:   ${reads_during} req/s ($(ratio "$reads_during" "$reads_alone") of alone), p99 ${p99_during}
 logins during the reads:                ${during_rate}/s, mean ${during_mean} ms, p95 ${during_p95} ms
 REPORT

@@ -53,7 +53,8 @@ impl Visit {
     pub fn respond(&self, state: &ConsoleState, response: Response) -> Response {
         let mut response = response;
         if let Some(value) = &self.session.cookie {
-            let max_age = (self.session.expires_ms - chrono::Utc::now().timestamp_millis()) / 1000;
+            // A cookie is set only on a new session: it lives as long as the session may.
+            let max_age = state.accounts.settings().session_absolute_ms / 1000;
             let cookie = Cookie::build((COOKIE, value.clone()))
                 .http_only(true)
                 .same_site(SameSite::Lax)
