@@ -182,21 +182,7 @@ impl Accounts {
         let key = email_key(&account.email)?;
         let name = check_name(&account.display_name)?;
         let password_hash = match &account.password {
-            Some(password) => {
-                self.settings
-                    .policy
-                    .check(password)
-                    .map_err(|message| AccountError::Invalid {
-                        field: "password",
-                        message,
-                    })?;
-                Some(
-                    self.hasher
-                        .hash(password)
-                        .await
-                        .map_err(AccountError::Internal)?,
-                )
-            }
+            Some(password) => Some(self.new_password_hash(password).await?),
             None => None,
         };
         if self.storage.user_by_email(&key).await?.is_some() {
@@ -267,6 +253,26 @@ impl Accounts {
         Ok(reference)
     }
 
+    /// Why a new password breaks the site's policy, as an error beside the password field.
+    fn check_password(&self, password: &str) -> Result<(), AccountError> {
+        self.settings
+            .policy
+            .check(password)
+            .map_err(|message| AccountError::Invalid {
+                field: "password",
+                message,
+            })
+    }
+
+    /// The argon2id hash of a new password that meets the policy.
+    async fn new_password_hash(&self, password: &str) -> Result<String, AccountError> {
+        self.check_password(password)?;
+        self.hasher
+            .hash(password)
+            .await
+            .map_err(AccountError::Internal)
+    }
+
     /// Issues a token and queues the mail that carries it.
     async fn send_token(&self, user: &UserRow, purpose: &'static str) -> Result<(), AccountError> {
         let secret = tokens::new_secret();
@@ -322,13 +328,7 @@ impl Accounts {
         }
         let key = email_key(email)?;
         check_name(name)?;
-        self.settings
-            .policy
-            .check(password)
-            .map_err(|message| AccountError::Invalid {
-                field: "password",
-                message,
-            })?;
+        self.check_password(password)?;
         if let Some(existing) = self.storage.user_by_email(&key).await? {
             if existing.status == Status::PendingVerification.as_str() {
                 self.send_token(&existing, "verify").await?;
@@ -453,21 +453,7 @@ impl Accounts {
     ) -> Result<User, AccountError> {
         let pending = self.inspect_verification(token).await?;
         let password_hash = match password {
-            Some(password) => {
-                self.settings
-                    .policy
-                    .check(password)
-                    .map_err(|message| AccountError::Invalid {
-                        field: "password",
-                        message,
-                    })?;
-                Some(
-                    self.hasher
-                        .hash(password)
-                        .await
-                        .map_err(AccountError::Internal)?,
-                )
-            }
+            Some(password) => Some(self.new_password_hash(password).await?),
             None if !pending.has_password => {
                 return Err(AccountError::Invalid {
                     field: "password",
@@ -552,18 +538,7 @@ impl Accounts {
         actor: &Actor,
     ) -> Result<User, AccountError> {
         self.inspect_reset(token).await?;
-        self.settings
-            .policy
-            .check(password)
-            .map_err(|message| AccountError::Invalid {
-                field: "password",
-                message,
-            })?;
-        let hash = self
-            .hasher
-            .hash(password)
-            .await
-            .map_err(AccountError::Internal)?;
+        let hash = self.new_password_hash(password).await?;
         let storage = self.storage.clone();
         let digest = tokens::digest(token);
         let Some(token_row) = storage.token(&digest, &["reset"]).await? else {
@@ -616,19 +591,7 @@ impl Accounts {
                 message: "The current password is incorrect.".into(),
             });
         }
-        self.settings
-            .policy
-            .check(new)
-            .map_err(|message| AccountError::Invalid {
-                field: "password",
-                message,
-            })?;
-        row.password_hash = Some(
-            self.hasher
-                .hash(new)
-                .await
-                .map_err(AccountError::Internal)?,
-        );
+        row.password_hash = Some(self.new_password_hash(new).await?);
         row.updated_ms = self.now();
         self.storage.update_user(row).await?;
         self.storage

@@ -1,13 +1,12 @@
 //! The pages of one's own account: register, verify (and accept an invitation), resend, sign
 //! in and out, forgotten password, reset, change password, and the console's home.
 
-use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 
-use super::session::{self, ClientAddress, Visit, failure, posted, require, visit};
+use super::session::{self, Posted, Visit, failure, require};
 use super::{ConsoleState, FieldErrors, FormData, UserView, field, ser};
 use crate::accounts::{AccountError, LoginError, Registration, User};
 
@@ -50,15 +49,7 @@ fn field_errors(state: &ConsoleState, error: AccountError) -> Result<FieldErrors
 }
 
 /// `/console`: the home page of a signed-in user.
-pub async fn home(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-) -> Response {
-    let visit = match visit(&state, &headers, address).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn home(State(state): State<ConsoleState>, visit: Visit) -> Response {
     if let Err(r) = require(&state, &visit, &[]) {
         return r;
     }
@@ -91,29 +82,15 @@ fn login_page(
 }
 
 /// `GET /console/login`.
-pub async fn login_form(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-) -> Response {
-    match visit(&state, &headers, address).await {
-        Ok(visit) if visit.session.user.is_some() => Redirect::to("/console").into_response(),
-        Ok(visit) => login_page(&state, &visit, StatusCode::OK, "", None, false),
-        Err(r) => r,
+pub async fn login_form(State(state): State<ConsoleState>, visit: Visit) -> Response {
+    if visit.session.user.is_some() {
+        return Redirect::to("/console").into_response();
     }
+    login_page(&state, &visit, StatusCode::OK, "", None, false)
 }
 
 /// `POST /console/login`: on success the session is replaced by a new one for the user.
-pub async fn login(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-    Form(form): Form<FormData>,
-) -> Response {
-    let visit = match posted(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn login(State(state): State<ConsoleState>, Posted { visit, form }: Posted) -> Response {
     let email = field(&form, "email").trim();
     match state
         .accounts
@@ -169,16 +146,7 @@ pub async fn login(
 }
 
 /// `POST /console/logout`.
-pub async fn logout(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-    Form(form): Form<FormData>,
-) -> Response {
-    let visit = match posted(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn logout(State(state): State<ConsoleState>, Posted { visit, .. }: Posted) -> Response {
     if let Err(e) = state
         .accounts
         .end_session(&visit.session, &visit.actor())
@@ -215,34 +183,21 @@ fn register_page(
 }
 
 /// `GET /console/register`.
-pub async fn register_form(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-) -> Response {
-    match visit(&state, &headers, address).await {
-        Ok(visit) => register_page(
-            &state,
-            &visit,
-            StatusCode::OK,
-            &FormData::new(),
-            FieldErrors::new(),
-        ),
-        Err(r) => r,
-    }
+pub async fn register_form(State(state): State<ConsoleState>, visit: Visit) -> Response {
+    register_page(
+        &state,
+        &visit,
+        StatusCode::OK,
+        &FormData::new(),
+        FieldErrors::new(),
+    )
 }
 
 /// `POST /console/register`: the same answer whether or not the email has an account.
 pub async fn register(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-    Form(form): Form<FormData>,
+    Posted { visit, form }: Posted,
 ) -> Response {
-    let visit = match posted(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let specialty = Some(field(&form, "specialty")).filter(|s| !s.trim().is_empty());
     let result = state
         .accounts
@@ -346,14 +301,9 @@ fn invitation_page(
 /// for a password.
 pub async fn verify_link(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
+    visit: Visit,
     Query(query): Query<TokenQuery>,
 ) -> Response {
-    let visit = match visit(&state, &headers, address).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let token = query.token.unwrap_or_default();
     match state.accounts.inspect_verification(&token).await {
         Ok(user) if !user.has_password => invitation_page(
@@ -387,14 +337,8 @@ fn confirmed(form: &FormData) -> Result<&str, FieldErrors> {
 /// `POST /console/verify`: accepts an invitation with a password.
 pub async fn accept_invitation(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-    Form(form): Form<FormData>,
+    Posted { visit, form }: Posted,
 ) -> Response {
-    let visit = match posted(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let token = field(&form, "token");
     let password = match confirmed(&form) {
         Ok(p) => p,
@@ -431,16 +375,7 @@ pub async fn accept_invitation(
 }
 
 /// `POST /console/resend`: a new verification link, if one is waited for (silent otherwise).
-pub async fn resend(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-    Form(form): Form<FormData>,
-) -> Response {
-    let visit = match posted(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn resend(State(state): State<ConsoleState>, Posted { visit, form }: Posted) -> Response {
     if let Err(e) = state
         .accounts
         .resend_verification(field(&form, "email"))
@@ -461,31 +396,17 @@ pub async fn resend(
 }
 
 /// `GET /console/forgot`.
-pub async fn forgot_form(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-) -> Response {
-    match visit(&state, &headers, address).await {
-        Ok(visit) => {
-            let context = context! { email => "", errors => ser(&FieldErrors::new()), ..base(&visit, "Forgotten password") };
-            page(&state, &visit, StatusCode::OK, "forgot.html", context)
-        }
-        Err(r) => r,
-    }
+pub async fn forgot_form(State(state): State<ConsoleState>, visit: Visit) -> Response {
+    let context = context! {
+        email => "",
+        errors => ser(&FieldErrors::new()),
+        ..base(&visit, "Forgotten password")
+    };
+    page(&state, &visit, StatusCode::OK, "forgot.html", context)
 }
 
 /// `POST /console/forgot`: the same answer whether or not the email has an account.
-pub async fn forgot(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-    Form(form): Form<FormData>,
-) -> Response {
-    let visit = match posted(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn forgot(State(state): State<ConsoleState>, Posted { visit, form }: Posted) -> Response {
     if let Err(e) = state.accounts.forgot_password(field(&form, "email")).await {
         return failure(&state, &e);
     }
@@ -522,14 +443,9 @@ fn reset_page(
 /// `GET /console/reset?token=…`: the form, if the link is still good (it is not used yet).
 pub async fn reset_form(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
+    visit: Visit,
     Query(query): Query<TokenQuery>,
 ) -> Response {
-    let visit = match visit(&state, &headers, address).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let token = query.token.unwrap_or_default();
     match state.accounts.inspect_reset(&token).await {
         Ok(()) => reset_page(&state, &visit, StatusCode::OK, &token, FieldErrors::new()),
@@ -538,16 +454,7 @@ pub async fn reset_form(
 }
 
 /// `POST /console/reset`.
-pub async fn reset(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-    Form(form): Form<FormData>,
-) -> Response {
-    let visit = match posted(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn reset(State(state): State<ConsoleState>, Posted { visit, form }: Posted) -> Response {
     let token = field(&form, "token");
     let password = match confirmed(&form) {
         Ok(p) => p,
@@ -610,15 +517,7 @@ fn password_page(
 }
 
 /// `GET /console/password`.
-pub async fn password_form(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-) -> Response {
-    let visit = match visit(&state, &headers, address).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn password_form(State(state): State<ConsoleState>, visit: Visit) -> Response {
     if let Err(r) = require(&state, &visit, &[]) {
         return r;
     }
@@ -628,14 +527,8 @@ pub async fn password_form(
 /// `POST /console/password`: other sessions of the user end.
 pub async fn change_password(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-    Form(form): Form<FormData>,
+    Posted { visit, form }: Posted,
 ) -> Response {
-    let visit = match posted(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let user = match require(&state, &visit, &[]) {
         Ok(u) => u,
         Err(r) => return r,

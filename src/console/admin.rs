@@ -1,13 +1,12 @@
 //! Administration: invite people, change roles, disable and enable accounts, and watch the
 //! mail outbox (failed mail can be queued again).
 
-use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
 
-use super::session::{ClientAddress, Visit, failure, posted, require, visit};
+use super::session::{Posted, Visit, failure, require};
 use super::{ADMINS, ConsoleState, FieldErrors, FormData, UserView, field, ser};
 use crate::accounts::{AccountError, Role};
 
@@ -48,15 +47,7 @@ async fn users_page(
 }
 
 /// `GET /console/admin/users`.
-pub async fn users(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-) -> Response {
-    let visit = match visit(&state, &headers, address).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn users(State(state): State<ConsoleState>, visit: Visit) -> Response {
     if let Err(r) = require(&state, &visit, ADMINS) {
         return r;
     }
@@ -75,29 +66,11 @@ pub async fn users(
     .await
 }
 
-/// The admin's visit to a form post, or the refusal.
-async fn admin_post(
-    state: &ConsoleState,
-    headers: &HeaderMap,
-    address: ClientAddress,
-    form: &FormData,
-) -> Result<Visit, Response> {
-    let visit = posted(state, headers, address, form).await?;
-    require(state, &visit, ADMINS)?;
-    Ok(visit)
-}
-
 /// `POST /console/admin/users/invite`.
-pub async fn invite(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-    Form(form): Form<FormData>,
-) -> Response {
-    let visit = match admin_post(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn invite(State(state): State<ConsoleState>, Posted { visit, form }: Posted) -> Response {
+    if let Err(r) = require(&state, &visit, ADMINS) {
+        return r;
+    }
     let Some(role) = Role::parse(field(&form, "role")) else {
         let errors = FieldErrors::from([("role", "Choose a role.".to_owned())]);
         let none = Notice {
@@ -166,15 +139,12 @@ pub async fn invite(
 /// `POST /console/admin/users/{id}/role`.
 pub async fn set_role(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
     Path(id): Path<String>,
-    Form(form): Form<FormData>,
+    Posted { visit, form }: Posted,
 ) -> Response {
-    let visit = match admin_post(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    if let Err(r) = require(&state, &visit, ADMINS) {
+        return r;
+    }
     let outcome = match Role::parse(field(&form, "role")) {
         None => Err("Choose one of the roles.".to_owned()),
         Some(role) => match state.accounts.set_role(&id, role, &visit.actor()).await {
@@ -190,15 +160,12 @@ pub async fn set_role(
 /// `POST /console/admin/users/{id}/status`: disable (sessions end at once) or enable.
 pub async fn set_status(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
     Path(id): Path<String>,
-    Form(form): Form<FormData>,
+    Posted { visit, form }: Posted,
 ) -> Response {
-    let visit = match admin_post(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    if let Err(r) = require(&state, &visit, ADMINS) {
+        return r;
+    }
     let disabled = field(&form, "disabled") == "true";
     let me = visit.session.user.as_ref().map(|u| u.id.as_str());
     let outcome = if disabled && me == Some(id.as_str()) {
@@ -313,15 +280,7 @@ async fn outbox_page(state: &ConsoleState, visit: &Visit, notice: Option<String>
 }
 
 /// `GET /console/admin/outbox`.
-pub async fn outbox(
-    State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
-) -> Response {
-    let visit = match visit(&state, &headers, address).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn outbox(State(state): State<ConsoleState>, visit: Visit) -> Response {
     if let Err(r) = require(&state, &visit, ADMINS) {
         return r;
     }
@@ -331,15 +290,12 @@ pub async fn outbox(
 /// `POST /console/admin/outbox/{id}/retry`.
 pub async fn retry(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    address: ClientAddress,
     Path(id): Path<i64>,
-    Form(form): Form<FormData>,
+    Posted { visit, .. }: Posted,
 ) -> Response {
-    let visit = match admin_post(&state, &headers, address, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    if let Err(r) = require(&state, &visit, ADMINS) {
+        return r;
+    }
     if let Err(e) = state.accounts.retry_mail(id).await {
         return failure(&state, &e);
     }

@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::Form;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -32,7 +33,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-/// A request in its session.
+/// A request in its session (a new anonymous one when it has none): extracting it from a
+/// request never fails but with a failure page.
 pub struct Visit {
     /// The session.
     pub session: Session,
@@ -67,6 +69,50 @@ impl Visit {
             }
         }
         response
+    }
+}
+
+impl FromRequestParts<ConsoleState> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ConsoleState,
+    ) -> Result<Self, Self::Rejection> {
+        let Ok(address) = ClientAddress::from_request_parts(parts, state).await;
+        visit(state, &parts.headers, address).await
+    }
+}
+
+/// A form post in its session, whose CSRF token matched; otherwise the refusal page.
+pub struct Posted {
+    /// The session.
+    pub visit: Visit,
+    /// The fields.
+    pub form: FormData,
+}
+
+impl FromRequest<ConsoleState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &ConsoleState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(address) = ClientAddress::from_request_parts(&mut parts, state).await;
+        let headers = parts.headers.clone();
+        let Form(form) = Form::<FormData>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|e| {
+                state.page(
+                    e.status(),
+                    "message.html",
+                    minijinja::context! {
+                        title => "Form not understood",
+                        error => format!("The form could not be read ({}). Go back and try again.", e.body_text()),
+                    },
+                )
+            })?;
+        let visit = posted(state, &headers, address, &form).await?;
+        Ok(Posted { visit, form })
     }
 }
 
@@ -107,7 +153,7 @@ pub fn failure(state: &ConsoleState, error: &dyn std::fmt::Display) -> Response 
 }
 
 /// The session of the request, or a new anonymous one.
-pub async fn visit(
+async fn visit(
     state: &ConsoleState,
     headers: &HeaderMap,
     address: ClientAddress,
@@ -136,7 +182,7 @@ pub async fn visit(
 }
 
 /// The session of a form post, whose CSRF token must match; otherwise a refusal page.
-pub async fn posted(
+async fn posted(
     state: &ConsoleState,
     headers: &HeaderMap,
     address: ClientAddress,
