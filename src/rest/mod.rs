@@ -22,7 +22,9 @@ use axum::routing::get;
 use serde_json::Value;
 
 pub use error::ApiError;
-use interactions::{capabilities, create, delete, history, read, reindex, search, update, vread};
+use interactions::{
+    capabilities, create, delete, history, patch, read, reindex, search, update, vread,
+};
 pub use writes::Prepared;
 
 use crate::clock::SharedClock;
@@ -151,6 +153,7 @@ pub fn router(state: RestState, max_body_bytes: usize) -> Router {
             get(search::type_search)
                 .post(create::create_resource)
                 .put(update::conditional_update)
+                .patch(patch::conditional_patch)
                 .delete(delete::conditional_delete),
         )
         .route(
@@ -162,6 +165,7 @@ pub fn router(state: RestState, max_body_bytes: usize) -> Router {
             "/fhir/{resource_type}/{id}",
             get(read::read_resource)
                 .put(update::update_resource)
+                .patch(patch::patch_resource)
                 .delete(delete::delete_resource),
         )
         .route(

@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use super::interactions::{
-    capabilities, create, delete, history, read, reindex, search, update, vread,
+    capabilities, create, delete, history, patch, read, reindex, search, update, vread,
 };
 use super::operations::{deadline, extend_deadline, triage, triage_stats};
 
@@ -17,6 +17,9 @@ use super::operations::{deadline, extend_deadline, triage, triage_stats};
         read::read_resource,
         vread::vread_resource,
         update::update_resource,
+        update::conditional_update,
+        patch::patch_resource,
+        patch::conditional_patch,
         delete::delete_resource,
         history::system_history,
         history::type_history,

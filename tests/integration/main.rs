@@ -15,6 +15,7 @@ mod errors;
 mod examples;
 mod formats;
 mod history;
+mod patch;
 mod search;
 mod search_cases;
 mod search_drift;

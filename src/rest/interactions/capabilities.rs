@@ -13,11 +13,12 @@ use crate::search::registry::ENGINE_PARAMS;
 use crate::search::{ParamType, Registry};
 
 /// The interactions every resource type supports (see `rest::router`).
-const TYPE_INTERACTIONS: [&str; 8] = [
+const TYPE_INTERACTIONS: [&str; 9] = [
     "search-type",
     "read",
     "vread",
     "update",
+    "patch",
     "delete",
     "history-instance",
     "history-type",

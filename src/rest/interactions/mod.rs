@@ -4,6 +4,7 @@ pub mod capabilities;
 pub mod create;
 pub mod delete;
 pub mod history;
+pub mod patch;
 pub mod read;
 pub mod reindex;
 pub mod search;

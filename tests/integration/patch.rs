@@ -1,0 +1,172 @@
+//! PATCH with JSON Patch (RFC 6902) on both backends: instance and conditional, `If-Match`,
+//! operations that cannot apply, results that are not valid resources, and the errors of a
+//! wrong body.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{TestServer, json_with_status, outcome};
+
+on_both_backends!(
+    json_patch_changes_the_current_version,
+    a_patch_that_fails_changes_nothing,
+    conditional_patch_needs_one_match,
+);
+
+async fn patch(
+    server: &TestServer,
+    path: &str,
+    body: &Value,
+    if_match: Option<&str>,
+) -> reqwest::Response {
+    let mut request = server
+        .request(Method::PATCH, path)
+        .header("content-type", "application/json-patch+json")
+        .body(serde_json::to_vec(body).unwrap());
+    if let Some(etag) = if_match {
+        request = request.header("if-match", etag);
+    }
+    request.send().await.unwrap()
+}
+
+fn patient(mrn: &str) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:mrn", "value": mrn}],
+        "active": true,
+        "name": [{"family": "Lee", "given": ["Ann"]}],
+        "telecom": [{"system": "phone", "value": "0123"}]
+    })
+}
+
+async fn json_patch_changes_the_current_version(server: &TestServer) {
+    let created = server.create(&patient("p-1")).await;
+    let id = created["id"].as_str().unwrap();
+    let path = format!("Patient/{id}");
+    let body = json!([
+        {"op": "test", "path": "/active", "value": true},
+        {"op": "replace", "path": "/active", "value": false},
+        {"op": "add", "path": "/name/0/given/-", "value": "Mary"},
+        {"op": "remove", "path": "/telecom"},
+        {"op": "copy", "from": "/name/0/family", "path": "/name/0/text"}
+    ]);
+    let response = patch(server, &path, &body, Some("W/\"1\"")).await;
+    assert_eq!(response.headers()["etag"], "W/\"2\"");
+    let patched = json_with_status(response, 200).await;
+    assert_eq!(patched["active"], false);
+    assert_eq!(patched["name"][0]["given"], json!(["Ann", "Mary"]));
+    assert_eq!(patched["name"][0]["text"], "Lee");
+    assert!(patched.get("telecom").is_none());
+    assert_eq!(patched["meta"]["versionId"], "2");
+    // The change is a new version; the first is kept.
+    let first = json_with_status(server.get(&format!("{path}/_history/1")).await, 200).await;
+    assert_eq!(first["active"], true);
+    // Search sees the new values.
+    let found = json_with_status(server.get("Patient?given=mary").await, 200).await;
+    assert_eq!(found["total"], 1);
+    // A stale If-Match is refused.
+    let stale = patch(
+        server,
+        &path,
+        &json!([{"op": "replace", "path": "/active", "value": true}]),
+        Some("W/\"1\""),
+    )
+    .await;
+    outcome(stale, 412, "conflict").await;
+}
+
+async fn a_patch_that_fails_changes_nothing(server: &TestServer) {
+    let created = server.create(&patient("p-2")).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("Patient/{id}");
+    let failing_test = json!([
+        {"op": "replace", "path": "/active", "value": false},
+        {"op": "test", "path": "/name/0/family", "value": "Smith"}
+    ]);
+    let message = outcome(
+        patch(server, &path, &failing_test, None).await,
+        422,
+        "processing",
+    )
+    .await;
+    assert!(message.contains("cannot be applied"), "{message}");
+    let missing_path = json!([{"op": "remove", "path": "/deceasedBoolean"}]);
+    outcome(
+        patch(server, &path, &missing_path, None).await,
+        422,
+        "processing",
+    )
+    .await;
+    let invalid = json!([{"op": "add", "path": "/birthDate", "value": "yesterday"}]);
+    let message = outcome(patch(server, &path, &invalid, None).await, 422, "value").await;
+    assert!(
+        message.contains("the patched resource is not valid"),
+        "{message}"
+    );
+    let unknown = json!([{"op": "add", "path": "/colour", "value": "blue"}]);
+    outcome(patch(server, &path, &unknown, None).await, 422, "structure").await;
+    let new_id = json!([{"op": "replace", "path": "/id", "value": "other"}]);
+    let message = outcome(patch(server, &path, &new_id, None).await, 422, "processing").await;
+    assert!(message.contains("resourceType or id"), "{message}");
+    // Nothing of the above was written.
+    let current = json_with_status(server.get(&path).await, 200).await;
+    assert_eq!(current["meta"]["versionId"], "1");
+    assert_eq!(current["active"], true);
+
+    // The body must be a JSON Patch document.
+    let wrong_type = server
+        .request(Method::PATCH, &path)
+        .header("content-type", "application/fhir+json")
+        .body(serde_json::to_vec(&patient("p-2")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    outcome(wrong_type, 415, "not-supported").await;
+    outcome(
+        patch(server, &path, &json!({"op": "remove"}), None).await,
+        400,
+        "structure",
+    )
+    .await;
+    outcome(
+        patch(server, &path, &json!([{"op": "jump", "path": "/a"}]), None).await,
+        400,
+        "structure",
+    )
+    .await;
+    // Unknown and deleted resources.
+    outcome(
+        patch(server, "Patient/nobody", &json!([]), None).await,
+        404,
+        "not-found",
+    )
+    .await;
+    assert_eq!(
+        server
+            .request(Method::DELETE, &path)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    outcome(patch(server, &path, &json!([]), None).await, 410, "deleted").await;
+}
+
+async fn conditional_patch_needs_one_match(server: &TestServer) {
+    server.create(&patient("c-1")).await;
+    server.create(&patient("c-2")).await;
+    server.create(&patient("c-2")).await;
+    let body = json!([{"op": "replace", "path": "/active", "value": false}]);
+    let one = patch(server, "Patient?identifier=urn:mrn|c-1", &body, None).await;
+    let patched = json_with_status(one, 200).await;
+    assert_eq!(patched["active"], false);
+    assert_eq!(patched["identifier"][0]["value"], "c-1");
+    let none = patch(server, "Patient?identifier=urn:mrn|c-9", &body, None).await;
+    outcome(none, 404, "not-found").await;
+    let two = patch(server, "Patient?identifier=urn:mrn|c-2", &body, None).await;
+    outcome(two, 412, "multiple-matches").await;
+    let no_criteria = patch(server, "Patient", &body, None).await;
+    outcome(no_criteria, 400, "invalid").await;
+}
