@@ -12,6 +12,7 @@ on_both_backends!(
     json_patch_changes_the_current_version,
     a_patch_that_fails_changes_nothing,
     conditional_patch_needs_one_match,
+    a_patched_echo_request_goes_through_triage,
 );
 
 async fn patch(
@@ -169,4 +170,73 @@ async fn conditional_patch_needs_one_match(server: &TestServer) {
     outcome(two, 412, "multiple-matches").await;
     let no_criteria = patch(server, "Patient", &body, None).await;
     outcome(no_criteria, 400, "invalid").await;
+}
+
+/// A patch is a write like any other: changing the pathway of an echo request recomputes its
+/// deadline through the triage hook.
+async fn a_patched_echo_request_goes_through_triage(server: &TestServer) {
+    const SD: &str = "http://hearth.health/fhir/StructureDefinition/";
+    let request = server
+        .create(&json!({
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "intent": "order",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "40701008"}]},
+            "subject": {"reference": "Patient/p1"},
+            "extension": [
+                {"url": format!("{SD}triage-pathway"), "valueCoding": {"system": "http://hearth.health/fhir/CodeSystem/triage-pathway", "code": "red"}},
+                {"url": format!("{SD}triage-time"), "valueDateTime": "2026-03-02T09:00:00Z"}
+            ]
+        }))
+        .await;
+    let deadline = |resource: &Value| {
+        resource["extension"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["url"] == format!("{SD}triage-deadline"))
+            .map(|e| e["valueDateTime"].as_str().unwrap().to_owned())
+    };
+    // RED: 24 working hours from Monday 09:00 UTC.
+    assert_eq!(deadline(&request).as_deref(), Some("2026-03-03T09:00:00Z"));
+    let pathway = request["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|e| e["url"] == format!("{SD}triage-pathway"))
+        .unwrap();
+    let body = json!([{"op": "replace", "path": format!("/extension/{pathway}/valueCoding/code"), "value": "purple"}]);
+    let id = request["id"].as_str().unwrap();
+    let patched = json_with_status(
+        patch(server, &format!("ServiceRequest/{id}"), &body, None).await,
+        200,
+    )
+    .await;
+    // A new pathway restarts the clock: PURPLE, one working hour from the new triage time, as
+    // `$deadline` computes it.
+    let triaged = patched["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["url"] == format!("{SD}triage-time"))
+        .map(|e| e["valueDateTime"].as_str().unwrap().to_owned())
+        .unwrap();
+    assert_ne!(triaged, "2026-03-02T09:00:00Z");
+    let preview = json_with_status(
+        server
+            .get(&format!(
+                "ServiceRequest/$deadline?start={}&pathway=purple",
+                triaged.replace('+', "%2B")
+            ))
+            .await,
+        200,
+    )
+    .await;
+    let expected = preview["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "deadline")
+        .map(|p| p["valueInstant"].as_str().unwrap().to_owned());
+    assert_eq!(deadline(&patched), expected);
 }
