@@ -10,6 +10,10 @@
 //! - [`fhir`]: FHIR data without HTTP or SQL; the only module that names fhirbolt.
 //! - [`storage`]: versioned resources in SQLite or PostgreSQL; the only module that names diesel.
 //! - [`rest`]: the FHIR REST API over HTTP.
+//! - [`accounts`]: people, passwords, emailed links, sessions, throttling, audit events.
+//! - [`mail`]: outgoing mail (SMTP or `.eml` files); the only module that names lettre.
+//! - [`console`]: the server-rendered pages under `/console`.
+//! - [`triage`]: echo triage, its calendar and its write hook.
 //! - [`app`]: the composition root that wires them into a server.
 
 pub mod accounts;

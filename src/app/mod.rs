@@ -1,5 +1,5 @@
 //! Composition root: opens storage, builds the state of each surface and assembles the router
-//! (`/fhir`, `/healthz`, `/openapi.json`, `/docs`), then serves it until shutdown. At start it
+//! (`/fhir`, `/console`, `/healthz`, `/openapi.json`, `/docs`), then serves it until shutdown. At start it
 //! installs Hearth's own definitions (`profiles/`) and, when asked, the demo data.
 
 mod demo;
