@@ -427,12 +427,11 @@ impl Accounts {
         Ok(())
     }
 
-    /// What a verification link is for, without using it: an invitation needs a password
-    /// first.
-    pub async fn inspect_verification(&self, token: &str) -> Result<User, AccountError> {
+    /// The token of a link that can still be used, without using it.
+    async fn live_token(&self, token: &str, purposes: &[&str]) -> Result<TokenRow, AccountError> {
         let row = self
             .storage
-            .token(&tokens::digest(token), &["verify", "invite"])
+            .token(&tokens::digest(token), purposes)
             .await?
             .ok_or(AccountError::Token(TokenProblem::Unknown))?;
         if row.used_ms.is_some() {
@@ -441,6 +440,13 @@ impl Accounts {
         if row.expires_ms <= self.now() {
             return Err(AccountError::Token(TokenProblem::Expired));
         }
+        Ok(row)
+    }
+
+    /// What a verification link is for, without using it: an invitation needs a password
+    /// first.
+    pub async fn inspect_verification(&self, token: &str) -> Result<User, AccountError> {
+        let row = self.live_token(token, &["verify", "invite"]).await?;
         Ok(User::from_row(&self.row(&row.user_id).await?))
     }
 
@@ -515,18 +521,7 @@ impl Accounts {
 
     /// Whether a reset link can be used (before showing its form).
     pub async fn inspect_reset(&self, token: &str) -> Result<(), AccountError> {
-        let row = self
-            .storage
-            .token(&tokens::digest(token), &["reset"])
-            .await?
-            .ok_or(AccountError::Token(TokenProblem::Unknown))?;
-        if row.used_ms.is_some() {
-            return Err(AccountError::Token(TokenProblem::Spent));
-        }
-        if row.expires_ms <= self.now() {
-            return Err(AccountError::Token(TokenProblem::Expired));
-        }
-        Ok(())
+        self.live_token(token, &["reset"]).await.map(|_| ())
     }
 
     /// Sets a new password through a reset link; it also proves the email, and ends every
@@ -537,17 +532,13 @@ impl Accounts {
         password: &str,
         actor: &Actor,
     ) -> Result<User, AccountError> {
-        self.inspect_reset(token).await?;
+        let token_row = self.live_token(token, &["reset"]).await?;
         let hash = self.new_password_hash(password).await?;
-        let storage = self.storage.clone();
-        let digest = tokens::digest(token);
-        let Some(token_row) = storage.token(&digest, &["reset"]).await? else {
-            return Err(AccountError::Token(TokenProblem::Unknown));
-        };
         let row = self.row(&token_row.user_id).await?;
         let now = self.now();
-        let used = storage
-            .use_token(&digest, &["reset"], move |_| {
+        let used = self
+            .storage
+            .use_token(&token_row.token_hash, &["reset"], move |_| {
                 let mut row = row.clone();
                 row.password_hash = Some(hash.clone());
                 if row.status == Status::PendingVerification.as_str() {
