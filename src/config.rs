@@ -85,6 +85,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most entries in a batch or transaction Bundle.
+    pub max_bundle_entries: usize,
     /// Connections in the database pool.
     pub db_pool_size: u32,
     /// The echo triage calendar, as written (checked by `triage` when the server starts).
@@ -179,6 +181,7 @@ impl std::fmt::Debug for Config {
             .field("database", &self.database.redacted())
             .field("public_url", &self.public_url)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_bundle_entries", &self.max_bundle_entries)
             .field("db_pool_size", &self.db_pool_size)
             .field("triage", &self.triage)
             .field("demo", &self.demo)
@@ -201,6 +204,8 @@ pub struct Overrides {
     pub public_url: Option<String>,
     /// `max_body_bytes` / `HEARTH_MAX_BODY_BYTES`.
     pub max_body_bytes: Option<u64>,
+    /// `max_bundle_entries` / `HEARTH_MAX_BUNDLE_ENTRIES`.
+    pub max_bundle_entries: Option<u64>,
     /// `db_pool_size` / `HEARTH_DB_POOL_SIZE`.
     pub db_pool_size: Option<u32>,
     /// `triage_region` / `HEARTH_TRIAGE_REGION`.
@@ -255,6 +260,7 @@ impl Overrides {
             database_url: over.database_url.or(self.database_url),
             public_url: over.public_url.or(self.public_url),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            max_bundle_entries: over.max_bundle_entries.or(self.max_bundle_entries),
             db_pool_size: over.db_pool_size.or(self.db_pool_size),
             triage_region: over.triage_region.or(self.triage_region),
             triage_window: over.triage_window.or(self.triage_window),
@@ -307,6 +313,10 @@ impl Overrides {
             database_url: lookup("HEARTH_DATABASE_URL"),
             public_url: lookup("HEARTH_PUBLIC_URL"),
             max_body_bytes: number("HEARTH_MAX_BODY_BYTES", lookup("HEARTH_MAX_BODY_BYTES"))?,
+            max_bundle_entries: number(
+                "HEARTH_MAX_BUNDLE_ENTRIES",
+                lookup("HEARTH_MAX_BUNDLE_ENTRIES"),
+            )?,
             db_pool_size: number("HEARTH_DB_POOL_SIZE", lookup("HEARTH_DB_POOL_SIZE"))?,
             triage_region: lookup("HEARTH_TRIAGE_REGION"),
             triage_window: lookup("HEARTH_TRIAGE_WINDOW"),
@@ -447,6 +457,13 @@ impl Config {
                 message: "must be between 1 KiB and 4 GiB".into(),
             });
         }
+        let max_bundle_entries = o.max_bundle_entries.unwrap_or(10_000);
+        if !(1..=1_000_000).contains(&max_bundle_entries) {
+            return Err(ConfigError::Invalid {
+                name: "HEARTH_MAX_BUNDLE_ENTRIES",
+                message: "must be between 1 and 1000000".into(),
+            });
+        }
         let db_pool_size = o.db_pool_size.unwrap_or(16);
         if !(1..=512).contains(&db_pool_size) {
             return Err(ConfigError::Invalid {
@@ -460,6 +477,7 @@ impl Config {
             database,
             public_url,
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            max_bundle_entries: usize::try_from(max_bundle_entries).unwrap_or(usize::MAX),
             db_pool_size,
             triage: TriageSettings {
                 region: o.triage_region,

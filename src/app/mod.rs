@@ -131,7 +131,8 @@ pub async fn rest_state(
 }
 
 /// The whole HTTP application.
-pub fn router(config: &Config, rest_state: RestState, console: ConsoleState) -> Router {
+pub fn router(config: &Config, mut rest_state: RestState, console: ConsoleState) -> Router {
+    rest_state.max_bundle_entries = config.max_bundle_entries;
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(rest::router(rest_state, config.max_body_bytes))

@@ -17,7 +17,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-pub use codec::json_to_xml;
+pub use codec::{json_to_xml, xml_to_json};
 use outcome::{Issue, IssueType};
 
 /// A logical resource id: `[A-Za-z0-9\-\.]{1,64}`.
@@ -105,14 +105,20 @@ pub fn parse_resource(
         })?,
         Format::Xml => codec::xml_to_json(body).map_err(|issue| vec![issue])?,
     };
-    json_check::check_resource(&value, expected_type)?;
+    check_value(&value, expected_type)?;
+    Ok(value)
+}
+
+/// Validates a resource already parsed as JSON (an entry of a Bundle) as [`parse_resource`]
+/// does: the fast pre-check, the primitive checks, then the strict R4 model.
+pub fn check_value(value: &Value, expected_type: Option<&str>) -> Result<(), Vec<Issue>> {
+    json_check::check_resource(value, expected_type)?;
     // Primitive checks first: their diagnostics name the element, fhirbolt's often do not.
-    let issues = primitives::check_primitives(&value);
+    let issues = primitives::check_primitives(value);
     if !issues.is_empty() {
         return Err(issues);
     }
-    codec::validate_structure(&value).map_err(|issue| vec![issue])?;
-    Ok(value)
+    codec::validate_structure(value).map_err(|issue| vec![issue])
 }
 
 /// Sets the server-owned fields of a resource about to be stored: `id`, `meta.versionId` and

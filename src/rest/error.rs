@@ -58,6 +58,40 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The issues.
+    pub fn issues(&self) -> &[Issue] {
+        &self.issues
+    }
+
+    /// The same error about entry `index` of a Bundle (`label` is its request, such as
+    /// `POST Patient`): diagnostics name the entry and expressions point into the Bundle.
+    pub fn in_entry(mut self, index: usize, label: &str) -> Self {
+        if self.internal.is_some() {
+            return self;
+        }
+        let entry = format!("Bundle.entry[{index}]");
+        for issue in &mut self.issues {
+            issue.diagnostics = format!("{entry} ({label}): {}", issue.diagnostics);
+            for expression in &mut issue.expression {
+                // `Patient.name[0]` is `Bundle.entry[i].resource.name[0]`.
+                let rest = match expression.split_once('.') {
+                    Some((head, rest)) if head.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                        format!(".{rest}")
+                    }
+                    None if expression.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                        String::new()
+                    }
+                    _ => format!(".{expression}"),
+                };
+                *expression = format!("{entry}.resource{rest}");
+            }
+            if issue.expression.is_empty() {
+                issue.expression.push(entry.clone());
+            }
+        }
+        self
+    }
 }
 
 impl From<Issue> for ApiError {
@@ -101,6 +135,14 @@ impl From<StorageError> for ApiError {
                 internal: Some(detail),
             },
             StorageError::BadCursor(detail) => ApiError::bad_request(IssueType::Value, detail),
+            StorageError::Entry { entry, source } => {
+                ApiError::from(*source).in_entry(entry, "transaction")
+            }
+            StorageError::Stale(detail) => ApiError::new(
+                StatusCode::CONFLICT,
+                IssueType::Conflict,
+                format!("{detail}; other requests kept changing the resources concerned; retry"),
+            ),
             other => ApiError::internal(other.to_string()),
         }
     }

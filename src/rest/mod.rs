@@ -2,6 +2,7 @@
 //! negotiation, preconditions, and the edge middleware that makes every error an
 //! OperationOutcome.
 
+mod bundles;
 mod edge;
 mod error;
 mod format;
@@ -34,6 +35,9 @@ use crate::search::{IndexRows, SharedRegistry};
 use crate::storage::Storage;
 use crate::triage::Triage;
 
+/// Most entries of a batch or transaction Bundle, unless configured.
+pub const DEFAULT_MAX_BUNDLE_ENTRIES: usize = 10_000;
+
 /// What the FHIR handlers share.
 #[derive(Clone)]
 pub struct RestState {
@@ -53,6 +57,8 @@ pub struct RestState {
     pub triage: Triage,
     /// The time.
     pub clock: SharedClock,
+    /// Most entries a batch or transaction Bundle may have (more is a 413).
+    pub max_bundle_entries: usize,
 }
 
 impl RestState {
@@ -79,6 +85,7 @@ impl RestState {
             hooks: Arc::new(vec![Arc::new(triage.clone()) as Arc<dyn WriteHook>]),
             triage,
             clock,
+            max_bundle_entries: DEFAULT_MAX_BUNDLE_ENTRIES,
         }
     }
 
@@ -112,8 +119,23 @@ impl RestState {
 /// The routes under `/fhir`. Its fallback answers every other URL: with an OperationOutcome
 /// under `/fhir`, with a plain 404 elsewhere.
 pub fn router(state: RestState, max_body_bytes: usize) -> Router {
+    routes()
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        // A panic becomes a 500 here, which the edge turns into an OperationOutcome; the
+        // connection and the server carry on.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(middleware::from_fn(edge::fhir_edge))
+        .with_state(state)
+}
+
+/// The interactions, without the edge: what the entries of a batch or transaction Bundle are
+/// dispatched to (their answers keep their FHIR bodies unrendered).
+fn routes() -> Router<RestState> {
     Router::new()
-        .route("/fhir", get(search::system_search))
+        .route(
+            "/fhir",
+            get(search::system_search).post(bundles::process_bundle),
+        )
         .route(
             "/fhir/_search",
             axum::routing::post(search::system_search_post),
@@ -181,12 +203,6 @@ pub fn router(state: RestState, max_body_bytes: usize) -> Router {
             get(vread::vread_resource),
         )
         .fallback(edge::unknown_route)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        // A panic becomes a 500 here, which the edge turns into an OperationOutcome; the
-        // connection and the server carry on.
-        .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(middleware::from_fn(edge::fhir_edge))
-        .with_state(state)
 }
 
 /// Checks the resource type of a URL: unknown types are 404.

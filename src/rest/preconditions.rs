@@ -8,7 +8,8 @@ use crate::fhir::VersionId;
 use crate::fhir::instant::{EpochMillis, parse_http_date};
 use crate::fhir::outcome::IssueType;
 
-fn version_of_etag(tag: &str) -> Option<VersionId> {
+/// The version a weak or strong ETag names (`W/"3"`, `"3"`, `3`).
+pub fn version_of_etag(tag: &str) -> Option<VersionId> {
     let tag = tag.trim();
     let tag = tag.strip_prefix("W/").unwrap_or(tag);
     tag.trim_matches('"')

@@ -28,7 +28,7 @@ pub enum Conditional {
 /// Most resources one conditional delete removes.
 pub const MAX_CONDITIONAL_DELETES: usize = 100;
 
-fn lock(conn: &mut DbConnection, key: &str) -> StorageResult<()> {
+pub(super) fn lock(conn: &mut DbConnection, key: &str) -> StorageResult<()> {
     if let DbConnection::Postgres(c) = conn {
         // FNV-1a of the resource type and criteria.
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

@@ -16,6 +16,7 @@ mod schema;
 mod search;
 mod sql;
 mod threads;
+mod transaction;
 mod versions;
 mod writer;
 
@@ -33,6 +34,7 @@ pub use history::{HistoryQuery, HistoryScope};
 pub use projection::IndexValue;
 pub use reindex::Current;
 pub use search::{Hit, SearchPage};
+pub use transaction::{Expect, Source, TxDone, TxStep};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,17 @@ pub enum StorageError {
     /// A blocking task failed to complete.
     #[error("storage task failed: {0}")]
     Task(String),
+    /// What a transaction read while it was planned changed before it was written.
+    #[error("{0}")]
+    Stale(String),
+    /// A step of a transaction failed (and the whole transaction with it).
+    #[error("entry {entry}: {source}")]
+    Entry {
+        /// The Bundle entry of the step.
+        entry: usize,
+        /// Why it failed.
+        source: Box<StorageError>,
+    },
 }
 
 impl From<diesel::result::Error> for StorageError {
@@ -304,6 +317,14 @@ impl Storage {
     ) -> StorageResult<DeleteOutcome> {
         let (t, id) = (resource_type.to_owned(), id.clone());
         self.write(move |conn, now| versions::delete(conn, &t, &id, if_match, now))
+            .await
+    }
+
+    /// Runs the steps of a FHIR transaction in one database transaction: all of them, in
+    /// order, or none.
+    pub async fn transaction(&self, steps: Vec<TxStep>) -> StorageResult<Vec<TxDone>> {
+        let steps = std::sync::Arc::new(steps);
+        self.write(move |conn, now| transaction::run(conn, &steps, now))
             .await
     }
 

@@ -47,10 +47,10 @@ impl From<VersionRow> for StoredVersion {
     }
 }
 
-struct Current {
-    version_id: VersionId,
-    last_updated: EpochMillis,
-    deleted: bool,
+pub(super) struct Current {
+    pub(super) version_id: VersionId,
+    pub(super) last_updated: EpochMillis,
+    pub(super) deleted: bool,
 }
 
 pub(super) fn find_current(
@@ -89,7 +89,11 @@ pub(super) fn find_version(
     Ok(row.map(StoredVersion::from))
 }
 
-fn current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<Option<Current>> {
+pub(super) fn current(
+    conn: &mut DbConnection,
+    t: &str,
+    id: &ResourceId,
+) -> StorageResult<Option<Current>> {
     let row = on_backend!(conn, c => resources::table
         .filter(resources::resource_type.eq(t))
         .filter(resources::resource_id.eq(id.as_str()))
@@ -109,7 +113,7 @@ fn current(conn: &mut DbConnection, t: &str, id: &ResourceId) -> StorageResult<O
 
 /// Appends a version and points the current-version row at it. `content` makes the stored
 /// bytes from the version number and time this function assigns.
-fn append(
+pub(super) fn append(
     conn: &mut DbConnection,
     (t, id): (&str, &ResourceId),
     previous: Option<&Current>,

@@ -96,6 +96,11 @@ fn json_patch_body(headers: &HeaderMap, body: &[u8]) -> Result<json_patch::Patch
             ),
         ));
     }
+    parse_json_patch(body)
+}
+
+/// A JSON Patch document.
+pub(crate) fn parse_json_patch(body: &[u8]) -> Result<json_patch::Patch, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             IssueType::Structure,
@@ -161,7 +166,7 @@ fn is_conflict(error: &ApiError) -> bool {
 }
 
 /// Applies `patch` to `current`; the result is checked like a client's resource.
-fn apply(
+pub(crate) fn apply(
     resource_type: &str,
     id: &ResourceId,
     mut current: Value,
