@@ -43,6 +43,18 @@ enum Command {
     },
     /// Run pending database migrations and exit.
     Migrate,
+    /// Load NDJSON files (one resource a line) and Bundle JSON files, or folders of them.
+    /// Rejected resources are listed on standard error (file, line, reason) and the load goes
+    /// on; the exit status is 1 when any was rejected. Loading the same files again changes
+    /// nothing.
+    Import {
+        /// Files or folders (.ndjson, .jsonl and .json files are read from folders).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Manage accounts (prints each account as a JSON line).
     User {
         #[command(subcommand)]
@@ -164,6 +176,21 @@ fn main() -> ExitCode {
                         config.database.redacted()
                     );
                 }),
+            Command::Import { paths, quiet } => {
+                match hearth::app::import::import(&config, &paths, !quiet).await {
+                    Ok(summary) => {
+                        println!("{}", summary.line());
+                        if !summary.rejected.is_empty() {
+                            return Err(hearth::app::AppError::Install(format!(
+                                "{} resources were rejected (listed above)",
+                                summary.rejected.len()
+                            )));
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Command::User { command } => {
                 hearth::app::people::user_command(&config, command.into_app())
                     .await

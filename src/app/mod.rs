@@ -3,6 +3,7 @@
 //! installs Hearth's own definitions (`profiles/`) and, when asked, the demo data.
 
 mod demo;
+pub mod import;
 mod install;
 pub mod people;
 

@@ -11,6 +11,7 @@ mod narrative;
 pub mod outcome;
 pub mod primitives;
 pub mod profiles;
+pub mod references;
 pub mod view;
 
 use std::fmt;

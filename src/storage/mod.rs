@@ -7,6 +7,7 @@ pub mod accounts;
 mod conditional;
 mod connection;
 mod history;
+mod import;
 mod includes;
 mod index;
 mod predicates;
@@ -31,6 +32,7 @@ use crate::search::IndexRows;
 pub use conditional::{Conditional, MAX_CONDITIONAL_DELETES};
 use connection::{ConnectionManager, DbConnection};
 pub use history::{HistoryQuery, HistoryScope};
+pub use import::{ImportItem, Imported};
 pub use projection::IndexValue;
 pub use reindex::Current;
 pub use search::{Hit, SearchPage};
@@ -325,6 +327,13 @@ impl Storage {
     pub async fn transaction(&self, steps: Vec<TxStep>) -> StorageResult<Vec<TxDone>> {
         let steps = std::sync::Arc::new(steps);
         self.write(move |conn, now| transaction::run(conn, &steps, now))
+            .await
+    }
+
+    /// Imports resources with their ids in one database transaction (see `import`).
+    pub async fn import(&self, items: Vec<ImportItem>) -> StorageResult<Vec<Imported>> {
+        let items = std::sync::Arc::new(items);
+        self.write(move |conn, now| import::run(conn, &items, now))
             .await
     }
 

@@ -150,7 +150,7 @@ async fn the_official_transaction_example(server: &TestServer) {
 
 async fn synthea_bundles_keep_their_references(server: &TestServer) {
     for name in ["Chet_Thompson_eda17701", "Clemente_Kreiger_1484a42d"] {
-        let bundle = fixture(&format!("../shared/data/synthea/{name}.json"));
+        let bundle = fixture(&format!("tests/fixtures/synthea/{name}.json"));
         let sent = bundle["entry"].as_array().unwrap().len();
         let observations = bundle["entry"]
             .as_array()

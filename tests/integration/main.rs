@@ -16,6 +16,7 @@ mod errors;
 mod examples;
 mod formats;
 mod history;
+mod import;
 mod patch;
 mod search;
 mod search_cases;

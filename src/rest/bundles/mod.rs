@@ -4,7 +4,6 @@
 
 mod batch;
 mod dispatch;
-mod references;
 mod transaction;
 
 use axum::extract::State;

@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
-use super::{Entry, Method, Target, dispatch, references, response_bundle, response_entry};
+use super::{Entry, Method, Target, dispatch, response_bundle, response_entry};
 use crate::fhir::instant::format_instant;
 use crate::fhir::outcome::{Issue, IssueType, operation_outcome};
-use crate::fhir::{ResourceId, check_value};
+use crate::fhir::{ResourceId, check_value, references};
 use crate::rest::interactions::{conditional_criteria, patch};
 use crate::rest::preconditions::{PreferReturn, prefer_return, version_of_etag};
 use crate::rest::response::etag;

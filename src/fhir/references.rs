@@ -1,4 +1,4 @@
-//! References between the entries of a transaction: a resource may point at another entry by
+//! References between the entries of a Bundle (a transaction, or a file being imported): a resource may point at another entry by
 //! its `fullUrl` (`urn:uuid:…`, `urn:oid:…` or an absolute URL), and at a resource on the
 //! server by search criteria (`Patient?identifier=…`). Both become `Type/id` before the resource
 //! is stored: in `Reference.reference`, in `Attachment.url`, and in links of the narrative.
