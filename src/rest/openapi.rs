@@ -2,6 +2,7 @@
 
 use utoipa::OpenApi;
 
+use super::bundles;
 use super::interactions::{
     capabilities, create, delete, history, patch, read, reindex, search, update, vread,
 };
@@ -13,6 +14,7 @@ use super::operations::{deadline, extend_deadline, triage, triage_stats};
     info(title = "Hearth FHIR R4 API", description = "FHIR R4 REST interactions. Bodies are application/fhir+json or application/fhir+xml; every error is an OperationOutcome."),
     paths(
         capabilities::read_capabilities,
+        bundles::process_bundle,
         create::create_resource,
         read::read_resource,
         vread::vread_resource,

@@ -2,10 +2,14 @@
 //! resource whose current version already has the same content is left alone, so loading the
 //! same files again adds no versions.
 
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
 use serde_json::Value;
 
-use super::connection::DbConnection;
-use super::{StorageResult, WriteMethod, versions};
+use super::connection::{DbConnection, on_backend};
+use super::schema::{resource_versions, resources};
+use super::{StorageResult, StoredVersion, WriteMethod, index, versions};
 use crate::fhir::instant::EpochMillis;
 use crate::fhir::{self, ResourceId};
 use crate::search::IndexRows;
@@ -48,7 +52,150 @@ fn comparable(mut value: Value) -> Value {
     value
 }
 
+/// Rows per multi-row statement.
+const CHUNK: usize = 500;
+
+/// Writes a batch: the current versions are read in one query per type, and the new versions,
+/// current-version rows and index rows are written with one multi-row statement per table.
 pub(super) fn run(
+    conn: &mut DbConnection,
+    items: &[ImportItem],
+    now: EpochMillis,
+) -> StorageResult<Vec<Imported>> {
+    let mut keys = HashSet::new();
+    if !items
+        .iter()
+        .all(|i| keys.insert((i.resource_type.as_str(), i.id.as_str())))
+    {
+        // The same resource twice: the second version builds on the first.
+        return one_by_one(conn, items, now);
+    }
+    let current = currents(conn, items)?;
+    let mut done = Vec::with_capacity(items.len());
+    let mut new_versions = Vec::new();
+    let mut written = Vec::new();
+    for item in items {
+        let (t, id) = (item.resource_type.as_str(), item.id.as_str());
+        let previous = current.get(&(t.to_owned(), id.to_owned()));
+        let live = previous.filter(|p| !p.deleted);
+        if let Some(p) = live
+            && serde_json::from_slice::<Value>(&p.content)
+                .is_ok_and(|s| comparable(s) == comparable(item.resource.clone()))
+        {
+            done.push(Imported::Unchanged);
+            continue;
+        }
+        let version_id = previous.map_or(1, |p| p.version_id + 1);
+        let last_updated = previous.map_or(now, |p| now.max(p.last_updated));
+        let content = fhir::stamp(item.resource.clone(), &item.id, version_id, last_updated);
+        if live.is_some() {
+            index::clear(conn, t, id)?;
+        }
+        if previous.is_some() {
+            on_backend!(conn, c => diesel::update(resources::table)
+                .filter(resources::resource_type.eq(t))
+                .filter(resources::resource_id.eq(id))
+                .set((
+                    resources::version_id.eq(version_id),
+                    resources::last_updated.eq(last_updated),
+                    resources::deleted.eq(false),
+                ))
+                .execute(c))?;
+        }
+        done.push(if live.is_some() {
+            Imported::Updated
+        } else {
+            Imported::Created
+        });
+        new_versions.push((
+            item,
+            version_id,
+            last_updated,
+            content,
+            previous.is_none(),
+            live.is_none(),
+        ));
+        written.push(item);
+    }
+    for chunk in new_versions.chunks(CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(item, version_id, last_updated, content, _, created)| {
+                (
+                    resource_versions::resource_type.eq(item.resource_type.as_str()),
+                    resource_versions::resource_id.eq(item.id.as_str()),
+                    resource_versions::version_id.eq(*version_id),
+                    resource_versions::last_updated.eq(*last_updated),
+                    resource_versions::method.eq(WriteMethod::Put.as_str()),
+                    resource_versions::deleted.eq(false),
+                    resource_versions::content.eq(content.as_slice()),
+                    resource_versions::created.eq(*created),
+                )
+            })
+            .collect();
+        on_backend!(conn, c => diesel::insert_into(resource_versions::table).values(&rows).execute(c))?;
+        let fresh: Vec<_> = chunk
+            .iter()
+            .filter(|(_, _, _, _, is_new, _)| *is_new)
+            .map(|(item, version_id, last_updated, ..)| {
+                (
+                    resources::resource_type.eq(item.resource_type.as_str()),
+                    resources::resource_id.eq(item.id.as_str()),
+                    resources::version_id.eq(*version_id),
+                    resources::last_updated.eq(*last_updated),
+                    resources::deleted.eq(false),
+                )
+            })
+            .collect();
+        if !fresh.is_empty() {
+            on_backend!(conn, c => diesel::insert_into(resources::table).values(&fresh).execute(c))?;
+        }
+    }
+    let rows: Vec<(&str, &str, &IndexRows)> = written
+        .iter()
+        .map(|i| (i.resource_type.as_str(), i.id.as_str(), &i.index))
+        .collect();
+    index::insert_many(conn, &rows)?;
+    Ok(done)
+}
+
+/// The current versions of the resources of `items`, by type and id.
+fn currents(
+    conn: &mut DbConnection,
+    items: &[ImportItem],
+) -> StorageResult<HashMap<(String, String), StoredVersion>> {
+    let mut by_type: HashMap<&str, Vec<&str>> = HashMap::new();
+    for item in items {
+        by_type
+            .entry(item.resource_type.as_str())
+            .or_default()
+            .push(item.id.as_str());
+    }
+    let mut found = HashMap::new();
+    for (t, ids) in by_type {
+        for chunk in ids.chunks(CHUNK) {
+            let rows = on_backend!(conn, c => resources::table
+                .inner_join(
+                    resource_versions::table.on(resource_versions::resource_type
+                        .eq(resources::resource_type)
+                        .and(resource_versions::resource_id.eq(resources::resource_id))
+                        .and(resource_versions::version_id.eq(resources::version_id))),
+                )
+                .filter(resources::resource_type.eq(t))
+                .filter(resources::resource_id.eq_any(chunk))
+                .select(versions::VersionRow::as_select())
+                .load(c))?;
+            for row in rows {
+                let version = StoredVersion::from(row);
+                found.insert((version.resource_type.clone(), version.id.clone()), version);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Writes a batch one resource at a time.
+fn one_by_one(
     conn: &mut DbConnection,
     items: &[ImportItem],
     now: EpochMillis,

@@ -49,56 +49,86 @@ pub(super) fn insert(
     id: &str,
     rows: &IndexRows,
 ) -> StorageResult<()> {
+    insert_many(conn, &[(t, id, rows)])
+}
+
+/// The rows of one index table for `resources`, each starting with its owner's type and id.
+fn each<R>(
+    resources: &[(&str, &str, &IndexRows)],
+    table: impl Fn(&IndexRows) -> &Vec<R>,
+    row: impl Fn(&R) -> Vec<Bind>,
+) -> Vec<Vec<Bind>> {
+    let mut all = Vec::new();
+    for &(t, id, rows) in resources {
+        for r in table(rows) {
+            let mut values = vec![Bind::Text(t.to_owned()), Bind::Text(id.to_owned())];
+            values.extend(row(r));
+            all.push(values);
+        }
+    }
+    all
+}
+
+/// Writes the index rows of many resources: one multi-row INSERT per table for all of them (in
+/// chunks that stay under the bind limits), not one per resource.
+pub(super) fn insert_many(
+    conn: &mut DbConnection,
+    resources: &[(&str, &str, &IndexRows)],
+) -> StorageResult<()> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
     let text = |s: &str| Bind::Text(s.to_owned());
     let opt = |s: &Option<String>| Bind::OptText(s.clone());
-    let owner = || [text(t), text(id)];
     let mut tables: Vec<(&str, &str, Vec<Vec<Bind>>)> = Vec::with_capacity(8);
     tables.push((
         "search_string",
         "code, value_normalized, value_exact",
-        rows.strings
-            .iter()
-            .map(|r| vec![text(&r.code), text(&r.normalized), text(&r.exact)])
-            .collect(),
+        each(
+            resources,
+            |rows| &rows.strings,
+            |r| vec![text(&r.code), text(&r.normalized), text(&r.exact)],
+        ),
     ));
     tables.push((
         "search_token",
         "code, system, value, display",
-        rows.tokens
-            .iter()
-            .map(|r| {
+        each(
+            resources,
+            |rows| &rows.tokens,
+            |r| {
                 vec![
                     text(&r.code),
                     opt(&r.system),
                     opt(&r.value),
                     opt(&r.display),
                 ]
-            })
-            .collect(),
+            },
+        ),
     ));
     tables.push((
         "search_date",
         "code, start_ms, end_ms",
-        rows.dates
-            .iter()
-            .map(|r| vec![text(&r.code), Bind::Int(r.start), Bind::Int(r.end)])
-            .collect(),
+        each(
+            resources,
+            |rows| &rows.dates,
+            |r| vec![text(&r.code), Bind::Int(r.start), Bind::Int(r.end)],
+        ),
     ));
     tables.push((
         "search_number",
         "code, low, high",
-        rows.numbers
-            .iter()
-            .map(|r| vec![text(&r.code), Bind::Float(r.low), Bind::Float(r.high)])
-            .collect(),
+        each(
+            resources,
+            |rows| &rows.numbers,
+            |r| vec![text(&r.code), Bind::Float(r.low), Bind::Float(r.high)],
+        ),
     ));
     tables.push((
         "search_quantity",
         "code, system, unit_code, low, high",
-        rows.quantities
-            .iter()
-            .map(|r| {
+        each(
+            resources,
+            |rows| &rows.quantities,
+            |r| {
                 vec![
                     text(&r.code),
                     opt(&r.system),
@@ -106,38 +136,38 @@ pub(super) fn insert(
                     Bind::Float(r.low),
                     Bind::Float(r.high),
                 ]
-            })
-            .collect(),
+            },
+        ),
     ));
     tables.push((
         "search_reference",
         "code, target_type, target_id, target_url",
-        rows.references
-            .iter()
-            .map(|r| {
+        each(
+            resources,
+            |rows| &rows.references,
+            |r| {
                 vec![
                     text(&r.code),
                     opt(&r.target_type),
                     opt(&r.target_id),
                     opt(&r.target_url),
                 ]
-            })
-            .collect(),
+            },
+        ),
     ));
     tables.push((
         "search_uri",
         "code, value",
-        rows.uris
-            .iter()
-            .map(|r| vec![text(&r.code), text(&r.value)])
-            .collect(),
+        each(
+            resources,
+            |rows| &rows.uris,
+            |r| vec![text(&r.code), text(&r.value)],
+        ),
     ));
     tables.push((
         "search_composite",
         "code, s1_system, s1_value, s1_low, s1_high, s2_system, s2_value, s2_low, s2_high, s3_system, s3_value, s3_low, s3_high",
-        rows.composites
-            .iter()
-            .map(|r| {
+        each(resources, |rows| &rows.composites, |r| {
                 let mut values = vec![text(&r.code)];
                 for slot in &r.slots {
                     values.extend([
@@ -148,8 +178,7 @@ pub(super) fn insert(
                     ]);
                 }
                 values
-            })
-            .collect(),
+            }),
     ));
     for (table, columns, values) in tables {
         for chunk in values.chunks(CHUNK) {
@@ -161,7 +190,7 @@ pub(super) fn insert(
                 .push(") VALUES ");
             for (i, row) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" });
-                for (j, value) in owner().into_iter().chain(row.iter().cloned()).enumerate() {
+                for (j, value) in row.iter().cloned().enumerate() {
                     if j > 0 {
                         sql.push(", ");
                     }

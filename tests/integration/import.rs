@@ -95,10 +95,32 @@ async fn import_loads_ndjson_and_bundles_and_can_run_again() {
             stdout.contains("0 created, 0 updated, 189 unchanged"),
             "{stdout}"
         );
+        // A changed resource gets a new version and new index rows; the same resource twice in
+        // one file is two versions, in file order.
+        let changes = files.path().join("changes.ndjson");
+        std::fs::write(
+            &changes,
+            [
+                r#"{"resourceType":"Patient","id":"n1","name":[{"family":"Okonkwo"}]}"#,
+                r#"{"resourceType":"Patient","id":"n1","name":[{"family":"Eze"}]}"#,
+                r#"{"resourceType":"Patient","id":"n3","name":[{"family":"Eze"}]}"#,
+            ]
+            .join("\n"),
+        )
+        .unwrap();
+        let (status, stdout, stderr) = import(&database, &[&changes]);
+        assert_eq!(status, Some(0), "{stdout}{stderr}");
+        assert!(
+            stdout.contains("1 created, 2 updated, 0 unchanged"),
+            "{stdout}"
+        );
         let server = TestServer::start(database, Overrides::default()).await;
         let n1 = json_with_status(server.get("Patient/n1").await, 200).await;
-        assert_eq!(n1["meta"]["versionId"], "1");
+        assert_eq!(n1["meta"]["versionId"], "3");
         assert_eq!(total(&server, "Patient?_id=n1,n2").await, 1);
+        assert_eq!(total(&server, "Patient?family=eze").await, 2);
+        assert_eq!(total(&server, "Patient?family=achebe").await, 0);
+        assert_eq!(total(&server, "Patient?family=okonkwo").await, 0);
         server.finish().await;
     }
 }

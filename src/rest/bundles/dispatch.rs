@@ -48,7 +48,7 @@ fn request(entry: &Entry, outer: &HeaderMap) -> Result<Request<Body>, ApiError> 
             "the entry's URL names another server",
         ));
     }
-    let uri = format!("/fhir/{}", entry.url);
+    let uri = format!("/fhir/{}", escape(&entry.url));
     let mut builder = Request::builder()
         .method(entry.method.as_str())
         .uri(uri.as_str())
@@ -88,6 +88,27 @@ fn request(entry: &Entry, outer: &HeaderMap) -> Result<Request<Body>, ApiError> 
             format!("the entry's request is not a valid HTTP request: {e}"),
         )
     })
+}
+
+/// The entry's URL with the characters a request line cannot hold (spaces, `|`, quotes,
+/// braces) percent-encoded, as a client would have sent them.
+fn escape(url: &str) -> String {
+    let mut escaped = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            ' ' | '|' | '"' | '<' | '>' | '`' | '{' | '}' | '^' | '\\' => {
+                escaped.push_str(&format!("%{:02X}", c as u32));
+            }
+            c if !c.is_ascii() => {
+                let mut buffer = [0u8; 4];
+                for byte in c.encode_utf8(&mut buffer).bytes() {
+                    escaped.push_str(&format!("%{byte:02X}"));
+                }
+            }
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// An entry's `ifModifiedSince` is a FHIR instant; the header wants an HTTP date.
@@ -199,4 +220,17 @@ async fn answer(routes: &Router, request: Request<Body>, method: Method) -> Valu
         last_modified,
         outcome,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn entry_urls_are_escaped_for_the_request_line() {
+        assert_eq!(
+            super::escape("Patient?name=peter james&identifier=urn:mrn|1&given=Zoë"),
+            "Patient?name=peter%20james&identifier=urn:mrn%7C1&given=Zo%C3%AB"
+        );
+        let uri = format!("/fhir/{}", super::escape("Patient?name=a b"));
+        assert!(uri.parse::<axum::http::Uri>().is_ok());
+    }
 }

@@ -114,9 +114,9 @@ pub fn capability_statement(base: &str, date: &str, registry: &Registry) -> Valu
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
         "rest": [{
             "mode": "server",
-            "documentation": "Reads, writes, history and search of every R4 resource type, versioned.",
+            "documentation": "Reads, writes (PATCH with JSON Patch), history and search of every R4 resource type, versioned; transaction and batch Bundles at the base.",
             "resource": resources,
-            "interaction": [{"code": "history-system"}, {"code": "search-system"}],
+            "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}, {"code": "search-system"}],
             "operation": [{"name": "reindex", "definition": "http://hearth.health/fhir/OperationDefinition/reindex",
                 "documentation": "POST [base]/$reindex, [base]/[type]/$reindex or [base]/[type]/[id]/$reindex rebuilds the search index from the stored resources (after a SearchParameter is added)"}],
             "searchParam": [
