@@ -10,6 +10,7 @@ mod json_check;
 mod narrative;
 pub mod outcome;
 pub mod primitives;
+pub mod fhirpath_patch;
 pub mod profiles;
 pub mod references;
 pub mod view;

@@ -13,6 +13,7 @@ on_both_backends!(
     a_patch_that_fails_changes_nothing,
     conditional_patch_needs_one_match,
     a_patched_echo_request_goes_through_triage,
+    fhirpath_patch_operations,
 );
 
 async fn patch(
@@ -115,11 +116,19 @@ async fn a_patch_that_fails_changes_nothing(server: &TestServer) {
     assert_eq!(current["meta"]["versionId"], "1");
     assert_eq!(current["active"], true);
 
-    // The body must be a JSON Patch document.
-    let wrong_type = server
+    // The body must be a JSON Patch document or a FHIRPath Patch Parameters.
+    let not_parameters = server
         .request(Method::PATCH, &path)
         .header("content-type", "application/fhir+json")
         .body(serde_json::to_vec(&patient("p-2")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    outcome(not_parameters, 400, "invalid").await;
+    let wrong_type = server
+        .request(Method::PATCH, &path)
+        .header("content-type", "text/plain")
+        .body("active = false")
         .send()
         .await
         .unwrap();
@@ -239,4 +248,94 @@ async fn a_patched_echo_request_goes_through_triage(server: &TestServer) {
         .find(|p| p["name"] == "deadline")
         .map(|p| p["valueInstant"].as_str().unwrap().to_owned());
     assert_eq!(deadline(&patched), expected);
+}
+
+fn operation(kind: &str, path: &str, extra: Vec<Value>) -> Value {
+    let mut part = vec![
+        json!({"name": "type", "valueCode": kind}),
+        json!({"name": "path", "valueString": path}),
+    ];
+    part.extend(extra);
+    json!({"name": "operation", "part": part})
+}
+
+fn parameters(operations: Vec<Value>) -> Value {
+    json!({"resourceType": "Parameters", "parameter": operations})
+}
+
+async fn fhirpath_patch(server: &TestServer, path: &str, body: &Value) -> reqwest::Response {
+    server.send_json(Method::PATCH, path, body).await
+}
+
+/// FHIRPath Patch (a Parameters body): the five operation types of the specification, the
+/// errors of a patch that cannot apply or whose result is invalid, XML, and a transaction entry.
+async fn fhirpath_patch_operations(server: &TestServer) {
+    let mut start = patient("f-1");
+    start["name"] = json!([{"use": "official", "family": "Lee", "given": ["Ann"]}, {"use": "nickname", "given": ["Annie"]}]);
+    start["contact"] = json!([{"gender": "female", "name": {"family": "Lee"}}]);
+    let created = server.create(&start).await;
+    let path = format!("Patient/{}", created["id"].as_str().unwrap());
+    let body = parameters(vec![
+        operation("add", "Patient", vec![json!({"name": "name", "valueString": "birthDate"}), json!({"name": "value", "valueDate": "1970-04-01"})]),
+        operation("add", "Patient", vec![json!({"name": "name", "valueString": "address"}), json!({"name": "value", "valueAddress": {"city": "Leeds"}})]),
+        operation("insert", "Patient.identifier", vec![json!({"name": "index", "valueInteger": 0}), json!({"name": "value", "valueIdentifier": {"system": "urn:nhs", "value": "943 476 5919"}})]),
+        operation("replace", "Patient.name.where(use = 'official').family", vec![json!({"name": "value", "valueString": "Li"})]),
+        operation("delete", "Patient.contact[0].gender", vec![]),
+        operation("delete", "Patient.telecom", vec![]),
+        operation("move", "Patient.name", vec![json!({"name": "source", "valueInteger": 1}), json!({"name": "destination", "valueInteger": 0})]),
+    ]);
+    let patched = json_with_status(fhirpath_patch(server, &path, &body).await, 200).await;
+    assert_eq!(patched["meta"]["versionId"], "2");
+    assert_eq!(patched["birthDate"], "1970-04-01");
+    assert_eq!(patched["address"], json!([{"city": "Leeds"}]));
+    assert_eq!(patched["identifier"][0]["system"], "urn:nhs");
+    assert_eq!(patched["identifier"][1]["value"], "f-1");
+    assert_eq!(patched["name"][0]["use"], "nickname");
+    assert_eq!(patched["name"][1]["family"], "Li");
+    assert_eq!(patched["contact"], json!([{"name": {"family": "Lee"}}]));
+    assert!(patched.get("telecom").is_none());
+    let found = json_with_status(server.get("Patient?family=li&birthdate=1970-04-01").await, 200).await;
+    assert_eq!(found["total"], 1);
+
+    // A result that is not a valid Patient, a path that matches nothing, a malformed patch:
+    // nothing is written.
+    let bad_date = parameters(vec![operation("replace", "Patient.birthDate", vec![json!({"name": "value", "valueString": "spring"})])]);
+    outcome(fhirpath_patch(server, &path, &bad_date).await, 422, "value").await;
+    let nothing = parameters(vec![operation("replace", "Patient.gender", vec![json!({"name": "value", "valueCode": "female"})])]);
+    let message = outcome(fhirpath_patch(server, &path, &nothing).await, 422, "processing").await;
+    assert!(message.contains("matches nothing"), "{message}");
+    let unknown = parameters(vec![operation("rename", "Patient.name", vec![])]);
+    outcome(fhirpath_patch(server, &path, &unknown).await, 400, "invalid").await;
+    let current = json_with_status(server.get(&path).await, 200).await;
+    assert_eq!(current["meta"]["versionId"], "2");
+
+    // XML in.
+    let xml = hearth::fhir::json_to_xml(&parameters(vec![operation("replace", "Patient.active", vec![json!({"name": "value", "valueBoolean": false})])])).unwrap();
+    let response = server
+        .request(Method::PATCH, &path)
+        .header("content-type", "application/fhir+xml")
+        .header("accept", "application/fhir+json")
+        .body(xml)
+        .send()
+        .await
+        .unwrap();
+    let patched = json_with_status(response, 200).await;
+    assert_eq!(patched["active"], false);
+
+    // As a transaction entry.
+    let transaction = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+        "resource": parameters(vec![operation("replace", "Patient.active", vec![json!({"name": "value", "valueBoolean": true})])]),
+        "request": {"method": "PATCH", "url": path, "ifMatch": "W/\"3\""}
+    }]});
+    let response = server
+        .client
+        .post(&server.base)
+        .header("content-type", "application/fhir+json")
+        .body(serde_json::to_vec(&transaction).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let response = json_with_status(response, 200).await;
+    assert_eq!(response["entry"][0]["response"]["etag"], "W/\"4\"");
+    assert_eq!(response["entry"][0]["resource"]["active"], true);
 }

@@ -542,14 +542,19 @@ impl Planner<'_> {
         };
         let resource = entry.resource.as_ref().unwrap_or(&Value::Null);
         let (content_type, body) = dispatch::patch_body(entry, resource)?;
-        if !content_type.starts_with("application/json-patch+json") {
+        let document = if content_type.starts_with("application/json-patch+json") {
+            patch::PatchDocument::Json(in_entry(entry, patch::parse_json_patch(&body))?)
+        } else if resource.get("resourceType").and_then(Value::as_str) == Some("Parameters") {
+            check_value(resource, Some("Parameters"))
+                .map_err(|issues| ApiError::from(issues).in_entry(entry.index, &entry.label()))?;
+            patch::PatchDocument::FhirPath(resource.clone())
+        } else {
             return Err(entry.error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 IssueType::NotSupported,
-                format!("a PATCH entry takes a JSON Patch document (Binary with contentType application/json-patch+json), not '{content_type}'"),
+                format!("a PATCH entry takes a Binary holding a JSON Patch (contentType application/json-patch+json) or a FHIRPath Patch Parameters, not '{content_type}'"),
             ));
-        }
-        let document = in_entry(entry, patch::parse_json_patch(&body))?;
+        };
         let Some(stored) = self.state.storage.find_current(t, &id).await? else {
             return Err(entry.error(
                 StatusCode::NOT_FOUND,

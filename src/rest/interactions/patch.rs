@@ -1,5 +1,6 @@
 //! `patch`: PATCH [base]/[type]/[id] and PATCH [base]/[type]?criteria (R4 http §3.1.0.6) with a
-//! JSON Patch body (RFC 6902, `application/json-patch+json`). The patch is applied to the
+//! JSON Patch body (RFC 6902, `application/json-patch+json`) or a FHIRPath Patch (a
+//! `Parameters` resource, `application/fhir+json` or `application/fhir+xml`). The patch is applied to the
 //! current version; the result must still be a valid resource of the same type and id (else
 //! 422), and is written only if that version is still current: a concurrent write makes the
 //! patch apply again to the newer version, or, with `If-Match`, answers 412.
@@ -11,7 +12,7 @@ use serde_json::Value;
 
 use super::written;
 use crate::fhir::outcome::IssueType;
-use crate::fhir::{Format, ResourceId, parse_resource};
+use crate::fhir::{Format, ResourceId, check_value, parse_resource};
 use crate::rest::preconditions::if_match;
 use crate::rest::response::FhirResponse;
 use crate::rest::{ApiError, RestState, known_type, url_id};
@@ -35,7 +36,7 @@ pub async fn patch_resource(
 ) -> Result<FhirResponse, ApiError> {
     known_type(&resource_type)?;
     let id = url_id(&id)?;
-    let patch = json_patch_body(&headers, &body)?;
+    let patch = patch_body(&headers, &body)?;
     patch_by_id(&state, &resource_type, &id, &patch, &headers).await
 }
 
@@ -55,7 +56,7 @@ pub async fn conditional_patch(
     known_type(&resource_type)?;
     let (query, _) =
         super::conditional_criteria(&state, &resource_type, uri.query(), "a conditional patch")?;
-    let patch = json_patch_body(&headers, &body)?;
+    let patch = patch_body(&headers, &body)?;
     let ids = state.storage.matching(query, 2).await?;
     match ids.as_slice() {
         [] => Err(ApiError::new(
@@ -75,8 +76,16 @@ pub async fn conditional_patch(
     }
 }
 
-/// The JSON Patch document of the request.
-fn json_patch_body(headers: &HeaderMap, body: &[u8]) -> Result<json_patch::Patch, ApiError> {
+/// What a PATCH body holds.
+pub(crate) enum PatchDocument {
+    /// RFC 6902 (`application/json-patch+json`).
+    Json(json_patch::Patch),
+    /// FHIRPath Patch: a `Parameters` resource (`application/fhir+json` or `+xml`).
+    FhirPath(Value),
+}
+
+/// The patch document of the request, by its Content-Type.
+fn patch_body(headers: &HeaderMap, body: &[u8]) -> Result<PatchDocument, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -87,16 +96,26 @@ fn json_patch_body(headers: &HeaderMap, body: &[u8]) -> Result<json_patch::Patch
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
-    if media != "application/json-patch+json" {
-        return Err(ApiError::new(
+    match media.as_str() {
+        "application/json-patch+json" => parse_json_patch(body).map(PatchDocument::Json),
+        "application/fhir+json" | "application/json" | "application/fhir+xml"
+        | "application/xml" => {
+            let format = if media.ends_with("xml") {
+                crate::fhir::Format::Xml
+            } else {
+                crate::fhir::Format::Json
+            };
+            let parameters = parse_resource(body, format, Some("Parameters"))?;
+            Ok(PatchDocument::FhirPath(parameters))
+        }
+        _ => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IssueType::NotSupported,
             format!(
-                "PATCH takes a JSON Patch document (Content-Type: application/json-patch+json), not '{content_type}'"
+                "PATCH takes a JSON Patch document (Content-Type: application/json-patch+json) or a FHIRPath Patch Parameters resource (application/fhir+json or application/fhir+xml), not '{content_type}'"
             ),
-        ));
+        )),
     }
-    parse_json_patch(body)
 }
 
 /// A JSON Patch document.
@@ -113,7 +132,7 @@ async fn patch_by_id(
     state: &RestState,
     resource_type: &str,
     id: &ResourceId,
-    patch: &json_patch::Patch,
+    patch: &PatchDocument,
     headers: &HeaderMap,
 ) -> Result<FhirResponse, ApiError> {
     let expected = if_match(headers)?;
@@ -170,7 +189,7 @@ pub(crate) fn apply(
     resource_type: &str,
     id: &ResourceId,
     mut current: Value,
-    patch: &json_patch::Patch,
+    patch: &PatchDocument,
 ) -> Result<Value, ApiError> {
     if let Some(meta) = current.get_mut("meta").and_then(Value::as_object_mut) {
         // Server-owned: the next version sets them again.
@@ -182,15 +201,34 @@ pub(crate) fn apply(
             object.remove("meta");
         }
     }
-    json_patch::patch(&mut current, patch).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            IssueType::Processing,
-            format!(
-                "the patch cannot be applied to {resource_type}/{id}: {e}; nothing was changed"
-            ),
-        )
-    })?;
+    match patch {
+        PatchDocument::Json(patch) => json_patch::patch(&mut current, patch).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                IssueType::Processing,
+                format!(
+                    "the patch cannot be applied to {resource_type}/{id}: {e}; nothing was changed"
+                ),
+            )
+        })?,
+        PatchDocument::FhirPath(parameters) => {
+            let fits = |candidate: &Value| check_value(candidate, Some(resource_type)).is_ok();
+            crate::fhir::fhirpath_patch::apply(&mut current, parameters, &fits).map_err(
+                |mut issue| {
+                    let status = if issue.code == IssueType::Invalid {
+                        StatusCode::BAD_REQUEST
+                    } else {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    };
+                    issue.diagnostics = format!(
+                        "the FHIRPath Patch cannot be applied to {resource_type}/{id}: {}; nothing was changed",
+                        issue.diagnostics
+                    );
+                    ApiError::with_issues(status, vec![issue])
+                },
+            )?;
+        }
+    }
     if current.get("resourceType").and_then(Value::as_str) != Some(resource_type)
         || current.get("id").and_then(Value::as_str) != Some(id.as_str())
     {
