@@ -79,7 +79,9 @@ fn parse_path(text: &str) -> Result<(String, Vec<Segment>), Issue> {
             segments.push(match (name, inside) {
                 ("first", "") => Segment::First,
                 ("last", "") => Segment::Last,
-                ("where", condition) => Segment::Where(parse_condition(condition).map_err(|why| bad(&why))?),
+                ("where", condition) => {
+                    Segment::Where(parse_condition(condition).map_err(|why| bad(&why))?)
+                }
                 ("extension", url) => Segment::Extension(
                     string_literal(url).ok_or_else(|| bad("extension() takes a quoted URL"))?,
                 ),
@@ -232,7 +234,12 @@ fn evaluate(resource: &Value, path: &str) -> Result<Vec<Location>, Issue> {
                 .collect(),
             Segment::Extension(url) => children(resource, current, "extension")
                 .into_iter()
-                .filter(|l| matches(get(resource, l), &[("url".into(), Value::String(url.clone()))]))
+                .filter(|l| {
+                    matches(
+                        get(resource, l),
+                        &[("url".into(), Value::String(url.clone()))],
+                    )
+                })
                 .collect(),
         };
     }
@@ -242,9 +249,11 @@ fn evaluate(resource: &Value, path: &str) -> Result<Vec<Location>, Issue> {
 /// The parent container of a path: the path without its last element name, and that name.
 fn split_last(path: &str) -> Result<(&str, &str), Issue> {
     let trimmed = path.trim();
-    let (parent, name) = trimmed
-        .rsplit_once('.')
-        .ok_or_else(|| invalid(format!("the path '{path}' must name an element of the resource")))?;
+    let (parent, name) = trimmed.rsplit_once('.').ok_or_else(|| {
+        invalid(format!(
+            "the path '{path}' must name an element of the resource"
+        ))
+    })?;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(invalid(format!(
             "the path '{path}' must end with an element name for this operation"
@@ -257,7 +266,9 @@ fn one(resource: &Value, path: &str, what: &str) -> Result<Location, Issue> {
     let mut found = evaluate(resource, path)?;
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(unprocessable(format!("{what}: the path '{path}' matches nothing"))),
+        0 => Err(unprocessable(format!(
+            "{what}: the path '{path}' matches nothing"
+        ))),
         n => Err(unprocessable(format!(
             "{what}: the path '{path}' matches {n} elements; it must match one"
         ))),
@@ -431,7 +442,11 @@ fn list_of<'a>(
     let at = one(resource, parent, what)?;
     let object = get_mut(resource, &at)
         .and_then(Value::as_object_mut)
-        .ok_or_else(|| unprocessable(format!("{what}: '{parent}' is not an element with children")))?;
+        .ok_or_else(|| {
+            unprocessable(format!(
+                "{what}: '{parent}' is not an element with children"
+            ))
+        })?;
     let key = key_of(object, name).unwrap_or_else(|| name.to_owned());
     if !object.contains_key(&key) {
         if !create {
@@ -455,7 +470,11 @@ fn add(
 ) -> Result<(), Issue> {
     let object = get_mut(resource, at)
         .and_then(Value::as_object_mut)
-        .ok_or_else(|| unprocessable(format!("{what}: the path does not name an element with children")))?;
+        .ok_or_else(|| {
+            unprocessable(format!(
+                "{what}: the path does not name an element with children"
+            ))
+        })?;
     match object.get_mut(name) {
         Some(Value::Array(items)) => {
             items.push(value);
@@ -544,20 +563,61 @@ mod tests {
     fn the_five_operations() {
         let mut p = patient();
         let ops = patch(vec![
-            op("add", "Patient", vec![json!({"name": "name", "valueString": "birthDate"}), json!({"name": "value", "valueDate": "1970-01-01"})]),
-            op("add", "Patient", vec![json!({"name": "name", "valueString": "telecom"}), json!({"name": "value", "part": [{"name": "system", "valueCode": "phone"}, {"name": "value", "valueString": "0123"}]})]),
-            op("insert", "Patient.identifier", vec![json!({"name": "index", "valueInteger": 0}), json!({"name": "value", "valueIdentifier": {"system": "urn:c", "value": "3"}})]),
+            op(
+                "add",
+                "Patient",
+                vec![
+                    json!({"name": "name", "valueString": "birthDate"}),
+                    json!({"name": "value", "valueDate": "1970-01-01"}),
+                ],
+            ),
+            op(
+                "add",
+                "Patient",
+                vec![
+                    json!({"name": "name", "valueString": "telecom"}),
+                    json!({"name": "value", "part": [{"name": "system", "valueCode": "phone"}, {"name": "value", "valueString": "0123"}]}),
+                ],
+            ),
+            op(
+                "insert",
+                "Patient.identifier",
+                vec![
+                    json!({"name": "index", "valueInteger": 0}),
+                    json!({"name": "value", "valueIdentifier": {"system": "urn:c", "value": "3"}}),
+                ],
+            ),
             op("delete", "Patient.contact[0].gender", vec![]),
-            op("replace", "Patient.name.where(use = 'official').family", vec![json!({"name": "value", "valueString": "Li"})]),
-            op("move", "Patient.identifier", vec![json!({"name": "source", "valueInteger": 0}), json!({"name": "destination", "valueInteger": 2})]),
-            op("replace", "Patient.deceased", vec![json!({"name": "value", "valueBoolean": true})]),
+            op(
+                "replace",
+                "Patient.name.where(use = 'official').family",
+                vec![json!({"name": "value", "valueString": "Li"})],
+            ),
+            op(
+                "move",
+                "Patient.identifier",
+                vec![
+                    json!({"name": "source", "valueInteger": 0}),
+                    json!({"name": "destination", "valueInteger": 2}),
+                ],
+            ),
+            op(
+                "replace",
+                "Patient.deceased",
+                vec![json!({"name": "value", "valueBoolean": true})],
+            ),
             op("delete", "Patient.extension('http://x/ext')", vec![]),
             op("delete", "Patient.photo", vec![]),
         ]);
         apply(&mut p, &ops, &fits).unwrap();
         assert_eq!(p["birthDate"], "1970-01-01");
         assert_eq!(p["telecom"], json!([{"system": "phone", "value": "0123"}]));
-        let systems: Vec<&str> = p["identifier"].as_array().unwrap().iter().map(|i| i["system"].as_str().unwrap()).collect();
+        let systems: Vec<&str> = p["identifier"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["system"].as_str().unwrap())
+            .collect();
         assert_eq!(systems, ["urn:a", "urn:b", "urn:c"]);
         assert!(p.get("contact").is_none(), "an emptied contact goes: {p}");
         assert_eq!(p["name"][0]["family"], "Li");
@@ -568,18 +628,51 @@ mod tests {
     #[test]
     fn errors_name_the_operation() {
         let mut p = patient();
-        let several = patch(vec![op("replace", "Patient.name.given", vec![json!({"name": "value", "valueString": "x"})])]);
+        let several = patch(vec![op(
+            "replace",
+            "Patient.name.given",
+            vec![json!({"name": "value", "valueString": "x"})],
+        )]);
         let issue = apply(&mut p, &several, &fits).unwrap_err();
         assert_eq!(issue.code, IssueType::Processing);
-        assert!(issue.diagnostics.contains("operation 1") && issue.diagnostics.contains("2 elements"), "{}", issue.diagnostics);
+        assert!(
+            issue.diagnostics.contains("operation 1") && issue.diagnostics.contains("2 elements"),
+            "{}",
+            issue.diagnostics
+        );
         let wrong_root = patch(vec![op("delete", "Observation.status", vec![])]);
-        assert_eq!(apply(&mut p, &wrong_root, &fits).unwrap_err().code, IssueType::Invalid);
+        assert_eq!(
+            apply(&mut p, &wrong_root, &fits).unwrap_err().code,
+            IssueType::Invalid
+        );
         let unknown = patch(vec![op("rename", "Patient.name", vec![])]);
-        assert!(apply(&mut p, &unknown, &fits).unwrap_err().diagnostics.contains("rename"));
+        assert!(
+            apply(&mut p, &unknown, &fits)
+                .unwrap_err()
+                .diagnostics
+                .contains("rename")
+        );
         let function = patch(vec![op("delete", "Patient.name.descendants()", vec![])]);
-        assert!(apply(&mut p, &function, &fits).unwrap_err().diagnostics.contains("descendants"));
-        let past = patch(vec![op("insert", "Patient.identifier", vec![json!({"name": "index", "valueInteger": 9}), json!({"name": "value", "valueIdentifier": {"value": "x"}})])]);
-        assert!(apply(&mut p, &past, &fits).unwrap_err().diagnostics.contains("past the end"));
+        assert!(
+            apply(&mut p, &function, &fits)
+                .unwrap_err()
+                .diagnostics
+                .contains("descendants")
+        );
+        let past = patch(vec![op(
+            "insert",
+            "Patient.identifier",
+            vec![
+                json!({"name": "index", "valueInteger": 9}),
+                json!({"name": "value", "valueIdentifier": {"value": "x"}}),
+            ],
+        )]);
+        assert!(
+            apply(&mut p, &past, &fits)
+                .unwrap_err()
+                .diagnostics
+                .contains("past the end")
+        );
         assert!(apply(&mut p, &json!({"resourceType": "Parameters"}), &fits).is_err());
     }
 }

@@ -276,13 +276,45 @@ async fn fhirpath_patch_operations(server: &TestServer) {
     let created = server.create(&start).await;
     let path = format!("Patient/{}", created["id"].as_str().unwrap());
     let body = parameters(vec![
-        operation("add", "Patient", vec![json!({"name": "name", "valueString": "birthDate"}), json!({"name": "value", "valueDate": "1970-04-01"})]),
-        operation("add", "Patient", vec![json!({"name": "name", "valueString": "address"}), json!({"name": "value", "valueAddress": {"city": "Leeds"}})]),
-        operation("insert", "Patient.identifier", vec![json!({"name": "index", "valueInteger": 0}), json!({"name": "value", "valueIdentifier": {"system": "urn:nhs", "value": "943 476 5919"}})]),
-        operation("replace", "Patient.name.where(use = 'official').family", vec![json!({"name": "value", "valueString": "Li"})]),
+        operation(
+            "add",
+            "Patient",
+            vec![
+                json!({"name": "name", "valueString": "birthDate"}),
+                json!({"name": "value", "valueDate": "1970-04-01"}),
+            ],
+        ),
+        operation(
+            "add",
+            "Patient",
+            vec![
+                json!({"name": "name", "valueString": "address"}),
+                json!({"name": "value", "valueAddress": {"city": "Leeds"}}),
+            ],
+        ),
+        operation(
+            "insert",
+            "Patient.identifier",
+            vec![
+                json!({"name": "index", "valueInteger": 0}),
+                json!({"name": "value", "valueIdentifier": {"system": "urn:nhs", "value": "943 476 5919"}}),
+            ],
+        ),
+        operation(
+            "replace",
+            "Patient.name.where(use = 'official').family",
+            vec![json!({"name": "value", "valueString": "Li"})],
+        ),
         operation("delete", "Patient.contact[0].gender", vec![]),
         operation("delete", "Patient.telecom", vec![]),
-        operation("move", "Patient.name", vec![json!({"name": "source", "valueInteger": 1}), json!({"name": "destination", "valueInteger": 0})]),
+        operation(
+            "move",
+            "Patient.name",
+            vec![
+                json!({"name": "source", "valueInteger": 1}),
+                json!({"name": "destination", "valueInteger": 0}),
+            ],
+        ),
     ]);
     let patched = json_with_status(fhirpath_patch(server, &path, &body).await, 200).await;
     assert_eq!(patched["meta"]["versionId"], "2");
@@ -294,23 +326,50 @@ async fn fhirpath_patch_operations(server: &TestServer) {
     assert_eq!(patched["name"][1]["family"], "Li");
     assert_eq!(patched["contact"], json!([{"name": {"family": "Lee"}}]));
     assert!(patched.get("telecom").is_none());
-    let found = json_with_status(server.get("Patient?family=li&birthdate=1970-04-01").await, 200).await;
+    let found = json_with_status(
+        server.get("Patient?family=li&birthdate=1970-04-01").await,
+        200,
+    )
+    .await;
     assert_eq!(found["total"], 1);
 
     // A result that is not a valid Patient, a path that matches nothing, a malformed patch:
     // nothing is written.
-    let bad_date = parameters(vec![operation("replace", "Patient.birthDate", vec![json!({"name": "value", "valueString": "spring"})])]);
+    let bad_date = parameters(vec![operation(
+        "replace",
+        "Patient.birthDate",
+        vec![json!({"name": "value", "valueString": "spring"})],
+    )]);
     outcome(fhirpath_patch(server, &path, &bad_date).await, 422, "value").await;
-    let nothing = parameters(vec![operation("replace", "Patient.gender", vec![json!({"name": "value", "valueCode": "female"})])]);
-    let message = outcome(fhirpath_patch(server, &path, &nothing).await, 422, "processing").await;
+    let nothing = parameters(vec![operation(
+        "replace",
+        "Patient.gender",
+        vec![json!({"name": "value", "valueCode": "female"})],
+    )]);
+    let message = outcome(
+        fhirpath_patch(server, &path, &nothing).await,
+        422,
+        "processing",
+    )
+    .await;
     assert!(message.contains("matches nothing"), "{message}");
     let unknown = parameters(vec![operation("rename", "Patient.name", vec![])]);
-    outcome(fhirpath_patch(server, &path, &unknown).await, 400, "invalid").await;
+    outcome(
+        fhirpath_patch(server, &path, &unknown).await,
+        400,
+        "invalid",
+    )
+    .await;
     let current = json_with_status(server.get(&path).await, 200).await;
     assert_eq!(current["meta"]["versionId"], "2");
 
     // XML in.
-    let xml = hearth::fhir::json_to_xml(&parameters(vec![operation("replace", "Patient.active", vec![json!({"name": "value", "valueBoolean": false})])])).unwrap();
+    let xml = hearth::fhir::json_to_xml(&parameters(vec![operation(
+        "replace",
+        "Patient.active",
+        vec![json!({"name": "value", "valueBoolean": false})],
+    )]))
+    .unwrap();
     let response = server
         .request(Method::PATCH, &path)
         .header("content-type", "application/fhir+xml")

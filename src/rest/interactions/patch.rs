@@ -24,7 +24,7 @@ const RETRIES: usize = 5;
 /// Patches a resource.
 #[utoipa::path(patch, path = "/fhir/{type}/{id}", tag = "FHIR",
     params(("type" = String, Path, description = "Resource type"), ("id" = String, Path, description = "Logical id")),
-    request_body(content = String, content_type = "application/json-patch+json", description = "A JSON Patch document (RFC 6902)"),
+    request_body(content = String, content_type = "application/json-patch+json", description = "A JSON Patch document (RFC 6902), or a FHIRPath Patch Parameters resource as application/fhir+json or application/fhir+xml"),
     responses((status = 200, description = "Patched"), (status = 404, description = "Unknown resource"),
         (status = 410, description = "Deleted"), (status = 412, description = "If-Match failed"),
         (status = 415, description = "Not a JSON Patch"), (status = 422, description = "The patch cannot be applied, or its result is not a valid resource")))]
@@ -43,7 +43,7 @@ pub async fn patch_resource(
 /// Conditional patch: patches the one resource the criteria match.
 #[utoipa::path(patch, path = "/fhir/{type}", tag = "FHIR",
     params(("type" = String, Path, description = "Resource type")),
-    request_body(content = String, content_type = "application/json-patch+json", description = "A JSON Patch document (RFC 6902)"),
+    request_body(content = String, content_type = "application/json-patch+json", description = "A JSON Patch document (RFC 6902), or a FHIRPath Patch Parameters resource as application/fhir+json or application/fhir+xml"),
     responses((status = 200, description = "Patched"), (status = 404, description = "No match"),
         (status = 412, description = "Several matches, or If-Match failed"), (status = 422, description = "The patch cannot be applied")))]
 pub async fn conditional_patch(
@@ -98,7 +98,9 @@ fn patch_body(headers: &HeaderMap, body: &[u8]) -> Result<PatchDocument, ApiErro
         .to_ascii_lowercase();
     match media.as_str() {
         "application/json-patch+json" => parse_json_patch(body).map(PatchDocument::Json),
-        "application/fhir+json" | "application/json" | "application/fhir+xml"
+        "application/fhir+json"
+        | "application/json"
+        | "application/fhir+xml"
         | "application/xml" => {
             let format = if media.ends_with("xml") {
                 crate::fhir::Format::Xml
