@@ -126,6 +126,20 @@ pub fn check_value(value: &Value, expected_type: Option<&str>) -> Result<(), Vec
     codec::validate_structure(value).map_err(|issue| vec![issue])
 }
 
+/// Removes the server-owned `meta.versionId` and `meta.lastUpdated` (and `meta` when nothing
+/// else is left in it): what a resource is without the version it was stored as.
+pub fn strip_version_meta(resource: &mut Value) {
+    if let Some(meta) = resource.get_mut("meta").and_then(Value::as_object_mut) {
+        meta.shift_remove("versionId");
+        meta.shift_remove("lastUpdated");
+        if meta.is_empty()
+            && let Some(object) = resource.as_object_mut()
+        {
+            object.shift_remove("meta");
+        }
+    }
+}
+
 /// Sets the server-owned fields of a resource about to be stored: `id`, `meta.versionId` and
 /// `meta.lastUpdated`, keeping `resourceType`, `id` and `meta` first. Returns the bytes stored
 /// and served.

@@ -40,15 +40,7 @@ pub enum Imported {
 
 /// The content of a resource without the server-owned `meta.versionId` and `meta.lastUpdated`.
 fn comparable(mut value: Value) -> Value {
-    if let Some(meta) = value.get_mut("meta").and_then(Value::as_object_mut) {
-        meta.remove("versionId");
-        meta.remove("lastUpdated");
-        if meta.is_empty()
-            && let Some(object) = value.as_object_mut()
-        {
-            object.remove("meta");
-        }
-    }
+    fhir::strip_version_meta(&mut value);
     value
 }
 

@@ -193,16 +193,8 @@ pub(crate) fn apply(
     mut current: Value,
     patch: &PatchDocument,
 ) -> Result<Value, ApiError> {
-    if let Some(meta) = current.get_mut("meta").and_then(Value::as_object_mut) {
-        // Server-owned: the next version sets them again.
-        meta.remove("versionId");
-        meta.remove("lastUpdated");
-        if meta.is_empty()
-            && let Some(object) = current.as_object_mut()
-        {
-            object.remove("meta");
-        }
-    }
+    // Server-owned: the next version sets them again.
+    crate::fhir::strip_version_meta(&mut current);
     match patch {
         PatchDocument::Json(patch) => json_patch::patch(&mut current, patch).map_err(|e| {
             ApiError::new(
