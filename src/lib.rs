@@ -10,6 +10,7 @@
 //! - [`fhir`]: FHIR data without HTTP or SQL; the only module that names fhirbolt.
 //! - [`storage`]: versioned resources in SQLite or PostgreSQL; the only module that names diesel.
 //! - [`rest`]: the FHIR REST API over HTTP.
+//! - [`auth`]: SMART on FHIR: authorize, token, keys, scopes; what a token may do.
 //! - [`accounts`]: people, passwords, emailed links, sessions, throttling, audit events.
 //! - [`mail`]: outgoing mail (SMTP or `.eml` files); the only module that names lettre.
 //! - [`console`]: the server-rendered pages under `/console`.
@@ -18,6 +19,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod console;

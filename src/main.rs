@@ -60,6 +60,133 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Print an access token signed by the server's key, for scripts and operators.
+    Token {
+        /// SMART scopes, e.g. 'system/*.cruds' or 'system/Patient.rs system/Observation.rs'.
+        #[arg(long, default_value = "system/*.cruds")]
+        scope: String,
+        /// Lifetime in seconds (at most a day).
+        #[arg(long, default_value_t = 3600)]
+        lifetime: i64,
+    },
+    /// Manage SMART client apps (prints JSON).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Manage the server's signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Issue an EHR launch value for an app launched in a patient's (and encounter's) context.
+    Launch {
+        /// The patient's id.
+        #[arg(long)]
+        patient: Option<String>,
+        /// The encounter's id.
+        #[arg(long)]
+        encounter: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register an app or backend service; prints {"client_id": …, "client_secret": …}.
+    Add {
+        /// Name shown to users.
+        #[arg(long)]
+        name: String,
+        /// Exact redirect URI (repeat for several).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Scopes the client may be granted (default: app scopes, or system/*.rs for backend
+        /// services).
+        #[arg(long)]
+        scope: Option<String>,
+        /// A public app (no secret).
+        #[arg(long, conflicts_with_all = ["secret", "jwks_file", "jwks_url"])]
+        public: bool,
+        /// A confidential app with a generated client secret.
+        #[arg(long, conflicts_with_all = ["jwks_file", "jwks_url"])]
+        secret: bool,
+        /// A JWK Set file with the client's public keys (private_key_jwt).
+        #[arg(long, conflicts_with = "jwks_url")]
+        jwks_file: Option<PathBuf>,
+        /// The URL of the client's JWK Set (private_key_jwt).
+        #[arg(long)]
+        jwks_url: Option<String>,
+    },
+    /// List every client.
+    List,
+    /// Disable a client: it gets no new tokens.
+    Disable {
+        /// The client_id.
+        client_id: String,
+    },
+    /// Enable a disabled client.
+    Enable {
+        /// The client_id.
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate new signing keys; the old ones verify until their tokens expire.
+    Rotate,
+}
+
+impl ClientCommand {
+    fn into_app(self) -> Result<hearth::app::smart::SmartCommand, String> {
+        use hearth::app::smart::SmartCommand as C;
+        use hearth::auth::clients::{Credentials, NewClient};
+        Ok(match self {
+            ClientCommand::Add {
+                name,
+                redirect_uris,
+                scope,
+                public,
+                secret,
+                jwks_file,
+                jwks_url,
+            } => {
+                let credentials = if let Some(path) = jwks_file {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    Credentials::Jwks(
+                        serde_json::from_str(&text)
+                            .map_err(|e| format!("{} is not JSON: {e}", path.display()))?,
+                    )
+                } else if let Some(url) = jwks_url {
+                    Credentials::JwksUrl(url)
+                } else if secret {
+                    Credentials::Secret
+                } else if public {
+                    Credentials::Public
+                } else {
+                    return Err(
+                        "say how the client authenticates: --public, --secret, --jwks-file or --jwks-url".into(),
+                    );
+                };
+                C::ClientAdd(NewClient {
+                    name,
+                    redirect_uris,
+                    scope,
+                    credentials,
+                })
+            }
+            ClientCommand::List => C::ClientList,
+            ClientCommand::Disable { client_id } => C::ClientDisable {
+                id: client_id,
+                disabled: true,
+            },
+            ClientCommand::Enable { client_id } => C::ClientDisable {
+                id: client_id,
+                disabled: false,
+            },
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -132,6 +259,19 @@ impl UserCommand {
     }
 }
 
+async fn smart(
+    config: &Config,
+    command: hearth::app::smart::SmartCommand,
+) -> Result<(), hearth::app::AppError> {
+    hearth::app::smart::smart_command(config, command)
+        .await
+        .map(|output| {
+            if !output.is_empty() {
+                println!("{output}");
+            }
+        })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -190,6 +330,27 @@ fn main() -> ExitCode {
                     }
                     Err(e) => Err(e),
                 }
+            }
+            Command::Token { scope, lifetime } => {
+                smart(&config, hearth::app::smart::SmartCommand::Token { scope, lifetime }).await
+            }
+            Command::Client { command } => match command.into_app() {
+                Ok(command) => smart(&config, command).await,
+                Err(e) => Err(hearth::app::AppError::Accounts(e)),
+            },
+            Command::Keys {
+                command: KeysCommand::Rotate,
+            } => smart(&config, hearth::app::smart::SmartCommand::KeysRotate).await,
+            Command::Launch { patient, encounter } => {
+                smart(
+                    &config,
+                    hearth::app::smart::SmartCommand::Launch(hearth::auth::grants::LaunchContext {
+                        patient,
+                        encounter,
+                        user_id: None,
+                    }),
+                )
+                .await
             }
             Command::User { command } => {
                 hearth::app::people::user_command(&config, command.into_app())

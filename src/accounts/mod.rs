@@ -24,6 +24,9 @@ use crate::clock::SharedClock;
 use crate::storage::Storage;
 use crate::storage::accounts::{TokenRow, TokenUse, UserRow};
 
+/// The name of the session cookie (console and authorization pages share the session).
+pub const SESSION_COOKIE: &str = "hearth_session";
+
 pub use audit::Event;
 pub use model::{
     AccountError, Actor, LoginError, NewAccount, RESET_TTL_MS, Records, Registration, Role,

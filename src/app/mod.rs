@@ -6,6 +6,7 @@ mod demo;
 pub mod import;
 mod install;
 pub mod people;
+pub mod smart;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio::sync::oneshot;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::{Auth, AuthSettings};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, TriageSettings};
 use crate::console::ConsoleState;
@@ -131,11 +133,22 @@ pub async fn rest_state(
     ))
 }
 
-/// The whole HTTP application.
-pub fn router(config: &Config, mut rest_state: RestState, console: ConsoleState) -> Router {
+/// The whole HTTP application. The FHIR routes demand the tokens of `auth`.
+pub fn router(
+    config: &Config,
+    mut rest_state: RestState,
+    console: ConsoleState,
+    auth: Auth,
+) -> Router {
     rest_state.max_bundle_entries = config.max_bundle_entries;
+    rest_state.auth = Some(auth.clone());
+    let directory = Arc::new(smart::RestDirectory(rest_state.clone()));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::auth::http::router(crate::auth::http::AuthState {
+            auth,
+            directory,
+        }))
         .merge(rest::router(rest_state, config.max_body_bytes))
         .merge(crate::console::router(console))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", rest::openapi::ApiDoc::openapi()))
@@ -148,6 +161,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Its external base URL.
     pub public_url: String,
+    /// Its authorization server (tests and operators mint tokens and launches with it).
+    pub auth: Auth,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), AppError>>,
     /// Background work: search parameters kept in step with other nodes, planner statistics.
@@ -203,6 +218,8 @@ pub async fn start_with_clock(
     }
     let accounts = people::accounts(config, &state, &public_url, clock.clone())?;
     people::bootstrap_admin(config, &accounts).await?;
+    let auth = open_auth(&state, &accounts, &public_url, clock.clone()).await?;
+    let auth_maintenance = auth.spawn_maintenance();
     let mailer = Arc::new(people::mailer(config)?);
     let console = ConsoleState::new(accounts.clone(), &public_url, mailer.writes_files())
         .map_err(AppError::Install)?;
@@ -226,7 +243,8 @@ pub async fn start_with_clock(
             }
         })
     };
-    let app = router(config, state, console).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(config, state, console, auth.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -239,10 +257,28 @@ pub async fn start_with_clock(
     Ok(RunningServer {
         addr,
         public_url,
+        auth,
         shutdown: Some(tx),
         task,
-        background: vec![sync, maintenance, delivery],
+        background: vec![sync, maintenance, delivery, auth_maintenance],
     })
+}
+
+/// The authorization server over `state`'s storage, its keys loaded (made on first start).
+pub async fn open_auth(
+    state: &RestState,
+    accounts: &crate::accounts::Accounts,
+    public_url: &str,
+    clock: SharedClock,
+) -> Result<Auth, AppError> {
+    Auth::start(
+        state.storage.clone(),
+        accounts.clone(),
+        clock,
+        AuthSettings::new(public_url),
+    )
+    .await
+    .map_err(|e| AppError::Install(format!("authorization server: {e}")))
 }
 
 /// Serves until Ctrl-C or SIGTERM.

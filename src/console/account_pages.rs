@@ -69,9 +69,11 @@ fn login_page(
     email: &str,
     error: Option<String>,
     unverified: bool,
+    next: &str,
 ) -> Response {
     let context = context! {
         email => email,
+        next => next,
         error => error,
         unverified => unverified,
         errors => ser(&FieldErrors::new()),
@@ -82,16 +84,36 @@ fn login_page(
 }
 
 /// `GET /console/login`.
-pub async fn login_form(State(state): State<ConsoleState>, visit: Visit) -> Response {
+pub async fn login_form(
+    State(state): State<ConsoleState>,
+    visit: Visit,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let next = query
+        .iter()
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| safe_next(v))
+        .unwrap_or("/console");
     if visit.session.user.is_some() {
-        return Redirect::to("/console").into_response();
+        return Redirect::to(next).into_response();
     }
-    login_page(&state, &visit, StatusCode::OK, "", None, false)
+    login_page(&state, &visit, StatusCode::OK, "", None, false, next)
+}
+
+/// Where to go after signing in: a path on this server (an authorization request, a console
+/// page), never another site.
+fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control);
+    if local { next } else { "/console" }
 }
 
 /// `POST /console/login`: on success the session is replaced by a new one for the user.
 pub async fn login(State(state): State<ConsoleState>, Posted { visit, form }: Posted) -> Response {
     let email = field(&form, "email").trim();
+    let next = safe_next(field(&form, "next"));
     match state
         .accounts
         .login(email, field(&form, "password"), &visit.actor())
@@ -108,7 +130,7 @@ pub async fn login(State(state): State<ConsoleState>, Posted { visit, form }: Po
                         session,
                         address: visit.address.clone(),
                     };
-                    signed_in.respond(&state, Redirect::to("/console").into_response())
+                    signed_in.respond(&state, Redirect::to(next).into_response())
                 }
                 Err(e) => failure(&state, &e),
             }
@@ -121,6 +143,7 @@ pub async fn login(State(state): State<ConsoleState>, Posted { visit, form }: Po
             email,
             Some(e.to_string()),
             false,
+            next,
         ),
         Err(e @ LoginError::Unverified) => login_page(
             &state,
@@ -129,6 +152,7 @@ pub async fn login(State(state): State<ConsoleState>, Posted { visit, form }: Po
             email,
             Some(e.to_string()),
             true,
+            next,
         ),
         Err(e) => login_page(
             &state,
@@ -141,6 +165,7 @@ pub async fn login(State(state): State<ConsoleState>, Posted { visit, form }: Po
             email,
             Some(e.to_string()),
             false,
+            next,
         ),
     }
 }

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use super::{ConsoleState, FormData};
 use crate::accounts::{Actor, Role, Session, User};
 
-const COOKIE: &str = "hearth_session";
+use crate::accounts::SESSION_COOKIE as COOKIE;
 
 /// The client's network address (the TCP peer).
 pub struct ClientAddress(pub Option<String>);

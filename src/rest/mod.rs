@@ -6,6 +6,7 @@ mod bundles;
 mod edge;
 mod error;
 mod format;
+pub mod guard;
 pub mod interactions;
 pub mod openapi;
 pub mod operations;
@@ -59,6 +60,9 @@ pub struct RestState {
     pub clock: SharedClock,
     /// Most entries a batch or transaction Bundle may have (more is a 413).
     pub max_bundle_entries: usize,
+    /// The authorization server whose tokens every request must carry (`None` only for
+    /// in-process use, such as `hearth import`, where no HTTP request arrives).
+    pub auth: Option<crate::auth::Auth>,
 }
 
 impl RestState {
@@ -86,6 +90,7 @@ impl RestState {
             triage,
             clock,
             max_bundle_entries: DEFAULT_MAX_BUNDLE_ENTRIES,
+            auth: None,
         }
     }
 
@@ -119,7 +124,7 @@ impl RestState {
 /// The routes under `/fhir`. Its fallback answers every other URL: with an OperationOutcome
 /// under `/fhir`, with a plain 404 elsewhere.
 pub fn router(state: RestState, max_body_bytes: usize) -> Router {
-    routes()
+    routes(&state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // A panic becomes a 500 here, which the edge turns into an OperationOutcome; the
         // connection and the server carry on.
@@ -130,7 +135,7 @@ pub fn router(state: RestState, max_body_bytes: usize) -> Router {
 
 /// The interactions, without the edge: what the entries of a batch or transaction Bundle are
 /// dispatched to (their answers keep their FHIR bodies unrendered).
-fn routes() -> Router<RestState> {
+fn routes(state: &RestState) -> Router<RestState> {
     Router::new()
         .route(
             "/fhir",
@@ -202,6 +207,7 @@ fn routes() -> Router<RestState> {
             "/fhir/{resource_type}/{id}/_history/{version}",
             get(vread::vread_resource),
         )
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .fallback(edge::unknown_route)
 }
 

@@ -4,6 +4,7 @@
 //! never on the async executor.
 
 pub mod accounts;
+pub mod oauth;
 mod conditional;
 mod connection;
 mod history;

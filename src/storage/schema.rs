@@ -219,3 +219,86 @@ diesel::table! {
 
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(sessions, users);
+
+diesel::table! {
+    /// The server's JWT signing keys (PKCS#8, base64) and their public JWKs.
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_der -> Text,
+        public_jwk -> Text,
+        created_ms -> BigInt,
+        retired_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Registered SMART client apps.
+    oauth_clients (id) {
+        id -> Text,
+        name -> Text,
+        kind -> Text,
+        secret_hash -> Nullable<Text>,
+        jwks -> Nullable<Text>,
+        jwks_url -> Nullable<Text>,
+        redirect_uris -> Text,
+        scope -> Text,
+        status -> Text,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Authorization codes (hashed), single use.
+    oauth_codes (code_hash) {
+        code_hash -> Text,
+        client_id -> Text,
+        redirect_uri -> Text,
+        code_challenge -> Text,
+        grant_json -> Text,
+        created_ms -> BigInt,
+        expires_ms -> BigInt,
+        used_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// Refresh tokens (hashed), rotated on use; one grant is a chain of them.
+    oauth_refresh_tokens (token_hash) {
+        token_hash -> Text,
+        grant_id -> Text,
+        client_id -> Text,
+        grant_json -> Text,
+        created_ms -> BigInt,
+        expires_ms -> BigInt,
+        used_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// EHR launch values (hashed) and the context they bind.
+    oauth_launches (launch_hash) {
+        launch_hash -> Text,
+        context_json -> Text,
+        created_ms -> BigInt,
+        expires_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// The `jti` of every client assertion seen, until it expires (replay protection).
+    oauth_assertions (client_id, jti) {
+        client_id -> Text,
+        jti -> Text,
+        expires_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Revoked access tokens, by `jti`, until they would have expired.
+    oauth_revocations (jti) {
+        jti -> Text,
+        revoked_ms -> BigInt,
+        expires_ms -> BigInt,
+    }
+}

@@ -16,6 +16,33 @@ use crate::support::TestDatabase;
 struct Node {
     child: Child,
     base: String,
+    /// A client carrying an operator token from `hearth token`.
+    client: reqwest::Client,
+}
+
+/// A client with a `system/*.cruds` token that `hearth token` printed for the node on `port`.
+fn operator_client(database: &TestDatabase, port: u16) -> reqwest::Client {
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "token",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &database.url(),
+        ])
+        .arg("--data-dir")
+        .arg(database.data_dir())
+        .env("HEARTH_LOG", "warn")
+        .output()
+        .expect("run hearth token");
+    assert!(output.status.success(), "hearth token: {}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
 async fn start_node(database: &TestDatabase) -> Node {
@@ -51,6 +78,7 @@ async fn start_node(database: &TestDatabase) -> Node {
             return Node {
                 child,
                 base: format!("{root}/fhir"),
+                client: operator_client(database, port),
             };
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -63,8 +91,13 @@ async fn start_node(database: &TestDatabase) -> Node {
 /// id -> (version, content) of every acknowledged write.
 type Acknowledged = Arc<Mutex<BTreeMap<(String, i64), Value>>>;
 
-async fn writer(base: String, n: usize, stop: Arc<AtomicBool>, acknowledged: Acknowledged) {
-    let client = reqwest::Client::new();
+async fn writer(
+    client: reqwest::Client,
+    base: String,
+    n: usize,
+    stop: Arc<AtomicBool>,
+    acknowledged: Acknowledged,
+) {
     let mut mine: Option<String> = None;
     let mut round = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -116,6 +149,7 @@ async fn crash_and_recover(database: TestDatabase) {
     let writers: Vec<_> = (0..6)
         .map(|n| {
             tokio::spawn(writer(
+                node.client.clone(),
                 node.base.clone(),
                 n,
                 stop.clone(),
@@ -138,7 +172,7 @@ async fn crash_and_recover(database: TestDatabase) {
     );
 
     let mut node = start_node(&database).await;
-    let client = reqwest::Client::new();
+    let client = node.client.clone();
     let mut latest: BTreeMap<String, i64> = BTreeMap::new();
     for ((id, version), content) in &acknowledged {
         let response = client

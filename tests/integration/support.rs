@@ -144,10 +144,25 @@ impl TestServer {
             .await
             .expect("server starts");
         let base = format!("{}/fhir", server.public_url);
+        // The suites act as an operator with every permission; SMART tests make their own
+        // clients and tokens.
+        let token = server
+            .auth
+            .operator_token("system/*.cruds", 3600)
+            .expect("operator token");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("client");
         TestServer {
             server,
             base,
-            client: reqwest::Client::new(),
+            client,
             database,
         }
     }
@@ -174,6 +189,11 @@ impl TestServer {
     /// when the public URL is set).
     pub fn local_url(&self) -> String {
         format!("http://{}", self.server.addr)
+    }
+
+    /// The server's authorization server.
+    pub fn auth(&self) -> &hearth::auth::Auth {
+        &self.server.auth
     }
 
     /// The server's root URL (without `/fhir`).

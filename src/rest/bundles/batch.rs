@@ -20,7 +20,7 @@ pub async fn run(
     for (index, error) in malformed {
         answers[index] = Some(dispatch::failure(error));
     }
-    let routes = super::super::routes().with_state(state.clone());
+    let routes = super::super::routes(state).with_state(state.clone());
     entries.sort_by_key(|e| (e.method.phase(), e.index));
     for entry in &entries {
         answers[entry.index] = Some(dispatch::run(&routes, entry, headers).await);

@@ -89,7 +89,7 @@ pub async fn run(
     let routes = answers
         .iter()
         .any(|a| matches!(a, Answer::Read))
-        .then(|| super::super::routes().with_state(state.clone()));
+        .then(|| super::super::routes(state).with_state(state.clone()));
     let mut response = Vec::with_capacity(entries.len());
     for (entry, answer) in entries.iter().zip(answers) {
         response.push(match answer {
