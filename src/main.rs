@@ -332,7 +332,11 @@ fn main() -> ExitCode {
                 }
             }
             Command::Token { scope, lifetime } => {
-                smart(&config, hearth::app::smart::SmartCommand::Token { scope, lifetime }).await
+                smart(
+                    &config,
+                    hearth::app::smart::SmartCommand::Token { scope, lifetime },
+                )
+                .await
             }
             Command::Client { command } => match command.into_app() {
                 Ok(command) => smart(&config, command).await,

@@ -431,7 +431,12 @@ fn prepare(state: &RestState, resource: Value) -> Result<ImportItem, String> {
     let mut resource = resource;
     resource["id"] = Value::String(id.to_string());
     let prepared = state
-        .prepare(&resource_type, resource, None)
+        .prepare(
+            &resource_type,
+            resource,
+            None,
+            crate::auth::Interaction::Update,
+        )
         .map_err(|e| describe(e.issues()))?;
     Ok(ImportItem {
         resource_type,

@@ -163,6 +163,8 @@ pub struct RunningServer {
     pub public_url: String,
     /// Its authorization server (tests and operators mint tokens and launches with it).
     pub auth: Auth,
+    /// Its accounts.
+    pub accounts: crate::accounts::Accounts,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), AppError>>,
     /// Background work: search parameters kept in step with other nodes, planner statistics.
@@ -220,6 +222,7 @@ pub async fn start_with_clock(
     people::bootstrap_admin(config, &accounts).await?;
     let auth = open_auth(&state, &accounts, &public_url, clock.clone()).await?;
     let auth_maintenance = auth.spawn_maintenance();
+    let auth_accounts = accounts.clone();
     let mailer = Arc::new(people::mailer(config)?);
     let console = ConsoleState::new(accounts.clone(), &public_url, mailer.writes_files())
         .map_err(AppError::Install)?;
@@ -258,6 +261,7 @@ pub async fn start_with_clock(
         addr,
         public_url,
         auth,
+        accounts: auth_accounts,
         shutdown: Some(tx),
         task,
         background: vec![sync, maintenance, delivery, auth_maintenance],

@@ -1,10 +1,7 @@
 //! The SMART authorization server wired into the server: its patient directory searches
 //! through the FHIR layer.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use crate::auth::http::Directory;
+use crate::auth::http::{Directory, Found};
 use crate::fhir::ResourceId;
 use crate::rest::RestState;
 use crate::rest::interactions::search::parse_search;
@@ -13,10 +10,7 @@ use crate::rest::interactions::search::parse_search;
 pub struct RestDirectory(pub RestState);
 
 impl Directory for RestDirectory {
-    fn patients(
-        &self,
-        name: &str,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<(String, String)>, String>> + Send + '_>> {
+    fn patients(&self, name: &str) -> Found<'_, Vec<(String, String)>> {
         let name = name.trim().to_owned();
         Box::pin(async move {
             let mut params = vec![
@@ -46,10 +40,7 @@ impl Directory for RestDirectory {
         })
     }
 
-    fn patient_exists(
-        &self,
-        id: &str,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + '_>> {
+    fn patient_exists(&self, id: &str) -> Found<'_, bool> {
         let id = id.to_owned();
         Box::pin(async move {
             let Ok(id) = ResourceId::parse(&id) else {
@@ -130,7 +121,9 @@ pub async fn smart_command(
     match command {
         SmartCommand::Token { scope, lifetime } => {
             if lifetime <= 0 || lifetime > 24 * 3600 {
-                return Err(failed("--lifetime must be between 1 and 86400 seconds".into()));
+                return Err(failed(
+                    "--lifetime must be between 1 and 86400 seconds".into(),
+                ));
             }
             let scopes = crate::auth::Scopes::parse(&scope);
             if scopes.resources.is_empty() {
@@ -176,7 +169,9 @@ pub async fn smart_command(
             }
         }
         SmartCommand::KeysRotate => {
-            auth.rotate_keys().await.map_err(|e| failed(e.to_string()))?;
+            auth.rotate_keys()
+                .await
+                .map_err(|e| failed(e.to_string()))?;
             Ok(auth.jwks().to_string())
         }
         SmartCommand::Launch(context) => {
@@ -184,7 +179,10 @@ pub async fn smart_command(
                 .issue_launch(&context)
                 .await
                 .map_err(|e| failed(e.description))?;
-            Ok(serde_json::json!({"launch": launch, "iss": format!("{public_url}/fhir")}).to_string())
+            Ok(
+                serde_json::json!({"launch": launch, "iss": format!("{public_url}/fhir")})
+                    .to_string(),
+            )
         }
     }
 }

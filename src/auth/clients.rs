@@ -266,10 +266,9 @@ impl Auth {
                 ));
             }
         };
-        let client = self
-            .active_client(&id)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_client(format!("unknown or disabled client '{id}'")))?;
+        let client = self.active_client(&id).await?.ok_or_else(|| {
+            OAuthError::invalid_client(format!("unknown or disabled client '{id}'"))
+        })?;
         match (client.kind.as_str(), secret) {
             ("public", None) => Ok(client),
             ("public", Some(_)) => Err(OAuthError::invalid_client(
@@ -297,8 +296,9 @@ impl Auth {
         assertion: &str,
         form_client_id: Option<&str>,
     ) -> Result<ClientRow, OAuthError> {
-        let header = jsonwebtoken::decode_header(assertion)
-            .map_err(|e| OAuthError::invalid_client(format!("client_assertion is not a JWT: {e}")))?;
+        let header = jsonwebtoken::decode_header(assertion).map_err(|e| {
+            OAuthError::invalid_client(format!("client_assertion is not a JWT: {e}"))
+        })?;
         if !matches!(header.alg, Algorithm::RS384 | Algorithm::ES384) {
             return Err(OAuthError::invalid_client(format!(
                 "client assertions must be signed with RS384 or ES384, not {:?}",
@@ -306,7 +306,9 @@ impl Auth {
             )));
         }
         let unverified: Value = jsonwebtoken::dangerous::insecure_decode_claims(assertion)
-            .map_err(|e| OAuthError::invalid_client(format!("client_assertion claims unreadable: {e}")))?;
+            .map_err(|e| {
+                OAuthError::invalid_client(format!("client_assertion claims unreadable: {e}"))
+            })?;
         let iss = unverified["iss"]
             .as_str()
             .ok_or_else(|| OAuthError::invalid_client("the client assertion has no iss"))?
@@ -316,10 +318,9 @@ impl Auth {
                 "client_id differs from the client assertion's iss",
             ));
         }
-        let client = self
-            .active_client(&iss)
-            .await?
-            .ok_or_else(|| OAuthError::invalid_client(format!("unknown or disabled client '{iss}'")))?;
+        let client = self.active_client(&iss).await?.ok_or_else(|| {
+            OAuthError::invalid_client(format!("unknown or disabled client '{iss}'"))
+        })?;
         if client.kind != "asymmetric" {
             return Err(OAuthError::invalid_client(
                 "this client has no registered keys for client assertions",
@@ -336,8 +337,9 @@ impl Auth {
                 header.kid.as_deref().unwrap_or("(none)")
             ))
         })?;
-        let decoding = DecodingKey::from_jwk(key)
-            .map_err(|e| OAuthError::invalid_client(format!("the client's key is unusable: {e}")))?;
+        let decoding = DecodingKey::from_jwk(key).map_err(|e| {
+            OAuthError::invalid_client(format!("the client's key is unusable: {e}"))
+        })?;
         let mut validation = Validation::new(header.alg);
         let token_url = self.settings().token_url();
         validation.set_audience(&[&token_url]);
@@ -346,27 +348,31 @@ impl Auth {
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         // Expiry is checked below against the server's clock.
         validation.validate_exp = false;
-        let data = jsonwebtoken::decode::<Value>(assertion, &decoding, &validation).map_err(|e| {
-            OAuthError::invalid_client(match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    "the client assertion has expired".to_owned()
-                }
-                jsonwebtoken::errors::ErrorKind::InvalidAudience => {
-                    format!("the client assertion's aud must be {token_url}")
-                }
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                    "the client assertion's signature does not match the client's key".to_owned()
-                }
-                jsonwebtoken::errors::ErrorKind::InvalidSubject => {
-                    "the client assertion's sub must be the client_id".to_owned()
-                }
-                _ => format!("the client assertion is invalid: {e}"),
-            })
-        })?;
+        let data =
+            jsonwebtoken::decode::<Value>(assertion, &decoding, &validation).map_err(|e| {
+                OAuthError::invalid_client(match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                        "the client assertion has expired".to_owned()
+                    }
+                    jsonwebtoken::errors::ErrorKind::InvalidAudience => {
+                        format!("the client assertion's aud must be {token_url}")
+                    }
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                        "the client assertion's signature does not match the client's key"
+                            .to_owned()
+                    }
+                    jsonwebtoken::errors::ErrorKind::InvalidSubject => {
+                        "the client assertion's sub must be the client_id".to_owned()
+                    }
+                    _ => format!("the client assertion is invalid: {e}"),
+                })
+            })?;
         let now_s = self.now_ms() / 1000;
         let exp = data.claims["exp"].as_i64().unwrap_or(0);
         if exp + 30 <= now_s {
-            return Err(OAuthError::invalid_client("the client assertion has expired"));
+            return Err(OAuthError::invalid_client(
+                "the client assertion has expired",
+            ));
         }
         if exp > now_s + MAX_ASSERTION_LIFETIME_S + 30 {
             return Err(OAuthError::invalid_client(
@@ -393,7 +399,11 @@ impl Auth {
 
     /// The keys to check a client's assertion with: its `jku` when that is its registered JWK
     /// Set URL, else the registered JWK Set or URL.
-    async fn client_keys(&self, client: &ClientRow, jku: Option<&str>) -> Result<JwkSet, OAuthError> {
+    async fn client_keys(
+        &self,
+        client: &ClientRow,
+        jku: Option<&str>,
+    ) -> Result<JwkSet, OAuthError> {
         let url = match jku {
             Some(jku) => {
                 if client.jwks_url.as_deref() != Some(jku) {
@@ -409,11 +419,14 @@ impl Auth {
             (Some(url), _) => self.fetch_jwks(&url).await?,
             (None, Some(jwks)) => serde_json::from_str(jwks).map_err(OAuthError::server)?,
             (None, None) => {
-                return Err(OAuthError::invalid_client("this client has no registered keys"));
+                return Err(OAuthError::invalid_client(
+                    "this client has no registered keys",
+                ));
             }
         };
-        serde_json::from_value(set)
-            .map_err(|e| OAuthError::invalid_client(format!("the client's JWK Set cannot be read: {e}")))
+        serde_json::from_value(set).map_err(|e| {
+            OAuthError::invalid_client(format!("the client's JWK Set cannot be read: {e}"))
+        })
     }
 
     /// Fetches a JWK Set, caching it no longer than its `Cache-Control: max-age` allows.
@@ -426,7 +439,9 @@ impl Auth {
             return Ok(set.clone());
         }
         if !fetchable(url) {
-            return Err(OAuthError::invalid_client(format!("JWK Set URL {url} is not https")));
+            return Err(OAuthError::invalid_client(format!(
+                "JWK Set URL {url} is not https"
+            )));
         }
         let response = self
             .inner
@@ -435,7 +450,9 @@ impl Auth {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| OAuthError::invalid_client(format!("cannot fetch the client's JWK Set: {e}")))?;
+            .map_err(|e| {
+                OAuthError::invalid_client(format!("cannot fetch the client's JWK Set: {e}"))
+            })?;
         if !response.status().is_success() {
             return Err(OAuthError::invalid_client(format!(
                 "fetching the client's JWK Set answered {}",
@@ -455,14 +472,16 @@ impl Auth {
                     .and_then(|s| s.trim().parse::<i64>().ok())
             })
             .unwrap_or(0);
-        let set: Value = response
-            .json()
-            .await
-            .map_err(|e| OAuthError::invalid_client(format!("the client's JWK Set is not JSON: {e}")))?;
+        let set: Value = response.json().await.map_err(|e| {
+            OAuthError::invalid_client(format!("the client's JWK Set is not JSON: {e}"))
+        })?;
         if max_age > 0
             && let Ok(mut cache) = self.inner.jwks_cache.lock()
         {
-            cache.insert(url.to_owned(), (set.clone(), now + max_age.min(3600) * 1000));
+            cache.insert(
+                url.to_owned(),
+                (set.clone(), now + max_age.min(3600) * 1000),
+            );
         }
         Ok(set)
     }
@@ -470,7 +489,9 @@ impl Auth {
 
 /// Parses `Authorization: Basic …` (RFC 6749 §2.3.1: id and secret are form-encoded).
 pub fn basic_credentials(header: &str) -> Option<(String, String)> {
-    let encoded = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic "))?;
+    let encoded = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()?;

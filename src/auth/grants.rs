@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use oauth2::{
-    AccessToken, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier,
-    RefreshToken, Scope, StandardTokenResponse, TokenType,
+    AccessToken, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RefreshToken, Scope,
+    StandardTokenResponse, TokenType,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -139,7 +139,9 @@ impl Auth {
         let Some(text) = self.storage().launch(&hash_secret(launch)).await? else {
             return Ok(None);
         };
-        Ok(Some(serde_json::from_str(&text).map_err(OAuthError::server)?))
+        Ok(Some(
+            serde_json::from_str(&text).map_err(OAuthError::server)?,
+        ))
     }
 
     /// `grant_type=authorization_code`.
@@ -154,13 +156,22 @@ impl Auth {
         let row = match self.storage().spend_code(&hash_secret(code)).await? {
             Spend::Spent(row) => row,
             Spend::Reused => {
-                return Err(OAuthError::bad("invalid_grant", "the authorization code was used before"));
+                return Err(OAuthError::bad(
+                    "invalid_grant",
+                    "the authorization code was used before",
+                ));
             }
             Spend::Expired => {
-                return Err(OAuthError::bad("invalid_grant", "the authorization code has expired"));
+                return Err(OAuthError::bad(
+                    "invalid_grant",
+                    "the authorization code has expired",
+                ));
             }
             Spend::Unknown => {
-                return Err(OAuthError::bad("invalid_grant", "the authorization code is not known"));
+                return Err(OAuthError::bad(
+                    "invalid_grant",
+                    "the authorization code is not known",
+                ));
             }
         };
         if row.client_id != client_id {
@@ -176,7 +187,10 @@ impl Auth {
             ));
         }
         let verifier = verifier.ok_or_else(|| {
-            OAuthError::bad("invalid_grant", "code_verifier is missing (PKCE is required)")
+            OAuthError::bad(
+                "invalid_grant",
+                "code_verifier is missing (PKCE is required)",
+            )
         })?;
         if !verifier_ok(verifier) {
             return Err(OAuthError::bad(
@@ -184,8 +198,9 @@ impl Auth {
                 "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
             ));
         }
-        let challenge =
-            PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(verifier.to_owned()));
+        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
+            verifier.to_owned(),
+        ));
         if challenge.as_str() != row.code_challenge {
             return Err(OAuthError::bad(
                 "invalid_grant",
@@ -194,7 +209,9 @@ impl Auth {
         }
         let grant: Grant = serde_json::from_str(&row.grant_json).map_err(OAuthError::server)?;
         self.check_user(&grant).await?;
-        let refresh = self.new_refresh(&grant, &uuid::Uuid::new_v4().to_string()).await?;
+        let refresh = self
+            .new_refresh(&grant, &uuid::Uuid::new_v4().to_string())
+            .await?;
         self.token_response(&grant, self.settings().access_lifetime_s, refresh)
     }
 
@@ -205,10 +222,14 @@ impl Auth {
         token: Option<&str>,
         scope: Option<&str>,
     ) -> Result<SmartTokenResponse, OAuthError> {
-        let token = token.ok_or_else(|| OAuthError::bad("invalid_request", "refresh_token is missing"))?;
+        let token =
+            token.ok_or_else(|| OAuthError::bad("invalid_request", "refresh_token is missing"))?;
         let hash = hash_secret(token);
         let Some(row) = self.storage().refresh_token(&hash).await? else {
-            return Err(OAuthError::bad("invalid_grant", "the refresh token is not known"));
+            return Err(OAuthError::bad(
+                "invalid_grant",
+                "the refresh token is not known",
+            ));
         };
         if row.client_id != client_id {
             return Err(OAuthError::bad(
@@ -252,10 +273,16 @@ impl Auth {
                 ));
             }
             Spend::Expired => {
-                return Err(OAuthError::bad("invalid_grant", "the refresh token has expired"));
+                return Err(OAuthError::bad(
+                    "invalid_grant",
+                    "the refresh token has expired",
+                ));
             }
             Spend::Unknown => {
-                return Err(OAuthError::bad("invalid_grant", "the refresh token is not known"));
+                return Err(OAuthError::bad(
+                    "invalid_grant",
+                    "the refresh token is not known",
+                ));
             }
         }
         let refresh = lifetime.map(|_| new_token);
@@ -307,8 +334,14 @@ impl Auth {
         };
         match self.accounts().user(user_id).await {
             Ok(user) if user.status == Status::Active => Ok(()),
-            Ok(_) => Err(OAuthError::bad("invalid_grant", "the user's account is disabled")),
-            Err(_) => Err(OAuthError::bad("invalid_grant", "the user's account no longer exists")),
+            Ok(_) => Err(OAuthError::bad(
+                "invalid_grant",
+                "the user's account is disabled",
+            )),
+            Err(_) => Err(OAuthError::bad(
+                "invalid_grant",
+                "the user's account no longer exists",
+            )),
         }
     }
 
@@ -322,7 +355,11 @@ impl Auth {
         }
     }
 
-    async fn new_refresh(&self, grant: &Grant, grant_id: &str) -> Result<Option<String>, OAuthError> {
+    async fn new_refresh(
+        &self,
+        grant: &Grant,
+        grant_id: &str,
+    ) -> Result<Option<String>, OAuthError> {
         let Some(lifetime) = self.refresh_lifetime_s(&Scopes::parse(&grant.scope)) else {
             return Ok(None);
         };
@@ -353,7 +390,10 @@ impl Auth {
         let now = self.now_ms() / 1000;
         let scopes = Scopes::parse(&grant.scope);
         let launched = scopes.has("launch") || scopes.has("launch/patient");
-        let subject = grant.user_id.clone().unwrap_or_else(|| grant.client_id.clone());
+        let subject = grant
+            .user_id
+            .clone()
+            .unwrap_or_else(|| grant.client_id.clone());
         let mut claims = json!({
             "iss": settings.public_url,
             "aud": settings.fhir_base,
@@ -364,7 +404,10 @@ impl Auth {
             "exp": now + lifetime_s,
             "jti": uuid::Uuid::new_v4().to_string(),
         });
-        let patient = grant.patient.clone().filter(|_| launched || scopes.any_at(super::Level::Patient));
+        let patient = grant
+            .patient
+            .clone()
+            .filter(|_| launched || scopes.any_at(super::Level::Patient));
         let encounter = grant.encounter.clone().filter(|_| launched);
         if let Some(p) = &patient {
             claims["patient"] = json!(p);
@@ -383,10 +426,10 @@ impl Auth {
                 "iat": now,
                 "exp": now + lifetime_s,
             });
-            if scopes.has("fhirUser") || scopes.has("profile") {
-                if let Some(u) = &grant.fhir_user {
-                    id["fhirUser"] = json!(format!("{}/{u}", settings.fhir_base));
-                }
+            if (scopes.has("fhirUser") || scopes.has("profile"))
+                && let Some(u) = &grant.fhir_user
+            {
+                id["fhirUser"] = json!(format!("{}/{u}", settings.fhir_base));
             }
             if let Some(n) = &grant.nonce {
                 id["nonce"] = json!(n);
@@ -409,7 +452,8 @@ impl Auth {
                 patient,
                 encounter,
                 need_patient_banner: launched.then_some(grant.need_patient_banner),
-                smart_style_url: launched.then(|| format!("{}/auth/smart-style.json", settings.public_url)),
+                smart_style_url: launched
+                    .then(|| format!("{}/auth/smart-style.json", settings.public_url)),
                 id_token,
             },
         );

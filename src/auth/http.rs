@@ -24,19 +24,16 @@ use super::{Auth, Level, Scopes};
 use crate::accounts::{Role, SESSION_COOKIE, Status, User};
 use crate::storage::oauth::ClientRow;
 
+/// A boxed future of the directory.
+pub type Found<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+
 /// Finds patients for the patient picker and checks that a chosen one exists; provided by the
 /// composition root (it searches through the FHIR layer).
 pub trait Directory: Send + Sync + 'static {
     /// Up to 50 patients whose name matches `name` (all when empty): `(id, label)`.
-    fn patients(
-        &self,
-        name: &str,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<(String, String)>, String>> + Send + '_>>;
+    fn patients(&self, name: &str) -> Found<'_, Vec<(String, String)>>;
     /// Whether `Patient/id` exists.
-    fn patient_exists(
-        &self,
-        id: &str,
-    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + '_>>;
+    fn patient_exists(&self, id: &str) -> Found<'_, bool>;
 }
 
 /// What the auth routes share.
@@ -60,11 +57,17 @@ pub fn router(state: AuthState) -> Router {
             get(openid_configuration).options(preflight_any),
         )
         .route("/auth/jwks", get(jwks).options(preflight_any))
-        .route("/auth/smart-style.json", get(smart_style).options(preflight_any))
+        .route(
+            "/auth/smart-style.json",
+            get(smart_style).options(preflight_any),
+        )
         .route("/auth/authorize", get(authorize_get).post(authorize_post))
         .route("/auth/authorize/decide", post(decide))
         .route("/auth/token", post(token).options(preflight_registered))
-        .route("/auth/introspect", post(introspect).options(preflight_registered))
+        .route(
+            "/auth/introspect",
+            post(introspect).options(preflight_registered),
+        )
         .route("/auth/revoke", post(revoke).options(preflight_registered))
         .with_state(state)
 }
@@ -124,15 +127,24 @@ const SCOPES_SUPPORTED: &[&str] = &[
 fn open_json(value: Value) -> Response {
     let mut response = (StatusCode::OK, axum::Json(value)).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
     response
 }
 
 async fn preflight_any() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, OPTIONS"),
@@ -255,7 +267,9 @@ pub async fn allow_registered_origin(auth: &Auth, headers: &HeaderMap, response:
         h.insert(header::VARY, HeaderValue::from_static("Origin"));
         h.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static("Location, ETag, Last-Modified, Content-Location, WWW-Authenticate"),
+            HeaderValue::from_static(
+                "Location, ETag, Last-Modified, Content-Location, WWW-Authenticate",
+            ),
         );
     }
 }
@@ -264,7 +278,10 @@ pub async fn allow_registered_origin(auth: &Auth, headers: &HeaderMap, response:
 pub async fn preflight(auth: &Auth, headers: &HeaderMap) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     allow_registered_origin(auth, headers, &mut response).await;
-    if response.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+    if response
+        .headers()
+        .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
         let h = response.headers_mut();
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
@@ -274,7 +291,10 @@ pub async fn preflight(auth: &Auth, headers: &HeaderMap) -> Response {
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("Authorization, Accept, Content-Type, If-Match, If-None-Match, If-None-Exist, If-Modified-Since, Prefer"),
         );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
     }
     response
 }
@@ -318,12 +338,19 @@ impl IntoResponse for OAuthError {
     }
 }
 
-fn client_credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<ClientCredentials, OAuthError> {
-    let basic = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        Some(value) if value.to_ascii_lowercase().starts_with("basic ") => Some(
-            basic_credentials(value)
-                .ok_or_else(|| OAuthError::invalid_client("the Basic credentials cannot be read"))?,
-        ),
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<ClientCredentials, OAuthError> {
+    let basic = match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(value) if value.to_ascii_lowercase().starts_with("basic ") => {
+            Some(basic_credentials(value).ok_or_else(|| {
+                OAuthError::invalid_client("the Basic credentials cannot be read")
+            })?)
+        }
         _ => None,
     };
     Ok(ClientCredentials {
@@ -340,11 +367,10 @@ fn check_form_content(headers: &HeaderMap) -> Result<(), OAuthError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if content_type
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-    {
+    if content_type.split(';').next().is_some_and(|t| {
+        t.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    }) {
         Ok(())
     } else {
         Err(OAuthError::bad(
@@ -355,7 +381,11 @@ fn check_form_content(headers: &HeaderMap) -> Result<(), OAuthError> {
 }
 
 /// `POST /auth/token`.
-async fn token(State(state): State<AuthState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+async fn token(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
     let result = token_grant(&state.auth, &headers, &body).await;
     let mut response = match result {
         Ok(value) => no_store((StatusCode::OK, axum::Json(value)).into_response()),
@@ -371,14 +401,24 @@ async fn token_grant(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Result<Va
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::bad("invalid_request", "grant_type is missing"))?;
-    let client = auth.authenticate_client(&client_credentials(headers, &form)?).await?;
+    let client = auth
+        .authenticate_client(&client_credentials(headers, &form)?)
+        .await?;
     let get = |k: &str| form.get(k).map(String::as_str);
     let response = match grant_type.as_str() {
         "authorization_code" => {
-            auth.exchange_code(&client.id, get("code"), get("redirect_uri"), get("code_verifier"))
+            auth.exchange_code(
+                &client.id,
+                get("code"),
+                get("redirect_uri"),
+                get("code_verifier"),
+            )
+            .await?
+        }
+        "refresh_token" => {
+            auth.refresh(&client.id, get("refresh_token"), get("scope"))
                 .await?
         }
-        "refresh_token" => auth.refresh(&client.id, get("refresh_token"), get("scope")).await?,
         "client_credentials" => {
             if client.kind != "asymmetric" {
                 return Err(OAuthError::bad(
@@ -391,7 +431,9 @@ async fn token_grant(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Result<Va
         other => {
             return Err(OAuthError::bad(
                 "unsupported_grant_type",
-                format!("grant_type '{other}' is not supported; use authorization_code, refresh_token or client_credentials"),
+                format!(
+                    "grant_type '{other}' is not supported; use authorization_code, refresh_token or client_credentials"
+                ),
             ));
         }
     };
@@ -400,7 +442,11 @@ async fn token_grant(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Result<Va
 
 /// `POST /auth/introspect` (RFC 7662): for authenticated clients, or a bearer token with a
 /// `system/` or `user/` scope.
-async fn introspect(State(state): State<AuthState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+async fn introspect(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
     let result = async {
         check_form_content(&headers)?;
         let form = form_map(&body);
@@ -420,7 +466,11 @@ async fn introspect(State(state): State<AuthState>, headers: HeaderMap, RawForm(
 }
 
 /// Who may introspect: a client that authenticates, or the bearer of a valid token.
-async fn authorize_caller(auth: &Auth, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<(), OAuthError> {
+async fn authorize_caller(
+    auth: &Auth,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<(), OAuthError> {
     if let Some(bearer) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -432,7 +482,9 @@ async fn authorize_caller(auth: &Auth, headers: &HeaderMap, form: &HashMap<Strin
             .map(|_| ())
             .map_err(|e| OAuthError::invalid_client(e.to_string()));
     }
-    auth.authenticate_client(&client_credentials(headers, form)?).await.map(|_| ())
+    auth.authenticate_client(&client_credentials(headers, form)?)
+        .await
+        .map(|_| ())
 }
 
 async fn introspection(auth: &Auth, token: &str) -> Value {
@@ -445,7 +497,10 @@ async fn introspection(auth: &Auth, token: &str) -> Value {
         }
         Err(_) => {
             // A refresh token is active while it is unused and current.
-            if let Ok(Some(row)) = auth.storage().refresh_token(&super::hash_secret(token)).await
+            if let Ok(Some(row)) = auth
+                .storage()
+                .refresh_token(&super::hash_secret(token))
+                .await
                 && row.used_ms.is_none()
                 && row.expires_ms > auth.now_ms()
                 && let Ok(grant) = serde_json::from_str::<Grant>(&row.grant_json)
@@ -466,7 +521,11 @@ async fn introspection(auth: &Auth, token: &str) -> Value {
 
 /// `POST /auth/revoke` (RFC 7009): revokes an access token or a refresh token (and its grant).
 /// Unknown tokens are not an error.
-async fn revoke(State(state): State<AuthState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+async fn revoke(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
     let result = async {
         check_form_content(&headers)?;
         let form = form_map(&body);
@@ -541,7 +600,9 @@ enum AuthzFailure {
 impl AuthzFailure {
     fn into_response(self) -> Response {
         match self {
-            AuthzFailure::Show(status, message) => message_page(status, "This app cannot sign you in", &message),
+            AuthzFailure::Show(status, message) => {
+                message_page(status, "This app cannot sign you in", &message)
+            }
             AuthzFailure::Redirect {
                 redirect_uri,
                 state,
@@ -555,7 +616,10 @@ impl AuthzFailure {
                     query.append_pair("state", &state);
                 }
                 let joiner = if redirect_uri.contains('?') { '&' } else { '?' };
-                no_store(Redirect::to(&format!("{redirect_uri}{joiner}{}", query.finish())).into_response())
+                no_store(
+                    Redirect::to(&format!("{redirect_uri}{joiner}{}", query.finish()))
+                        .into_response(),
+                )
             }
             AuthzFailure::Server(message) => {
                 tracing::error!("authorize: {message}");
@@ -577,9 +641,13 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-async fn validate(auth: &Auth, params: Vec<(String, String)>) -> Result<AuthzRequest, AuthzFailure> {
+async fn validate(
+    auth: &Auth,
+    params: Vec<(String, String)>,
+) -> Result<AuthzRequest, AuthzFailure> {
     let show = |m: String| AuthzFailure::Show(StatusCode::BAD_REQUEST, m);
-    let client_id = param(&params, "client_id").ok_or_else(|| show("The request names no app (client_id is missing).".into()))?;
+    let client_id = param(&params, "client_id")
+        .ok_or_else(|| show("The request names no app (client_id is missing).".into()))?;
     let client = auth
         .active_client(client_id)
         .await
@@ -603,13 +671,21 @@ async fn validate(auth: &Auth, params: Vec<(String, String)>) -> Result<AuthzReq
         description,
     };
     if param(&params, "response_type") != Some("code") {
-        return Err(back("unsupported_response_type", "response_type must be code".into()));
+        return Err(back(
+            "unsupported_response_type",
+            "response_type must be code".into(),
+        ));
     }
     let Some(state_value) = state.clone() else {
         return Err(back("invalid_request", "state is missing".into()));
     };
     let code_challenge = param(&params, "code_challenge")
-        .ok_or_else(|| back("invalid_request", "code_challenge is missing (PKCE with S256 is required)".into()))?
+        .ok_or_else(|| {
+            back(
+                "invalid_request",
+                "code_challenge is missing (PKCE with S256 is required)".into(),
+            )
+        })?
         .to_owned();
     match param(&params, "code_challenge_method") {
         Some("S256") => {}
@@ -627,13 +703,19 @@ async fn validate(auth: &Auth, params: Vec<(String, String)>) -> Result<AuthzReq
         }
     }
     if code_challenge.len() != 43 {
-        return Err(back("invalid_request", "code_challenge is not a base64url SHA-256 digest".into()));
+        return Err(back(
+            "invalid_request",
+            "code_challenge is not a base64url SHA-256 digest".into(),
+        ));
     }
     let aud = param(&params, "aud").unwrap_or_default();
     if aud.trim_end_matches('/') != auth.settings().fhir_base {
         return Err(back(
             "invalid_request",
-            format!("aud '{aud}' is not this FHIR server ({})", auth.settings().fhir_base),
+            format!(
+                "aud '{aud}' is not this FHIR server ({})",
+                auth.settings().fhir_base
+            ),
         ));
     }
     let requested = Scopes::parse(param(&params, "scope").unwrap_or_default());
@@ -645,7 +727,12 @@ async fn validate(auth: &Auth, params: Vec<(String, String)>) -> Result<AuthzReq
             auth.launch_context(value)
                 .await
                 .map_err(|e| AuthzFailure::Server(e.description))?
-                .ok_or_else(|| back("invalid_request", "the launch value is unknown or has expired".into()))?,
+                .ok_or_else(|| {
+                    back(
+                        "invalid_request",
+                        "the launch value is unknown or has expired".into(),
+                    )
+                })?,
         ),
         None => None,
     };
@@ -680,16 +767,28 @@ async fn signed_in(auth: &Auth, headers: &HeaderMap) -> Option<(User, String)> {
     Some((session.user?, session.csrf))
 }
 
-async fn authorize_get(State(state): State<AuthState>, headers: HeaderMap, Query(params): Query<Vec<(String, String)>>) -> Response {
+async fn authorize_get(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
     authorize(&state, &headers, params).await
 }
 
-async fn authorize_post(State(state): State<AuthState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+async fn authorize_post(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
     let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     authorize(&state, &headers, params).await
 }
 
-async fn authorize(state: &AuthState, headers: &HeaderMap, params: Vec<(String, String)>) -> Response {
+async fn authorize(
+    state: &AuthState,
+    headers: &HeaderMap,
+    params: Vec<(String, String)>,
+) -> Response {
     let request = match validate(&state.auth, params).await {
         Ok(r) => r,
         Err(f) => return f.into_response(),
@@ -709,7 +808,9 @@ async fn authorize(state: &AuthState, headers: &HeaderMap, params: Vec<(String, 
     if let Err(f) = check_user(&request, &user) {
         return f.into_response();
     }
-    let filter = param(&request.params, "patient_filter").unwrap_or_default().to_owned();
+    let filter = param(&request.params, "patient_filter")
+        .unwrap_or_default()
+        .to_owned();
     consent_page(state, &request, &user, &csrf, &filter).await
 }
 
@@ -728,15 +829,26 @@ fn check_user(request: &AuthzRequest, user: &User) -> Result<(), AuthzFailure> {
     {
         return Err(back("access_denied", "the launch belongs to another user"));
     }
-    if user.role == Role::Patient && !user.fhir_reference.as_deref().unwrap_or_default().starts_with("Patient/") {
-        return Err(back("access_denied", "this patient account has no patient record"));
+    if user.role == Role::Patient
+        && !user
+            .fhir_reference
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("Patient/")
+    {
+        return Err(back(
+            "access_denied",
+            "this patient account has no patient record",
+        ));
     }
     Ok(())
 }
 
 /// The scopes of the request that the client may have, in request order.
 fn offered(request: &AuthzRequest) -> Scopes {
-    request.requested.within(&Scopes::parse(&request.client.scope))
+    request
+        .requested
+        .within(&Scopes::parse(&request.client.scope))
 }
 
 /// Whether the grant needs a patient chosen: patient scopes or `launch/patient` without one.
@@ -744,7 +856,13 @@ fn needs_patient(scopes: &Scopes) -> bool {
     scopes.has("launch/patient") || scopes.any_at(Level::Patient)
 }
 
-async fn consent_page(state: &AuthState, request: &AuthzRequest, user: &User, csrf: &str, filter: &str) -> Response {
+async fn consent_page(
+    state: &AuthState,
+    request: &AuthzRequest,
+    user: &User,
+    csrf: &str,
+    filter: &str,
+) -> Response {
     let offered = offered(request);
     let fixed_patient = request
         .launch
@@ -770,7 +888,12 @@ async fn consent_page(state: &AuthState, request: &AuthzRequest, user: &User, cs
         .iter()
         .map(|s| json!({"scope": s, "label": describe_scope(s)}))
         .collect();
-    let refused: Vec<&String> = request.requested.all.iter().filter(|s| !offered.has(s)).collect();
+    let refused: Vec<&String> = request
+        .requested
+        .all
+        .iter()
+        .filter(|s| !offered.has(s))
+        .collect();
     render(
         StatusCode::OK,
         "consent",
@@ -823,9 +946,20 @@ fn describe_scope(scope: &str) -> String {
                 Level::User => "the",
                 Level::System => "all",
             };
-            let what = s.resource_type.clone().map_or("records of every kind".to_owned(), |t| format!("{t} records"));
+            let what = s
+                .resource_type
+                .clone()
+                .map_or("records of every kind".to_owned(), |t| {
+                    format!("{t} records")
+                });
             let mut actions = Vec::new();
-            for i in [super::Interaction::Read, super::Interaction::Search, super::Interaction::Create, super::Interaction::Update, super::Interaction::Delete] {
+            for i in [
+                super::Interaction::Read,
+                super::Interaction::Search,
+                super::Interaction::Create,
+                super::Interaction::Update,
+                super::Interaction::Delete,
+            ] {
                 if s.permits(s.resource_type.as_deref().unwrap_or("Patient"), i) {
                     actions.push(i.describe());
                 }
@@ -833,9 +967,19 @@ fn describe_scope(scope: &str) -> String {
             let filter = if s.filter.is_empty() {
                 String::new()
             } else {
-                format!(" where {}", s.filter.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", "))
+                format!(
+                    " where {}",
+                    s.filter
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
-            format!("{} {whose} {what}{filter} you can access", capitalize(&actions.join(", ")))
+            format!(
+                "{} {whose} {what}{filter} you can access",
+                capitalize(&actions.join(", "))
+            )
         }
         None => format!("'{scope}'"),
     }
@@ -850,11 +994,19 @@ fn capitalize(s: &str) -> String {
 }
 
 /// `POST /auth/authorize/decide`: the consent form.
-async fn decide(State(state): State<AuthState>, headers: HeaderMap, RawForm(body): RawForm) -> Response {
+async fn decide(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| param(&form, name).map(str::to_owned);
     let Some((user, csrf)) = signed_in(&state.auth, &headers).await else {
-        return message_page(StatusCode::FORBIDDEN, "Signed out", "Your session has ended. Start again from the app.");
+        return message_page(
+            StatusCode::FORBIDDEN,
+            "Signed out",
+            "Your session has ended. Start again from the app.",
+        );
     };
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         field("csrf").unwrap_or_default().as_bytes(),
@@ -868,7 +1020,12 @@ async fn decide(State(state): State<AuthState>, headers: HeaderMap, RawForm(body
     }
     let params: Vec<(String, String)> = form
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "csrf" | "decision" | "grant" | "patient" | "patient_filter"))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "csrf" | "decision" | "grant" | "patient" | "patient_filter"
+            )
+        })
         .cloned()
         .collect();
     let request = match validate(&state.auth, params).await {
@@ -901,7 +1058,12 @@ async fn decide(State(state): State<AuthState>, headers: HeaderMap, RawForm(body
     if granted.all.is_empty() {
         return back("access_denied", "the user granted no scopes");
     }
-    let patient = match request.launch.as_ref().and_then(|l| l.patient.clone()).or_else(|| own_patient(&user)) {
+    let patient = match request
+        .launch
+        .as_ref()
+        .and_then(|l| l.patient.clone())
+        .or_else(|| own_patient(&user))
+    {
         Some(p) => Some(p),
         None if needs_patient(&granted) => {
             let Some(id) = field("patient") else {
@@ -927,13 +1089,28 @@ async fn decide(State(state): State<AuthState>, headers: HeaderMap, RawForm(body
         nonce: request.nonce.clone(),
         auth_time: Some(state.auth.now_ms() / 1000),
     };
-    match state.auth.issue_code(&grant, &request.redirect_uri, &request.code_challenge).await {
+    match state
+        .auth
+        .issue_code(&grant, &request.redirect_uri, &request.code_challenge)
+        .await
+    {
         Ok(code) => {
             let mut query = form_urlencoded::Serializer::new(String::new());
             query.append_pair("code", &code);
             query.append_pair("state", &request.state);
-            let joiner = if request.redirect_uri.contains('?') { '&' } else { '?' };
-            no_store(Redirect::to(&format!("{}{joiner}{}", request.redirect_uri, query.finish())).into_response())
+            let joiner = if request.redirect_uri.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            no_store(
+                Redirect::to(&format!(
+                    "{}{joiner}{}",
+                    request.redirect_uri,
+                    query.finish()
+                ))
+                .into_response(),
+            )
         }
         Err(e) => AuthzFailure::Server(e.description).into_response(),
     }
@@ -974,11 +1151,17 @@ fn render(status: StatusCode, name: &str, context: minijinja::Value) -> Response
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         "content-security-policy",
-        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:"),
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:",
+        ),
     );
     response
 }
 
 fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
-    render(status, "message", minijinja::context! { title => title, message => message })
+    render(
+        status,
+        "message",
+        minijinja::context! { title => title, message => message },
+    )
 }

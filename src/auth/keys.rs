@@ -124,7 +124,8 @@ impl KeySet {
                             .map_err(|e| format!("key {}: {e}", row.kid))?,
                     ),
                     _ => Private::Rsa(
-                        RsaKeyPair::from_pkcs8(&der).map_err(|e| format!("key {}: {e}", row.kid))?,
+                        RsaKeyPair::from_pkcs8(&der)
+                            .map_err(|e| format!("key {}: {e}", row.kid))?,
                     ),
                 };
                 *slot = Some(Signer {
@@ -212,7 +213,9 @@ mod tests {
         let keys = KeySet::load(&rows).unwrap();
         assert_eq!(keys.jwks()["keys"].as_array().unwrap().len(), 2);
         for signer in [keys.access_signer(), keys.id_token_signer()] {
-            let token = signer.sign(&json!({"sub": "x", "exp": 4_000_000_000u64})).unwrap();
+            let token = signer
+                .sign(&json!({"sub": "x", "exp": 4_000_000_000u64}))
+                .unwrap();
             let header = jsonwebtoken::decode_header(&token).unwrap();
             let verifier = keys.verifier(header.kid.as_deref().unwrap()).unwrap();
             let mut validation = jsonwebtoken::Validation::new(verifier.alg);

@@ -308,8 +308,8 @@ impl Auth {
 
     /// Reads the keys from the database again (after a rotation, here or on another node).
     pub async fn reload_keys(&self) -> Result<(), AuthError> {
-        let keys =
-            keys::KeySet::load(&self.inner.storage.signing_keys().await?).map_err(AuthError::Keys)?;
+        let keys = keys::KeySet::load(&self.inner.storage.signing_keys().await?)
+            .map_err(AuthError::Keys)?;
         match self.inner.keys.write() {
             Ok(mut guard) => *guard = Arc::new(keys),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
@@ -440,10 +440,12 @@ impl Auth {
         let data = jsonwebtoken::decode::<Value>(token, &verifier.key, &validation).map_err(
             |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenRejected::Expired,
-                jsonwebtoken::errors::ErrorKind::InvalidAudience => TokenRejected::Invalid(format!(
-                    "it was issued for another server (aud is not {})",
-                    self.inner.settings.fhir_base
-                )),
+                jsonwebtoken::errors::ErrorKind::InvalidAudience => {
+                    TokenRejected::Invalid(format!(
+                        "it was issued for another server (aud is not {})",
+                        self.inner.settings.fhir_base
+                    ))
+                }
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => {
                     TokenRejected::Invalid("its signature does not match".into())
                 }

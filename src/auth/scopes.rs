@@ -127,7 +127,9 @@ impl ResourceScope {
             Some(q) => form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
             None => Vec::new(),
         };
-        if query.is_some() && (filter.is_empty() || filter.iter().any(|(k, v)| k.is_empty() || v.is_empty())) {
+        if query.is_some()
+            && (filter.is_empty() || filter.iter().any(|(k, v)| k.is_empty() || v.is_empty()))
+        {
             return None;
         }
         Some(ResourceScope {
@@ -175,6 +177,9 @@ fn v2_perms(letters: &str) -> Option<u8> {
     (perms != 0).then_some(perms)
 }
 
+/// Granular filters: each a list of search parameters a resource must match.
+pub type Filters = Vec<Vec<(String, String)>>;
+
 /// A set of scopes as requested or granted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scopes {
@@ -208,7 +213,11 @@ impl Scopes {
     /// The best permit for `interaction` on `resource_type`: the widest level among the scopes
     /// that permit it, and the granular filters of that level (none when any scope of that level
     /// has no filter). `None` when no scope permits it.
-    pub fn decide(&self, resource_type: &str, interaction: Interaction) -> Option<(Level, Vec<Vec<(String, String)>>)> {
+    pub fn decide(
+        &self,
+        resource_type: &str,
+        interaction: Interaction,
+    ) -> Option<(Level, Filters)> {
         let matching: Vec<&ResourceScope> = self
             .resources
             .iter()
@@ -268,7 +277,11 @@ mod tests {
         assert!(!read.permits("Observation", Interaction::Create));
         assert!(!read.permits("Patient", Interaction::Read));
         let write = ResourceScope::parse("user/*.write").unwrap();
-        for i in [Interaction::Create, Interaction::Update, Interaction::Delete] {
+        for i in [
+            Interaction::Create,
+            Interaction::Update,
+            Interaction::Delete,
+        ] {
             assert!(write.permits("Encounter", i));
         }
         assert!(!write.permits("Encounter", Interaction::Read));
@@ -281,7 +294,11 @@ mod tests {
         let rs = ResourceScope::parse("patient/Observation.rs").unwrap();
         assert!(rs.permits("Observation", Interaction::Read));
         assert!(!rs.permits("Observation", Interaction::Update));
-        assert!(ResourceScope::parse("system/*.cruds").unwrap().permits("X", Interaction::Delete));
+        assert!(
+            ResourceScope::parse("system/*.cruds")
+                .unwrap()
+                .permits("X", Interaction::Delete)
+        );
         assert_eq!(ResourceScope::parse("patient/Observation.sr"), None);
         assert_eq!(ResourceScope::parse("patient/Observation.rr"), None);
         assert_eq!(ResourceScope::parse("patient/Observation.x"), None);
@@ -311,10 +328,20 @@ mod tests {
         let (level, filters) = scopes.decide("Observation", Interaction::Search).unwrap();
         assert_eq!(level, Level::Patient);
         assert_eq!(filters.len(), 2);
-        assert_eq!(scopes.decide("Patient", Interaction::Read).unwrap().0, Level::User);
+        assert_eq!(
+            scopes.decide("Patient", Interaction::Read).unwrap().0,
+            Level::User
+        );
         assert_eq!(scopes.decide("Observation", Interaction::Create), None);
-        let mixed = Scopes::parse("patient/Observation.rs patient/Observation.rs?category=laboratory");
-        assert!(mixed.decide("Observation", Interaction::Read).unwrap().1.is_empty());
+        let mixed =
+            Scopes::parse("patient/Observation.rs patient/Observation.rs?category=laboratory");
+        assert!(
+            mixed
+                .decide("Observation", Interaction::Read)
+                .unwrap()
+                .1
+                .is_empty()
+        );
     }
 
     #[test]

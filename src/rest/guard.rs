@@ -52,7 +52,11 @@ fn need(method: &Method, path: &str, query: Option<&str>) -> Need {
             let types: Vec<String> = super::interactions::search::query_params(query)
                 .into_iter()
                 .filter(|(k, _)| k == "_type")
-                .flat_map(|(_, v)| v.split(',').map(|t| t.trim().to_owned()).collect::<Vec<_>>())
+                .flat_map(|(_, v)| {
+                    v.split(',')
+                        .map(|t| t.trim().to_owned())
+                        .collect::<Vec<_>>()
+                })
                 .filter(|t| !t.is_empty())
                 .collect();
             if types.is_empty() {
@@ -79,15 +83,19 @@ fn need(method: &Method, path: &str, query: Option<&str>) -> Need {
 
 /// The bearer token of a request, if any.
 fn bearer(request: &Request) -> Option<&str> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// A 401 with the challenge RFC 6750 §3 describes.
 fn unauthorized(state: &RestState, message: String, invalid: bool) -> Response {
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, IssueType::Login, message.clone())
-        .into_response();
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, IssueType::Login, message.clone()).into_response();
     let realm = state.base.as_ref();
     let challenge = if invalid {
         format!(
@@ -98,13 +106,15 @@ fn unauthorized(state: &RestState, message: String, invalid: bool) -> Response {
         format!("Bearer realm=\"{realm}\"")
     };
     if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
     response
 }
 
 /// The middleware.
-pub async fn guard(State(state): State<RestState>, mut request: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<RestState>, request: Request, next: Next) -> Response {
     let Some(auth) = state.auth.clone() else {
         return next.run(request).await;
     };
@@ -112,7 +122,11 @@ pub async fn guard(State(state): State<RestState>, mut request: Request, next: N
     if request.method() == Method::OPTIONS && headers.contains_key(header::ORIGIN) {
         return crate::auth::http::preflight(&auth, &headers).await;
     }
-    let need = need(request.method(), request.uri().path(), request.uri().query());
+    let need = need(
+        request.method(),
+        request.uri().path(),
+        request.uri().query(),
+    );
     let mut response = if need == Need::Open {
         next.run(request).await
     } else {
@@ -126,10 +140,7 @@ pub async fn guard(State(state): State<RestState>, mut request: Request, next: N
                 Err(rejected) => unauthorized(&state, rejected.to_string(), true),
                 Ok(access) => match check(&access, &need) {
                     Err(e) => e.into_response(),
-                    Ok(()) => {
-                        request.extensions_mut().insert(access);
-                        next.run(request).await
-                    }
+                    Ok(()) => CALLER.scope(access, next.run(request)).await,
                 },
             },
         }
@@ -154,25 +165,96 @@ pub fn forbidden(message: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, IssueType::Forbidden, message)
 }
 
-/// The token of a request that passed the guard (`None` when no guard runs: internal use).
-pub type Caller = Option<axum::Extension<Arc<Access>>>;
+tokio::task_local! {
+    /// The token of the request being handled. Set by the guard around the handler, so the
+    /// write path, search and reads confine themselves without each handler passing it on;
+    /// unset for in-process work (start-up installs, the demo, `hearth import`).
+    static CALLER: Arc<Access>;
+}
+
+/// The token of the request being handled, if any.
+pub fn caller() -> Option<Arc<Access>> {
+    CALLER.try_with(Arc::clone).ok()
+}
+
+/// The permit of the request being handled for `interaction` on `resource_type` (everything
+/// for in-process work).
+pub fn current_permit(resource_type: &str, interaction: Interaction) -> Result<Permit, ApiError> {
+    match caller() {
+        None => Ok(unconfined()),
+        Some(access) => access.permit(resource_type, interaction).map_err(forbidden),
+    }
+}
+
+/// What confines searches over `resource_type` for the request being handled: the permit of
+/// the first interaction the token allows on it, searching first (conditional interactions
+/// search with the permission of what they do).
+pub fn search_confinement(resource_type: &str) -> Option<Permit> {
+    let access = caller()?;
+    [
+        Interaction::Search,
+        Interaction::Read,
+        Interaction::Update,
+        Interaction::Delete,
+        Interaction::Create,
+    ]
+    .into_iter()
+    .find_map(|i| access.permit(resource_type, i).ok())
+    .or(Some(Permit {
+        // No permission at all: nothing can match (the guard refuses such requests first).
+        compartment: Some(String::new()),
+        filters: Vec::new(),
+    }))
+}
+
+fn unconfined() -> Permit {
+    Permit {
+        compartment: None,
+        filters: Vec::new(),
+    }
+}
 
 impl RestState {
-    /// What the caller may do for `interaction` on `resource_type` (everything when there is no
-    /// caller: internal writes).
-    pub fn permit(
+    /// Checks that the request being handled may `interaction` the current version of
+    /// `resource_type/id` (when it exists and the token is confined at all).
+    pub async fn check_existing(
         &self,
-        caller: Option<&Access>,
         resource_type: &str,
+        id: &crate::fhir::ResourceId,
         interaction: Interaction,
-    ) -> Result<Permit, ApiError> {
-        match caller {
-            None => Ok(Permit {
-                compartment: None,
-                filters: Vec::new(),
-            }),
-            Some(access) => access.permit(resource_type, interaction).map_err(forbidden),
+    ) -> Result<(), ApiError> {
+        let permit = current_permit(resource_type, interaction)?;
+        if permit.compartment.is_none() && permit.filters.is_empty() {
+            return Ok(());
         }
+        if let Some(version) = self.storage.find_current(resource_type, id).await?
+            && !version.deleted
+        {
+            self.check_stored(resource_type, &version.content, interaction)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that the request being handled may `interaction` this stored resource (JSON).
+    pub fn check_stored(
+        &self,
+        resource_type: &str,
+        content: &[u8],
+        interaction: Interaction,
+    ) -> Result<(), ApiError> {
+        let permit = current_permit(resource_type, interaction)?;
+        if permit.compartment.is_none() && permit.filters.is_empty() {
+            return Ok(());
+        }
+        let value: Value = serde_json::from_slice(content)
+            .map_err(|e| ApiError::internal(format!("stored JSON unreadable: {e}")))?;
+        self.within_permit(
+            &permit,
+            resource_type,
+            &value,
+            None,
+            interaction != Interaction::Read && interaction != Interaction::Search,
+        )
     }
 
     /// Checks that `resource` is within `permit`: in the patient's compartment (if confined)
@@ -280,20 +362,62 @@ mod tests {
         let t = |m: Method, p: &str, q: Option<&str>| need(&m, p, q);
         let types = |ts: &[&str], i| Need::Types(ts.iter().map(|s| (*s).to_owned()).collect(), i);
         assert_eq!(t(Method::GET, "/fhir/metadata", None), Need::Open);
-        assert_eq!(t(Method::GET, "/fhir/Patient/1", None), types(&["Patient"], Interaction::Read));
-        assert_eq!(t(Method::GET, "/fhir/Patient", None), types(&["Patient"], Interaction::Search));
-        assert_eq!(t(Method::POST, "/fhir/Patient", None), types(&["Patient"], Interaction::Create));
-        assert_eq!(t(Method::PUT, "/fhir/Patient/1", None), types(&["Patient"], Interaction::Update));
-        assert_eq!(t(Method::PATCH, "/fhir/Patient/1", None), types(&["Patient"], Interaction::Update));
-        assert_eq!(t(Method::DELETE, "/fhir/Patient", None), types(&["Patient"], Interaction::Delete));
-        assert_eq!(t(Method::GET, "/fhir/Patient/1/_history/2", None), types(&["Patient"], Interaction::Read));
-        assert_eq!(t(Method::GET, "/fhir/Patient/1/Observation", None), types(&["Observation"], Interaction::Search));
-        assert_eq!(t(Method::POST, "/fhir/Observation/_search", None), types(&["Observation"], Interaction::Search));
-        assert_eq!(t(Method::GET, "/fhir", Some("_type=Patient,Observation")), types(&["Patient", "Observation"], Interaction::Search));
-        assert_eq!(t(Method::GET, "/fhir", None), types(&["*"], Interaction::Search));
-        assert_eq!(t(Method::GET, "/fhir/_history", None), types(&["*"], Interaction::Search));
+        assert_eq!(
+            t(Method::GET, "/fhir/Patient/1", None),
+            types(&["Patient"], Interaction::Read)
+        );
+        assert_eq!(
+            t(Method::GET, "/fhir/Patient", None),
+            types(&["Patient"], Interaction::Search)
+        );
+        assert_eq!(
+            t(Method::POST, "/fhir/Patient", None),
+            types(&["Patient"], Interaction::Create)
+        );
+        assert_eq!(
+            t(Method::PUT, "/fhir/Patient/1", None),
+            types(&["Patient"], Interaction::Update)
+        );
+        assert_eq!(
+            t(Method::PATCH, "/fhir/Patient/1", None),
+            types(&["Patient"], Interaction::Update)
+        );
+        assert_eq!(
+            t(Method::DELETE, "/fhir/Patient", None),
+            types(&["Patient"], Interaction::Delete)
+        );
+        assert_eq!(
+            t(Method::GET, "/fhir/Patient/1/_history/2", None),
+            types(&["Patient"], Interaction::Read)
+        );
+        assert_eq!(
+            t(Method::GET, "/fhir/Patient/1/Observation", None),
+            types(&["Observation"], Interaction::Search)
+        );
+        assert_eq!(
+            t(Method::POST, "/fhir/Observation/_search", None),
+            types(&["Observation"], Interaction::Search)
+        );
+        assert_eq!(
+            t(Method::GET, "/fhir", Some("_type=Patient,Observation")),
+            types(&["Patient", "Observation"], Interaction::Search)
+        );
+        assert_eq!(
+            t(Method::GET, "/fhir", None),
+            types(&["*"], Interaction::Search)
+        );
+        assert_eq!(
+            t(Method::GET, "/fhir/_history", None),
+            types(&["*"], Interaction::Search)
+        );
         assert_eq!(t(Method::POST, "/fhir", None), Need::Token);
-        assert_eq!(t(Method::POST, "/fhir/ServiceRequest/1/$triage", None), types(&["ServiceRequest"], Interaction::Update));
-        assert_eq!(t(Method::GET, "/fhir/ServiceRequest/$deadline", None), Need::Token);
+        assert_eq!(
+            t(Method::POST, "/fhir/ServiceRequest/1/$triage", None),
+            types(&["ServiceRequest"], Interaction::Update)
+        );
+        assert_eq!(
+            t(Method::GET, "/fhir/ServiceRequest/$deadline", None),
+            Need::Token
+        );
     }
 }

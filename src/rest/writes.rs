@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 
 use super::{ApiError, RestState};
+use crate::auth::Interaction;
 use crate::fhir::outcome::Issue;
 use crate::fhir::{ResourceId, VersionId};
 use crate::hooks::{Refusal, WriteContext};
@@ -52,7 +53,9 @@ impl RestState {
         resource_type: &str,
         mut resource: Value,
         previous: Option<&Value>,
+        interaction: Interaction,
     ) -> Result<Prepared, ApiError> {
+        let permit = super::guard::current_permit(resource_type, interaction)?;
         if resource_type == "SearchParameter" {
             super::search_parameters::check(self, &resource)?;
         }
@@ -67,6 +70,7 @@ impl RestState {
             warnings.extend(hook.before_write(&context, &mut resource)?);
         }
         let index = self.index(&resource);
+        self.within_permit(&permit, resource_type, &resource, Some(&index), true)?;
         Ok(Prepared {
             resource,
             index,
@@ -102,7 +106,7 @@ impl RestState {
             resource,
             index,
             warnings,
-        } = self.prepare(resource_type, resource, None)?;
+        } = self.prepare(resource_type, resource, None, Interaction::Create)?;
         let version = self.storage.create(resource_type, resource, index).await?;
         self.after_store(resource_type, &version);
         Ok((version, warnings))
@@ -117,12 +121,14 @@ impl RestState {
         resource: Value,
         if_match: Option<VersionId>,
     ) -> Result<(StoredVersion, Vec<Issue>), ApiError> {
+        self.check_existing(resource_type, id, Interaction::Update)
+            .await?;
         if !self.hooked(resource_type) {
             let Prepared {
                 resource,
                 index,
                 warnings,
-            } = self.prepare(resource_type, resource, None)?;
+            } = self.prepare(resource_type, resource, None, Interaction::Update)?;
             let version = self
                 .storage
                 .update(resource_type, id, resource, index, if_match)
@@ -143,6 +149,7 @@ impl RestState {
                 resource_type,
                 resource.clone(),
                 previous.as_ref().map(|(v, _)| v),
+                Interaction::Update,
             )?;
             match self
                 .storage

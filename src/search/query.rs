@@ -788,6 +788,16 @@ fn parse_include(registry: &Registry, name: &str, value: &str) -> Result<Include
     })
 }
 
+/// A condition every resource meets (no resource has index rows of a code that no parameter
+/// has), for clauses that confine some types and not others.
+pub fn everything() -> Condition {
+    Condition::Missing {
+        table: Table::Reference,
+        code: "__hearth_no_such_parameter".to_owned(),
+        missing: true,
+    }
+}
+
 /// The conditions that put a resource of `resource_type` in the compartment of `owner_type`
 /// `owner_id` (the official CompartmentDefinitions); `None` when the type is not in it.
 pub fn compartment_condition(

@@ -4,13 +4,13 @@
 //! never on the async executor.
 
 pub mod accounts;
-pub mod oauth;
 mod conditional;
 mod connection;
 mod history;
 mod import;
 mod includes;
 mod index;
+pub mod oauth;
 mod predicates;
 mod projection;
 mod reindex;

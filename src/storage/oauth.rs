@@ -212,10 +212,12 @@ impl Storage {
     pub async fn set_client_status(&self, id: &str, status: &str) -> StorageResult<bool> {
         let (id, status) = (id.to_owned(), status.to_owned());
         self.oauth_write(move |conn, _| {
-            Ok(on_backend!(conn, c => diesel::update(oauth_clients::table.find(&id))
+            Ok(
+                on_backend!(conn, c => diesel::update(oauth_clients::table.find(&id))
                 .set(oauth_clients::status.eq(&status))
                 .execute(c))?
-                == 1)
+                    == 1,
+            )
         })
         .await
     }
@@ -390,14 +392,16 @@ impl Storage {
         let (client_id, jti) = (client_id.to_owned(), jti.to_owned());
         let result = self
             .oauth_write(move |conn, _| {
-                Ok(on_backend!(conn, c => diesel::insert_into(oauth_assertions::table)
+                Ok(
+                    on_backend!(conn, c => diesel::insert_into(oauth_assertions::table)
                     .values((
                         oauth_assertions::client_id.eq(&client_id),
                         oauth_assertions::jti.eq(&jti),
                         oauth_assertions::expires_ms.eq(expires_ms),
                     ))
                     .on_conflict_do_nothing()
-                    .execute(c))?)
+                    .execute(c))?,
+                )
             })
             .await;
         match result {

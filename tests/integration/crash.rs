@@ -35,14 +35,21 @@ fn operator_client(database: &TestDatabase, port: u16) -> reqwest::Client {
         .env("HEARTH_LOG", "warn")
         .output()
         .expect("run hearth token");
-    assert!(output.status.success(), "hearth token: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "hearth token: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
         format!("Bearer {token}").parse().unwrap(),
     );
-    reqwest::Client::builder().default_headers(headers).build().unwrap()
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 async fn start_node(database: &TestDatabase) -> Node {

@@ -21,4 +21,5 @@ mod patch;
 mod search;
 mod search_cases;
 mod search_drift;
+mod smart;
 mod triage;

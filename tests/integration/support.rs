@@ -196,6 +196,11 @@ impl TestServer {
         &self.server.auth
     }
 
+    /// The server's accounts.
+    pub fn accounts(&self) -> &hearth::accounts::Accounts {
+        &self.server.accounts
+    }
+
     /// The server's root URL (without `/fhir`).
     pub fn root(&self) -> String {
         self.base.trim_end_matches("/fhir").to_owned()

@@ -81,7 +81,7 @@ struct Entry {
 
 impl Entry {
     /// How errors name the entry's request: `POST Patient`.
-    fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         let url: String = self.url.chars().take(80).collect();
         format!("{} {url}", self.method.as_str())
     }
@@ -96,7 +96,7 @@ impl Entry {
     }
 
     /// What the URL names.
-    fn target(&self) -> Target<'_> {
+    pub(super) fn target(&self) -> Target<'_> {
         let (path, query) = match self.url.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (self.url.as_str(), None),

@@ -278,6 +278,9 @@ async fn plan(state: &RestState, entries: &[Entry]) -> Result<Plan, ApiError> {
         touched: HashMap::new(),
     };
     for entry in order {
+        authorize_entry(state, entry)
+            .await
+            .map_err(|e| e.in_entry(entry.index, &entry.label()))?;
         match entry.method {
             Method::Delete => planner.delete(entry).await?,
             Method::Post => planner.create(entry).await?,
@@ -287,6 +290,30 @@ async fn plan(state: &RestState, entries: &[Entry]) -> Result<Plan, ApiError> {
         }
     }
     planner.finish().await
+}
+
+/// Checks an entry against the token of the request: its scopes must permit the interaction on
+/// the type, and an existing resource it changes must be within the token's permit. (GET and
+/// HEAD entries are checked when they are dispatched; what entries write is checked when it is
+/// prepared.)
+async fn authorize_entry(state: &RestState, entry: &Entry) -> Result<(), ApiError> {
+    use crate::auth::Interaction;
+    let interaction = match entry.method {
+        Method::Delete => Interaction::Delete,
+        Method::Post => Interaction::Create,
+        Method::Put | Method::Patch => Interaction::Update,
+        Method::Get | Method::Head => return Ok(()),
+    };
+    match entry.target() {
+        Target::Instance(t, id) => {
+            crate::rest::guard::current_permit(t, interaction)?;
+            state.check_existing(t, &id, interaction).await
+        }
+        Target::Type(t) | Target::Conditional(t, _) => {
+            crate::rest::guard::current_permit(t, interaction).map(|_| ())
+        }
+        Target::Other => Ok(()),
+    }
 }
 
 struct Planner<'a> {
@@ -690,7 +717,16 @@ impl Planner<'_> {
                 warnings,
             } = self
                 .state
-                .prepare(&resource_type, resource, previous.as_ref())
+                .prepare(
+                    &resource_type,
+                    resource,
+                    previous.as_ref(),
+                    if method == WriteMethod::Post {
+                        crate::auth::Interaction::Create
+                    } else {
+                        crate::auth::Interaction::Update
+                    },
+                )
                 .map_err(|e| e.in_entry(entry, &label))?;
             if let Answer::Step(_, w) = &mut self.answers[entry] {
                 *w = warnings;

@@ -97,6 +97,7 @@ pub fn capability_statement(base: &str, date: &str, registry: &Registry) -> Valu
             resource
         })
         .collect();
+    let root = base.trim_end_matches("/fhir");
     json!({
         "resourceType": "CapabilityStatement",
         "id": "hearth",
@@ -115,6 +116,20 @@ pub fn capability_statement(base: &str, date: &str, registry: &Registry) -> Valu
         "rest": [{
             "mode": "server",
             "documentation": "Reads, writes (PATCH with JSON Patch), history and search of every R4 resource type, versioned; transaction and batch Bundles at the base.",
+            "security": {
+                "cors": true,
+                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}], "text": "SMART on FHIR (App Launch 2.2 and Backend Services)"}],
+                "extension": [{
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [
+                        {"url": "authorize", "valueUri": format!("{root}/auth/authorize")},
+                        {"url": "token", "valueUri": format!("{root}/auth/token")},
+                        {"url": "introspect", "valueUri": format!("{root}/auth/introspect")},
+                        {"url": "revoke", "valueUri": format!("{root}/auth/revoke")},
+                    ],
+                }],
+                "description": format!("Every request needs a bearer token from {root}/auth/token; SMART scopes (v1 and v2, granular) decide what it may do, and patient-level scopes confine it to the patient's compartment. Discovery: {base}/.well-known/smart-configuration."),
+            },
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}, {"code": "search-system"}],
             "operation": [{"name": "reindex", "definition": "http://hearth.health/fhir/OperationDefinition/reindex",

@@ -46,7 +46,12 @@ pub async fn create_resource(
         resource,
         index,
         warnings,
-    } = state.prepare(&resource_type, resource, None)?;
+    } = state.prepare(
+        &resource_type,
+        resource,
+        None,
+        crate::auth::Interaction::Create,
+    )?;
     match state
         .storage
         .create_if_none(query, key, resource, index)

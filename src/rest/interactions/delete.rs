@@ -25,6 +25,9 @@ pub async fn delete_resource(
     known_type(&resource_type)?;
     let id = url_id(&id)?;
     let expected = if_match(&headers)?;
+    state
+        .check_existing(&resource_type, &id, crate::auth::Interaction::Delete)
+        .await?;
     let parameter = if resource_type == "SearchParameter" {
         state
             .storage

@@ -60,17 +60,19 @@ pub async fn instance_history(
 ) -> Result<FhirResponse, ApiError> {
     known_type(&resource_type)?;
     let id: ResourceId = url_id(&id)?;
-    if state
-        .storage
-        .find_current(&resource_type, &id)
-        .await?
-        .is_none()
-    {
+    let Some(current) = state.storage.find_current(&resource_type, &id).await? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             IssueType::NotFound,
             format!("{resource_type}/{id} is not known"),
         ));
+    };
+    if !current.deleted {
+        state.check_stored(
+            &resource_type,
+            &current.content,
+            crate::auth::Interaction::Read,
+        )?;
     }
     respond(&state, HistoryScope::Instance(resource_type, id), &uri).await
 }
@@ -125,7 +127,33 @@ async fn respond(
     uri: &axum::http::Uri,
 ) -> Result<FhirResponse, ApiError> {
     let query = parse_query(scope, uri.query())?;
-    let versions = state.storage.history(query.clone()).await?;
+    let mut versions = state.storage.history(query.clone()).await?;
+    // Paging follows the versions read, before any are withheld below.
+    let full_page = versions.len() as i64 == query.count;
+    let last_read = versions.last().map(|v| v.seq);
+    if crate::rest::guard::caller().is_some() {
+        // A confined token sees the versions within its permit; deletes carry no content to
+        // check, so a confined token does not see them.
+        versions.retain(|v| {
+            match crate::rest::guard::current_permit(
+                &v.resource_type,
+                crate::auth::Interaction::Read,
+            ) {
+                Ok(p) if p.compartment.is_none() && p.filters.is_empty() => true,
+                Ok(_) => {
+                    !v.deleted
+                        && state
+                            .check_stored(
+                                &v.resource_type,
+                                &v.content,
+                                crate::auth::Interaction::Read,
+                            )
+                            .is_ok()
+                }
+                Err(_) => false,
+            }
+        });
+    }
     let path = uri.path().strip_prefix("/fhir").unwrap_or(uri.path());
     let self_link = match uri.query() {
         Some(q) => format!("{}{path}?{q}", state.base),
@@ -133,8 +161,8 @@ async fn respond(
     };
     let mut links = vec![json!({"relation": "self", "url": self_link})];
     if query.count > 0
-        && versions.len() as i64 == query.count
-        && let Some(last) = versions.last()
+        && full_page
+        && let Some(last_seq) = last_read
     {
         let mut next = form_urlencoded::Serializer::new(String::new());
         for (k, v) in form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
@@ -142,7 +170,7 @@ async fn respond(
                 next.append_pair(&k, &v);
             }
         }
-        next.append_pair(CURSOR, &last.seq.to_string());
+        next.append_pair(CURSOR, &last_seq.to_string());
         links.push(
             json!({"relation": "next", "url": format!("{}{path}?{}", state.base, next.finish())}),
         );

@@ -153,6 +153,11 @@ async fn patch_by_id(
                 format!("{resource_type}/{id} was deleted"),
             ));
         }
+        state.check_stored(
+            resource_type,
+            &stored.content,
+            crate::auth::Interaction::Update,
+        )?;
         if let Some(expected) = expected
             && expected != stored.version_id
         {

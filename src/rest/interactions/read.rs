@@ -30,5 +30,12 @@ pub async fn read_resource(
             format!("{resource_type}/{id} is not known"),
         ));
     };
+    if !version.deleted {
+        state.check_stored(
+            &resource_type,
+            &version.content,
+            crate::auth::Interaction::Read,
+        )?;
+    }
     serve_version(version, &headers, query.as_deref())
 }

@@ -46,7 +46,9 @@ impl From<QueryError> for ApiError {
     }
 }
 
-/// Parses a search over `types` as this server's registry knows them.
+/// Parses a search over `types` as this server's registry knows them, confined to what the
+/// request's token permits: the patient compartment of patient-level scopes (types outside the
+/// Patient compartment drop out of multi-type searches) and the filters of granular scopes.
 pub fn parse_search(
     state: &RestState,
     types: Vec<String>,
@@ -54,7 +56,61 @@ pub fn parse_search(
     strict: bool,
 ) -> Result<SearchQuery, ApiError> {
     let registry = state.registry.current();
-    Ok(query::parse(&registry, types, params, &state.base, strict)?)
+    let mut parsed = query::parse(&registry, types.clone(), params, &state.base, strict)?;
+    let permits: Vec<(String, crate::auth::Permit)> = types
+        .iter()
+        .filter_map(|t| crate::rest::guard::search_confinement(t).map(|p| (t.clone(), p)))
+        .collect();
+    if permits.is_empty() {
+        return Ok(parsed);
+    }
+    // The patient compartment.
+    if permits.iter().any(|(_, p)| p.compartment.is_some()) {
+        let per_type = permits
+            .iter()
+            .map(|(t, permit)| {
+                let condition = match permit.compartment.as_deref() {
+                    None => query::everything(),
+                    // No permission at all on the type: nothing matches.
+                    Some("") => query::Condition::Ids(vec![String::new()]),
+                    // Types outside the Patient compartment are not one patient's data.
+                    Some(patient) => query::compartment_condition(t, "Patient", patient)
+                        .unwrap_or_else(query::everything),
+                };
+                (t.clone(), condition)
+            })
+            .collect();
+        parsed.clauses.push(Clause { per_type });
+    }
+    // Granular filters, one type at a time.
+    for (t, permit) in &permits {
+        if permit.filters.is_empty() {
+            continue;
+        }
+        let filter = merge_filters(&permit.filters);
+        let extra =
+            query::parse(&registry, vec![t.clone()], &filter, &state.base, true).map_err(|e| {
+                crate::rest::guard::forbidden(format!(
+                    "the access token's granular scope on {t} cannot be applied: {}",
+                    e.message
+                ))
+            })?;
+        parsed.clauses.extend(extra.clauses);
+    }
+    Ok(parsed)
+}
+
+/// One parameter list from the filters of granular scopes (any of which may match): filters of
+/// one parameter each, on the same parameter, become one comma-separated OR; other
+/// combinations are all required, which can only narrow what the token reaches.
+fn merge_filters(filters: &[Vec<(String, String)>]) -> Vec<(String, String)> {
+    let single_same =
+        filters.iter().all(|f| f.len() == 1) && filters.windows(2).all(|w| w[0][0].0 == w[1][0].0);
+    if single_same && let Some(first) = filters.first() {
+        let values: Vec<&str> = filters.iter().map(|f| f[0].1.as_str()).collect();
+        return vec![(first[0].0.clone(), values.join(","))];
+    }
+    filters.iter().flatten().cloned().collect()
 }
 
 /// Search on a type by GET.
@@ -233,7 +289,19 @@ async fn run(
     if let Some(scope) = scope {
         query.clauses.insert(0, scope);
     }
-    let page = state.storage.search(query.clone()).await?;
+    let mut page = state.storage.search(query.clone()).await?;
+    if crate::rest::guard::caller().is_some() {
+        // `_include` and `_revinclude` reach other types: each must be readable too.
+        page.included.retain(|hit| {
+            state
+                .check_stored(
+                    &hit.resource_type,
+                    &hit.content,
+                    crate::auth::Interaction::Read,
+                )
+                .is_ok()
+        });
+    }
     let bundle = searchset(&state.base, path, &params, &query, page)?;
     Ok(FhirResponse::new(StatusCode::OK).body(FhirBody::Stored(Bytes::from(bundle))))
 }

@@ -105,7 +105,12 @@ pub async fn conditional_update(
         resource,
         index,
         warnings,
-    } = state.prepare(&resource_type, resource, None)?;
+    } = state.prepare(
+        &resource_type,
+        resource,
+        None,
+        crate::auth::Interaction::Create,
+    )?;
     match state
         .storage
         .update_matching(query, key, resource, index, expected)

@@ -39,5 +39,12 @@ pub async fn vread_resource(
     else {
         return Err(not_found());
     };
+    if !stored.deleted {
+        state.check_stored(
+            &resource_type,
+            &stored.content,
+            crate::auth::Interaction::Read,
+        )?;
+    }
     serve_version(stored, &headers, query.as_deref())
 }
