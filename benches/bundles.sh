@@ -40,6 +40,8 @@ start() {
   HEARTH_LOG=warn target/release/hearth serve --addr "127.0.0.1:$PORT" --data-dir "$work" --database-url "$url" &
   hearth_pid=$!
   until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
+  TOKEN=$(HEARTH_LOG=warn target/release/hearth token --addr "127.0.0.1:$PORT" --data-dir "$work" --database-url "$url" --lifetime 86400)
+  export TOKEN
 }
 stop() { kill "$hearth_pid"; wait "$hearth_pid" 2>/dev/null || true; unset hearth_pid; }
 rate() { awk '/Requests\/sec/ {print $2} /failed answers/ {if ($3 != 0) print "FAILED " $3 > "/dev/stderr"}'; }

@@ -26,13 +26,15 @@ HEARTH_LOG=warn target/release/hearth serve --addr "127.0.0.1:$PORT" --data-dir 
 hearth_pid=$!
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
 idle_rss=$(rss $hearth_pid)
+TOKEN=$(HEARTH_LOG=warn target/release/hearth token --addr "127.0.0.1:$PORT" --data-dir "$work/data" --lifetime 86400)
+export TOKEN
 
 echo "seeding $N Patients…"
 start=$(date +%s.%N)
 python3 benches/seed.py "127.0.0.1:$PORT" "$N" "$BODY"
 seed_seconds=$(echo "$(date +%s.%N) - $start" | bc)
-curl -sf "http://127.0.0.1:$PORT/fhir/Patient/p$N" >/dev/null || { echo "seeding failed"; exit 1; }
-curl -sf "http://127.0.0.1:$PORT/fhir/Patient/p1" > "$work/p1.json"
+curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/fhir/Patient/p$N" >/dev/null || { echo "seeding failed"; exit 1; }
+curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/fhir/Patient/p1" > "$work/p1.json"
 
 target/release/examples/static_server "127.0.0.1:$STATIC_PORT" "$work/p1.json" &
 static_pid=$!

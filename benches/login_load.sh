@@ -24,7 +24,9 @@ until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do
   kill -0 $hearth_pid 2>/dev/null || { echo "the server did not start"; exit 1; }
   sleep 0.2
 done
-curl -sf -X PUT -H 'content-type: application/fhir+json' --data @benches/patient.json \
+TOKEN=$(HEARTH_LOG=warn target/release/hearth token --addr "127.0.0.1:$PORT" --data-dir "$work/data" --lifetime 86400)
+export TOKEN
+curl -sf -X PUT -H 'content-type: application/fhir+json' -H "Authorization: Bearer $TOKEN" --data @benches/patient.json \
   "http://127.0.0.1:$PORT/fhir/Patient/example" >/dev/null
 
 rate() { awk '/Requests\/sec/ {r=$2} /^ +99%/ {p=$2} END {print r, p}'; }
@@ -32,10 +34,10 @@ read_url="http://127.0.0.1:$PORT/fhir/Patient/example"
 
 read -r single_n single_rate single_mean single_p95 < <(python3 benches/logins.py "127.0.0.1:$PORT" $EMAIL $PASSWORD 1 "$DURATION")
 read -r alone_n alone_rate alone_mean alone_p95 < <(python3 benches/logins.py "127.0.0.1:$PORT" $EMAIL $PASSWORD "$LOGIN_CLIENTS" "$DURATION")
-read -r reads_alone p99_alone < <(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$read_url" | rate)
+read -r reads_alone p99_alone < <(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$read_url" | rate)
 python3 benches/logins.py "127.0.0.1:$PORT" $EMAIL $PASSWORD "$LOGIN_CLIENTS" "$DURATION" > "$work/logins" &
 logins_pid=$!
-read -r reads_during p99_during < <(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$read_url" | rate)
+read -r reads_during p99_during < <(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Authorization: Bearer $TOKEN" "$read_url" | rate)
 wait $logins_pid
 read -r during_n during_rate during_mean during_p95 < "$work/logins"
 

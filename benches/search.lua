@@ -1,5 +1,7 @@
 -- Search requests for wrk, chosen by the QUERY environment variable, with random patients,
 -- names and codes that exist in the data set of benches/search_seed.rs (PATIENTS patients).
+-- Every FHIR request needs a token: TOKEN comes from `hearth token` (see the scripts).
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
 local query = os.getenv("QUERY")
 local patients = tonumber(os.getenv("PATIENTS") or "55556")
 math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))

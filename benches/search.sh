@@ -27,7 +27,8 @@ HEARTH_LOG=warn target/release/hearth serve --addr "127.0.0.1:$PORT" --database-
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
-export PATIENTS
+TOKEN=$(HEARTH_LOG=warn target/release/hearth token --addr "127.0.0.1:$PORT" --database-url "$DATABASE_URL" --data-dir ./bench-data --lifetime 86400)
+export PATIENTS TOKEN
 
 printf '%-14s %10s %9s %9s %9s\n' query req/s p50 p90 p99
 for q in $QUERIES; do

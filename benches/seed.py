@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Seeds Patient/p1 … Patient/pN by PUT (update-as-create) over 8 keep-alive connections.
 
-Usage: seed.py HOST:PORT N BODY_FILE
+Usage: TOKEN=… seed.py HOST:PORT N BODY_FILE
 """
 import http.client
 import json
+import os
 import sys
 import threading
 
@@ -18,7 +19,8 @@ def seed(start, step):
     for i in range(start, n + 1, step):
         template_copy = dict(template, id=f"p{i}")
         conn.request("PUT", f"/fhir/Patient/p{i}", json.dumps(template_copy),
-                     {"Content-Type": "application/fhir+json"})
+                     {"Content-Type": "application/fhir+json",
+                      "Authorization": f"Bearer {os.environ['TOKEN']}"})
         response = conn.getresponse()
         response.read()
         if response.status not in (200, 201):

@@ -5,5 +5,6 @@ math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
 request = function()
   local id = "p" .. math.random(1, n)
   local body = template:gsub('"id"%s*:%s*"[^"]*"', '"id":"' .. id .. '"', 1)
-  return wrk.format("PUT", "/fhir/Patient/" .. id, {["Content-Type"] = "application/fhir+json"}, body)
+  return wrk.format("PUT", "/fhir/Patient/" .. id,
+    {["Content-Type"] = "application/fhir+json", ["Authorization"] = "Bearer " .. os.getenv("TOKEN")}, body)
 end

@@ -139,9 +139,11 @@ pub fn router(
     mut rest_state: RestState,
     console: ConsoleState,
     auth: Auth,
+    audit: rest::audit::AuditTrail,
 ) -> Router {
     rest_state.max_bundle_entries = config.max_bundle_entries;
     rest_state.auth = Some(auth.clone());
+    rest_state.audit = Some(audit);
     let directory = Arc::new(smart::RestDirectory(rest_state.clone()));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -169,6 +171,9 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<Result<(), AppError>>,
     /// Background work: search parameters kept in step with other nodes, planner statistics.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// The audit writer: it ends once the server (holding the trail) has stopped and every
+    /// queued AuditEvent is stored.
+    audit_writer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -184,9 +189,19 @@ impl RunningServer {
         for task in self.background.drain(..) {
             let _ = task.await;
         }
-        self.task
+        let served = self
+            .task
             .await
-            .map_err(|e| AppError::Serve(std::io::Error::other(e.to_string())))?
+            .map_err(|e| AppError::Serve(std::io::Error::other(e.to_string())))?;
+        if let Some(mut writer) = self.audit_writer.take()
+            && tokio::time::timeout(std::time::Duration::from_secs(10), &mut writer)
+                .await
+                .is_err()
+        {
+            tracing::error!("the audit writer did not finish within 10 s; stopping it");
+            writer.abort();
+        }
+        served
     }
 }
 
@@ -246,7 +261,8 @@ pub async fn start_with_clock(
             }
         })
     };
-    let app = router(config, state, console, auth.clone())
+    let (audit, audit_writer) = rest::audit::AuditTrail::start(state.clone());
+    let app = router(config, state, console, auth.clone(), audit)
         .into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -265,6 +281,7 @@ pub async fn start_with_clock(
         shutdown: Some(tx),
         task,
         background: vec![sync, maintenance, delivery, auth_maintenance],
+        audit_writer: Some(audit_writer),
     })
 }
 

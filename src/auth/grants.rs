@@ -35,6 +35,9 @@ pub struct Grant {
     /// The user's FHIR resource.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fhir_user: Option<String>,
+    /// The user's role (`admin`, `physician`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// Whether the app must show a patient banner.
     #[serde(default)]
     pub need_patient_banner: bool,
@@ -417,6 +420,9 @@ impl Auth {
         }
         if let Some(u) = &grant.fhir_user {
             claims["fhirUser"] = json!(u);
+        }
+        if let Some(role) = &grant.role {
+            claims["hearth_role"] = json!(role);
         }
         let id_token = if scopes.has("openid") && grant.user_id.is_some() {
             let mut id = json!({

@@ -1085,6 +1085,7 @@ async fn decide(
         patient,
         encounter: request.launch.as_ref().and_then(|l| l.encounter.clone()),
         fhir_user: user.fhir_reference.clone(),
+        role: Some(user.role.as_str().to_owned()),
         need_patient_banner: request.launch.is_none(),
         nonce: request.nonce.clone(),
         auth_time: Some(state.auth.now_ms() / 1000),

@@ -123,6 +123,8 @@ pub struct Access {
     pub encounter: Option<String>,
     /// The user's FHIR resource (`Practitioner/…`, `Patient/…`).
     pub fhir_user: Option<String>,
+    /// The user's role, for tokens issued to a user.
+    pub role: Option<String>,
     /// Expiry, seconds since the epoch.
     pub expires_at: i64,
     /// Every claim, for introspection.
@@ -152,6 +154,14 @@ impl Access {
                 interaction.describe(),
             ));
         };
+        if resource_type == "AuditEvent"
+            && level != Level::System
+            && self.role.as_deref() != Some("admin")
+        {
+            return Err(
+                "AuditEvents are for administrators and system-level tokens only".to_owned(),
+            );
+        }
         let own_patient = self
             .fhir_user
             .as_deref()
@@ -186,6 +196,7 @@ impl Access {
             patient: text("patient"),
             encounter: text("encounter"),
             fhir_user: text("fhirUser"),
+            role: text("hearth_role"),
             expires_at: claims["exp"].as_i64().ok_or("no exp")?,
             claims,
         })

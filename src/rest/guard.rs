@@ -16,6 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use super::response::FhirBody;
 use super::{ApiError, RestState};
 use crate::auth::{Access, Interaction, Permit};
 use crate::fhir::outcome::IssueType;
@@ -138,10 +139,21 @@ pub async fn guard(State(state): State<RestState>, request: Request, next: Next)
             ),
             Some(token) => match auth.verify(&token).await {
                 Err(rejected) => unauthorized(&state, rejected.to_string(), true),
-                Ok(access) => match check(&access, &need) {
-                    Err(e) => e.into_response(),
-                    Ok(()) => CALLER.scope(access, next.run(request)).await,
-                },
+                Ok(access) => {
+                    let method = request.method().clone();
+                    let path = request.uri().path().to_owned();
+                    let query = request.uri().query().map(str::to_owned);
+                    let response = match check(&access, &need) {
+                        Err(e) => e.into_response(),
+                        Ok(()) => CALLER.scope(access.clone(), next.run(request)).await,
+                    };
+                    let record =
+                        audit_record(&state, &access, &method, &path, query.as_deref(), &response);
+                    if let (Some(trail), Some(record)) = (&state.audit, record) {
+                        trail.record(record).await;
+                    }
+                    response
+                }
             },
         }
     };
@@ -149,6 +161,41 @@ pub async fn guard(State(state): State<RestState>, request: Request, next: Next)
         crate::auth::http::allow_registered_origin(&auth, &headers, &mut response).await;
     }
     response
+}
+
+/// The audit record of a request on patient data (none for other requests, or when nothing
+/// is audited).
+fn audit_record(
+    state: &RestState,
+    access: &Access,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    response: &Response,
+) -> Option<super::audit::Record> {
+    state.audit.as_ref()?;
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok());
+    let rendered;
+    let body = match response.extensions().get::<FhirBody>() {
+        Some(FhirBody::Stored(bytes)) => Some(&bytes[..]),
+        Some(FhirBody::Value(value)) if *method != Method::GET => {
+            rendered = serde_json::to_vec(value).unwrap_or_default();
+            Some(&rendered[..])
+        }
+        _ => None,
+    };
+    let exchange = super::audit::Exchange {
+        method,
+        path,
+        query,
+        status: response.status().as_u16(),
+        location,
+        body,
+    };
+    super::audit::record_of(access, &exchange, state.clock.now_millis())
 }
 
 fn check(access: &Access, need: &Need) -> Result<(), ApiError> {

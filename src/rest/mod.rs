@@ -2,6 +2,7 @@
 //! negotiation, preconditions, and the edge middleware that makes every error an
 //! OperationOutcome.
 
+pub mod audit;
 mod bundles;
 mod edge;
 mod error;
@@ -63,6 +64,8 @@ pub struct RestState {
     /// The authorization server whose tokens every request must carry (`None` only for
     /// in-process use, such as `hearth import`, where no HTTP request arrives).
     pub auth: Option<crate::auth::Auth>,
+    /// Where requests on patient data are recorded (`None` for in-process use).
+    pub audit: Option<audit::AuditTrail>,
 }
 
 impl RestState {
@@ -91,6 +94,7 @@ impl RestState {
             clock,
             max_bundle_entries: DEFAULT_MAX_BUNDLE_ENTRIES,
             auth: None,
+            audit: None,
         }
     }
 

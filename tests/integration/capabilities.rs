@@ -20,6 +20,9 @@ async fn capability_statement_matches_the_snapshot() {
     statement["implementation"]["url"] = Value::from("[base]");
     statement["url"] = Value::from("[base]/metadata");
     statement["software"]["version"] = Value::from("[version]");
+    // The server's address varies from run to run: the snapshot shows it as [root].
+    let text = statement.to_string().replace(&s.root(), "[root]");
+    statement = serde_json::from_str(&text).unwrap();
     let resources = statement["rest"][0]["resource"].as_array().unwrap().clone();
     assert_eq!(resources.len(), 146, "every R4 resource type");
     for resource in &resources {

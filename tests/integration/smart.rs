@@ -113,6 +113,7 @@ on_both!(
     ehr_launch_and_granular_scopes,
     introspection_and_revocation,
     patient_scopes_confine_writes_and_bundles,
+    patient_data_is_audited,
 );
 
 async fn start(database: TestDatabase) -> TestServer {
@@ -1891,4 +1892,180 @@ async fn patient_scopes_confine_writes_and_bundles(server: &TestServer) {
 
 fn server_token(server: &TestServer) -> String {
     server.auth().operator_token("system/*.rs", 60).unwrap()
+}
+
+/// A token the server signed for a user, as its token endpoint would issue one.
+fn user_token(server: &TestServer, user: &str, fhir_user: &str, role: &str, scope: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    server
+        .auth()
+        .sign_access(&json!({
+            "iss": server.root(), "aud": server.base, "sub": user, "client_id": "audit-test-app",
+            "scope": scope, "iat": now, "exp": now + 300, "jti": uuid::Uuid::new_v4().to_string(),
+            "fhirUser": fhir_user, "hearth_role": role,
+        }))
+        .unwrap()
+}
+
+async fn patient_data_is_audited(server: &TestServer) {
+    let subject = patient(server, "Audited").await;
+    let doctor = user_token(
+        server,
+        "u-doc",
+        "Practitioner/doc",
+        "physician",
+        "user/*.cruds",
+    );
+    json_with_status(
+        get_with(server, &doctor, &format!("Patient/{subject}")).await,
+        200,
+    )
+    .await;
+    json_with_status(
+        get_with(
+            server,
+            &doctor,
+            &format!("Observation?subject=Patient/{subject}"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let created = json_with_status(
+        send_with(server, &doctor, reqwest::Method::POST, "Observation", &json!({"resourceType": "Observation", "status": "final", "code": {"text": "bp"}, "subject": {"reference": format!("Patient/{subject}")}})).await,
+        201,
+    )
+    .await;
+    let reader = user_token(
+        server,
+        "u-nurse",
+        "Practitioner/nurse",
+        "clinician",
+        "user/Patient.rs",
+    );
+    outcome(
+        get_with(
+            server,
+            &reader,
+            &format!("Observation/{}", created["id"].as_str().unwrap()),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    // Not patient data: not audited.
+    json_with_status(get_with(server, &doctor, "Practitioner").await, 200).await;
+
+    // The events arrive in batches; wait for them. (The operator's own writes above are
+    // audited too; only the app's are counted here.)
+    let operator = server
+        .auth()
+        .operator_token("system/AuditEvent.rs", 60)
+        .unwrap();
+    let refused = format!("Observation/{}", created["id"].as_str().unwrap());
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        let found = json_with_status(
+            get_with(
+                server,
+                &operator,
+                "AuditEvent?agent:identifier=urn:hearth:client|audit-test-app&_count=50",
+            )
+            .await,
+            200,
+        )
+        .await;
+        events = found["entry"].as_array().cloned().unwrap_or_default();
+        if events.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let summary: Vec<(String, String, String, String)> = events
+        .iter()
+        .map(|e| {
+            let r = &e["resource"];
+            let patient = r["entity"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["role"]["code"] == "1")
+                .map_or(String::new(), |x| {
+                    x["what"]["reference"].as_str().unwrap().to_owned()
+                });
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["subtype"][0]["code"].as_str().unwrap().to_owned(),
+                r["outcome"].as_str().unwrap().to_owned(),
+                patient,
+            )
+        })
+        .collect();
+    let about = format!("Patient/{subject}");
+    for expected in [
+        ("R", "read", "0", about.as_str()),
+        ("E", "search-type", "0", about.as_str()),
+        ("C", "create", "0", about.as_str()),
+        ("R", "read", "4", ""),
+    ] {
+        assert!(
+            summary.contains(&(
+                expected.0.into(),
+                expected.1.into(),
+                expected.2.into(),
+                expected.3.into()
+            )),
+            "{expected:?} in {summary:?}"
+        );
+    }
+    assert_eq!(
+        summary.len(),
+        4,
+        "Practitioner is not patient data: {summary:?}"
+    );
+    let read = events
+        .iter()
+        .find(|e| e["resource"]["subtype"][0]["code"] == "read" && e["resource"]["outcome"] == "0")
+        .unwrap();
+    assert_eq!(
+        read["resource"]["agent"][0]["who"]["reference"],
+        "Practitioner/doc"
+    );
+    assert_eq!(
+        read["resource"]["agent"][1]["who"]["identifier"]["value"],
+        "audit-test-app"
+    );
+    assert_eq!(read["resource"]["entity"][0]["what"]["reference"], about);
+    let denied = json_with_status(
+        get_with(
+            server,
+            &operator,
+            &format!("AuditEvent?entity={refused}&outcome=4"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        denied["entry"][0]["resource"]["agent"][0]["who"]["reference"],
+        "Practitioner/nurse"
+    );
+    assert_eq!(denied["entry"][0]["resource"]["outcomeDesc"], "HTTP 403");
+    // Administrators and system tokens only.
+    let message = outcome(
+        get_with(server, &doctor, "AuditEvent").await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert!(message.contains("administrators"), "{message}");
+    let admin = user_token(
+        server,
+        "u-admin",
+        "Practitioner/admin",
+        "admin",
+        "user/*.rs",
+    );
+    json_with_status(get_with(server, &admin, "AuditEvent").await, 200).await;
 }

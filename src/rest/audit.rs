@@ -1,0 +1,371 @@
+//! The audit trail of patient data: every FHIR request that reads or writes a resource in the
+//! Patient compartment (or a Patient) becomes an R4 AuditEvent naming who (user and client
+//! app), which patient, what (the entity or the query), the action and the outcome. The
+//! request only hands a small record to a channel; a background task writes the events in
+//! batches (one multi-row insert per table), so auditing costs the request path next to
+//! nothing. AuditEvents are readable by administrators and system-level tokens only.
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::RestState;
+use crate::auth::Access;
+use crate::fhir::ResourceId;
+use crate::fhir::instant::format_instant;
+use crate::storage::ImportItem;
+
+/// Events written in one batch at most.
+const BATCH: usize = 500;
+/// How long an event may wait for its batch.
+const LINGER: Duration = Duration::from_millis(250);
+/// Events waiting at most; a request waits when the writer is this far behind.
+const QUEUE: usize = 20_000;
+
+/// One audited request.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// When, ms since the epoch.
+    pub at_ms: i64,
+    /// `C`, `R`, `U`, `D` or `E`.
+    pub action: &'static str,
+    /// The restful interaction (`read`, `search-type`, `create`, …).
+    pub interaction: &'static str,
+    /// The resource acted on (`Observation/1`), if one.
+    pub entity: Option<String>,
+    /// The query of a search.
+    pub query: Option<String>,
+    /// The patient whose data it is, when known.
+    pub patient: Option<String>,
+    /// The HTTP status of the answer.
+    pub status: u16,
+    /// The token's subject (a user id or a client id).
+    pub subject: String,
+    /// The user's FHIR resource.
+    pub fhir_user: Option<String>,
+    /// The client app.
+    pub client_id: String,
+}
+
+/// Where requests drop their records.
+#[derive(Clone)]
+pub struct AuditTrail {
+    sender: mpsc::Sender<Record>,
+}
+
+impl AuditTrail {
+    /// Starts the writer over `state`'s storage; the trail ends when every sender is gone.
+    pub fn start(state: RestState) -> (AuditTrail, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(write_batches(state, receiver));
+        (AuditTrail { sender }, task)
+    }
+
+    /// Records a request (waits only when the writer is far behind).
+    pub async fn record(&self, record: Record) {
+        if self.sender.send(record).await.is_err() {
+            tracing::error!("the audit writer has stopped; an AuditEvent was not recorded");
+        }
+    }
+}
+
+async fn write_batches(state: RestState, mut receiver: mpsc::Receiver<Record>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let Some(first) = receiver.recv().await else {
+            return;
+        };
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(record)) => batch.push(record),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match state.storage.import(items(&state, &batch)).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!("writing {} AuditEvents failed ({e}); retrying", batch.len());
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// The AuditEvents of `records`, ready to store.
+fn items(state: &RestState, records: &[Record]) -> Vec<ImportItem> {
+    records
+        .iter()
+        .map(|record| {
+            let id = ResourceId::generate();
+            let mut resource = audit_event(record, &state.base);
+            resource["id"] = Value::String(id.to_string());
+            let index = state.index(&resource);
+            ImportItem {
+                resource_type: "AuditEvent".into(),
+                id,
+                resource,
+                index,
+            }
+        })
+        .collect()
+}
+
+/// The AuditEvent of a record.
+pub fn audit_event(record: &Record, base: &str) -> Value {
+    let outcome = match record.status {
+        0..=399 => "0",
+        400..=499 => "4",
+        _ => "8",
+    };
+    let user = match &record.fhir_user {
+        Some(reference) => json!({"reference": reference}),
+        None => json!({"identifier": {"system": "urn:hearth:subject", "value": record.subject}}),
+    };
+    let mut agents = vec![json!({
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP", "display": "information recipient"}]},
+        "who": user,
+        "requestor": true,
+    })];
+    agents.push(json!({
+        "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110150", "display": "Application"}]},
+        "who": {"identifier": {"system": "urn:hearth:client", "value": record.client_id}},
+        "requestor": false,
+    }));
+    let mut entities = Vec::new();
+    if let Some(entity) = &record.entity {
+        entities.push(json!({
+            "what": {"reference": entity},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+        }));
+    }
+    if let Some(patient) = &record.patient {
+        let reference = format!("Patient/{patient}");
+        if record.entity.as_deref() != Some(reference.as_str()) {
+            entities.push(json!({
+                "what": {"reference": reference},
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"},
+            }));
+        } else if let Some(first) = entities.first_mut() {
+            first["role"] = json!({"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"});
+        }
+    }
+    if let Some(query) = &record.query {
+        entities.push(json!({
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
+            "query": base64::engine::general_purpose::STANDARD.encode(query.as_bytes()),
+        }));
+    }
+    let mut event = json!({
+        "resourceType": "AuditEvent",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": record.interaction}],
+        "action": record.action,
+        "recorded": format_instant(record.at_ms),
+        "outcome": outcome,
+        "agent": agents,
+        "source": {
+            "observer": {"display": format!("Hearth {base}")},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}],
+        },
+    });
+    if outcome != "0" {
+        event["outcomeDesc"] = json!(format!("HTTP {}", record.status));
+    }
+    if !entities.is_empty() {
+        event["entity"] = Value::Array(entities);
+    }
+    event
+}
+
+/// Whether resources of `resource_type` are patient data (a Patient or in its compartment).
+pub fn patient_data(resource_type: &str) -> bool {
+    resource_type == "Patient"
+        || crate::search::compartment_params("Patient", resource_type).is_some()
+}
+
+/// The first patient a stored resource refers to (`"reference":"Patient/…"`), found without
+/// parsing it.
+pub fn referenced_patient(content: &[u8]) -> Option<String> {
+    const MARK: &[u8] = b"\"reference\":\"Patient/";
+    let at = content.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
+    let rest = &content[at..];
+    let end = rest.iter().position(|b| *b == b'"')?;
+    let id = std::str::from_utf8(&rest[..end]).ok()?;
+    (!id.is_empty() && !id.contains('/')).then(|| id.to_owned())
+}
+
+/// A request and its answer, as far as the audit trail cares.
+pub struct Exchange<'a> {
+    /// The method.
+    pub method: &'a axum::http::Method,
+    /// The path (`/fhir/…`).
+    pub path: &'a str,
+    /// The query string.
+    pub query: Option<&'a str>,
+    /// The status answered.
+    pub status: u16,
+    /// The `Location` answered.
+    pub location: Option<&'a str>,
+    /// The body answered (JSON), when at hand.
+    pub body: Option<&'a [u8]>,
+}
+
+/// The record of a request, or `None` when it touches no patient data.
+pub fn record_of(access: &Access, exchange: &Exchange<'_>, at_ms: i64) -> Option<Record> {
+    let Exchange {
+        method,
+        path,
+        query,
+        status,
+        location,
+        body,
+    } = *exchange;
+    use axum::http::Method;
+    let segments: Vec<&str> = path
+        .trim_start_matches("/fhir")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let get = *method == Method::GET || *method == Method::HEAD;
+    let (action, interaction, resource_type, entity, owner): (
+        &str,
+        &str,
+        &str,
+        Option<String>,
+        Option<String>,
+    ) = match segments.as_slice() {
+        [] if *method == Method::POST => ("E", "transaction", "Bundle", None, None),
+        [] | ["_search"] => ("E", "search-system", "*", None, None),
+        [t] if get => ("E", "search-type", *t, None, None),
+        [t, "_search"] => ("E", "search-type", *t, None, None),
+        [t] if *method == Method::POST => ("C", "create", *t, location.and_then(entity_of), None),
+        [t] if *method == Method::DELETE => ("D", "delete", *t, None, None),
+        [t] => ("U", "update", *t, location.and_then(entity_of), None),
+        [t, op] if op.starts_with('$') => ("E", "operation", *t, None, None),
+        [t, "_history"] => ("R", "history-type", *t, None, None),
+        [t, id] if get => ("R", "read", *t, Some(format!("{t}/{id}")), None),
+        [t, id] if *method == Method::DELETE => {
+            ("D", "delete", *t, Some(format!("{t}/{id}")), None)
+        }
+        [t, id] if *method == Method::PATCH => ("U", "patch", *t, Some(format!("{t}/{id}")), None),
+        [t, id] => ("U", "update", *t, Some(format!("{t}/{id}")), None),
+        [t, id, "_history"] => ("R", "history-instance", *t, Some(format!("{t}/{id}")), None),
+        [t, id, "_history", _] => ("R", "vread", *t, Some(format!("{t}/{id}")), None),
+        [t, id, op] if op.starts_with('$') => {
+            ("E", "operation", *t, Some(format!("{t}/{id}")), None)
+        }
+        ["Patient", id, target] => ("E", "search-type", *target, None, Some((*id).to_owned())),
+        [_, _, target] => ("E", "search-type", *target, None, None),
+        _ => return None,
+    };
+    let audited = resource_type == "Bundle"
+        || resource_type == "*"
+        || (resource_type != "AuditEvent" && patient_data(resource_type));
+    if !audited {
+        return None;
+    }
+    let patient = owner
+        .or_else(|| query.and_then(queried_patient))
+        .or_else(|| {
+            entity
+                .as_deref()
+                .and_then(|e| e.strip_prefix("Patient/"))
+                .map(str::to_owned)
+        })
+        .or_else(|| body.and_then(referenced_patient))
+        .or_else(|| access.patient.clone())
+        .or_else(|| {
+            access
+                .fhir_user
+                .as_deref()
+                .and_then(|u| u.strip_prefix("Patient/"))
+                .map(str::to_owned)
+        });
+    Some(Record {
+        at_ms,
+        action,
+        interaction,
+        entity,
+        query: (action == "E" && interaction.starts_with("search"))
+            .then(|| query.unwrap_or_default().to_owned()),
+        patient,
+        status,
+        subject: access.subject.clone(),
+        fhir_user: access.fhir_user.clone(),
+        client_id: access.client_id.clone(),
+    })
+}
+
+/// The patient a search names: `patient=…` or `subject=Patient/…` (with or without a modifier).
+fn queried_patient(query: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find_map(|(key, value)| {
+        let name = key.split(':').next().unwrap_or_default();
+        let value = value.split(',').next().unwrap_or_default();
+        let id = match name {
+            "patient" => value.rsplit("Patient/").next().unwrap_or(value),
+            "subject" => value.strip_prefix("Patient/")?,
+            _ => return None,
+        };
+        (!id.is_empty() && !id.contains('/')).then(|| id.to_owned())
+    })
+}
+
+/// `Observation/1` of a `Location` such as `…/fhir/Observation/1/_history/1`.
+fn entity_of(location: &str) -> Option<String> {
+    let path = location.split("/fhir/").nth(1)?;
+    let mut parts = path.split('/');
+    Some(format!("{}/{}", parts.next()?, parts.next()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_patient_is_found_in_stored_json() {
+        assert_eq!(
+            referenced_patient(
+                br#"{"resourceType":"Observation","subject":{"reference":"Patient/p1"}}"#
+            ),
+            Some("p1".into())
+        );
+        assert_eq!(
+            referenced_patient(br#"{"resourceType":"Observation"}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn events_are_valid_audit_events() {
+        let record = Record {
+            at_ms: 0,
+            action: "R",
+            interaction: "read",
+            entity: Some("Observation/1".into()),
+            query: None,
+            patient: Some("p1".into()),
+            status: 403,
+            subject: "u1".into(),
+            fhir_user: Some("Practitioner/x".into()),
+            client_id: "c1".into(),
+        };
+        let mut event = audit_event(&record, "http://h/fhir");
+        event["id"] = json!("a1");
+        let bytes = serde_json::to_vec(&event).unwrap();
+        crate::fhir::parse_resource(&bytes, crate::fhir::Format::Json, Some("AuditEvent"))
+            .expect("a valid AuditEvent");
+        assert_eq!(event["outcome"], "4");
+        assert_eq!(event["entity"][1]["what"]["reference"], "Patient/p1");
+    }
+}
