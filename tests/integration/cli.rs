@@ -143,3 +143,147 @@ fn user_commands_manage_accounts() {
     assert_eq!(code, Some(1));
     assert!(err.contains("nobody@hearth.test: no such account"), "{err}");
 }
+
+/// `hearth client`, `hearth token`, `hearth keys rotate` and `hearth launch` on the configured
+/// database, against a running server on the same database (as another node would be).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_commands_register_clients_and_mint_tokens() {
+    use crate::support::{TestServer, json_with_status};
+    let database = TestDatabase::sqlite();
+    let run = |args: &[&str]| {
+        let output = hearth()
+            .arg("--database-url")
+            .arg(database.url())
+            .arg("--data-dir")
+            .arg(database.data_dir())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&["client", "add", "--name", "No redirect", "--public"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("redirect URI"), "{err}");
+    let (code, _, err) = run(&[
+        "client",
+        "add",
+        "--name",
+        "No kind",
+        "--redirect-uri",
+        "https://a.example/cb",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--public"), "{err}");
+    let (code, out, err) = run(&[
+        "client",
+        "add",
+        "--name",
+        "Charts",
+        "--public",
+        "--redirect-uri",
+        "https://charts.example/cb",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let public: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(public["client_id"].is_string() && public["client_secret"].is_null());
+    let (code, out, _) = run(&[
+        "client",
+        "add",
+        "--name",
+        "Lab",
+        "--secret",
+        "--redirect-uri",
+        "https://lab.example/cb",
+    ]);
+    assert_eq!(code, Some(0));
+    let secret: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(secret["client_secret"].as_str().unwrap().len() >= 40);
+    let jwks = database.data_dir().join("client.jwks.json");
+    std::fs::write(
+        &jwks,
+        r#"{"keys":[{"kty":"EC","crv":"P-384","kid":"k1","x":"not-a-point","y":"x"}]}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "client",
+        "add",
+        "--name",
+        "Bad keys",
+        "--jwks-file",
+        jwks.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("JWK"), "{err}");
+    let (code, out, _) = run(&["client", "list"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let id = public["client_id"].as_str().unwrap();
+    let (code, out, _) = run(&["client", "disable", id]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("\"status\":\"disabled\""), "{out}");
+    let (code, _, err) = run(&["client", "disable", "nobody"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no client"), "{err}");
+    let (code, _, err) = run(&["token", "--scope", "openid"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("resource scope"), "{err}");
+    let (code, out, _) = run(&["launch", "--patient", "p1"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("\"launch\""), "{out}");
+
+    // A server on the same database, public at the address the commands assume.
+    let (_, before, _) = run(&["token", "--scope", "system/Patient.rs"]);
+    let server = TestServer::start(
+        database,
+        hearth::config::Overrides {
+            public_url: Some("http://127.0.0.1:8080".into()),
+            ..hearth::config::Overrides::default()
+        },
+    )
+    .await;
+    let get = |token: String| {
+        let url = format!("{}/fhir/Patient?_count=1", server.local_url());
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    json_with_status(get(before.clone()).await, 200).await;
+    // Rotation on "another node": the old key still verifies, the new one is picked up.
+    let rotate = hearth()
+        .arg("--database-url")
+        .arg(server.database.url())
+        .args(["keys", "rotate"])
+        .output()
+        .unwrap();
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    let published: serde_json::Value = serde_json::from_slice(&rotate.stdout).unwrap();
+    assert_eq!(published["keys"].as_array().unwrap().len(), 4);
+    let after = hearth()
+        .arg("--database-url")
+        .arg(server.database.url())
+        .args(["token", "--scope", "system/Patient.rs", "--lifetime", "60"])
+        .output()
+        .unwrap();
+    let after = String::from_utf8_lossy(&after.stdout).trim().to_owned();
+    assert_ne!(
+        jsonwebtoken::decode_header(&after).unwrap().kid,
+        jsonwebtoken::decode_header(&before).unwrap().kid
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    json_with_status(get(after).await, 200).await;
+    json_with_status(get(before).await, 200).await;
+    server.finish().await;
+}
