@@ -157,7 +157,9 @@ async fn preflight_any() -> Response {
 }
 
 /// `GET /fhir/.well-known/smart-configuration`: JSON whatever the Accept header.
-async fn smart_configuration(State(state): State<AuthState>) -> Response {
+#[utoipa::path(get, path = "/fhir/.well-known/smart-configuration", tag = "SMART",
+    responses((status = 200, description = "The SMART configuration (JSON whatever the Accept header; CORS open)")))]
+pub async fn smart_configuration(State(state): State<AuthState>) -> Response {
     open_json(smart_configuration_document(state.auth.settings()))
 }
 
@@ -182,7 +184,9 @@ pub fn smart_configuration_document(settings: &super::AuthSettings) -> Value {
 }
 
 /// `GET /.well-known/openid-configuration`.
-async fn openid_configuration(State(state): State<AuthState>) -> Response {
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "SMART",
+    responses((status = 200, description = "OpenID Connect discovery")))]
+pub async fn openid_configuration(State(state): State<AuthState>) -> Response {
     let root = &state.auth.settings().public_url;
     open_json(json!({
         "issuer": root,
@@ -203,7 +207,9 @@ async fn openid_configuration(State(state): State<AuthState>) -> Response {
 }
 
 /// `GET /auth/jwks`.
-async fn jwks(State(state): State<AuthState>) -> Response {
+#[utoipa::path(get, path = "/auth/jwks", tag = "SMART",
+    responses((status = 200, description = "The server's public keys (JWK Set)")))]
+pub async fn jwks(State(state): State<AuthState>) -> Response {
     open_json(state.auth.jwks())
 }
 
@@ -381,7 +387,13 @@ fn check_form_content(headers: &HeaderMap) -> Result<(), OAuthError> {
 }
 
 /// `POST /auth/token`.
-async fn token(
+#[utoipa::path(post, path = "/auth/token", tag = "SMART",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "grant_type authorization_code (code, redirect_uri, code_verifier), refresh_token (refresh_token, scope) or client_credentials (scope, client_assertion_type, client_assertion); client authentication by HTTP Basic, client_id/client_secret or a client assertion"),
+    responses((status = 200, description = "Token response (access_token, token_type Bearer, expires_in, scope, patient, encounter, id_token, refresh_token)"),
+        (status = 400, description = "RFC 6749 error (invalid_request, invalid_grant, invalid_scope, unsupported_grant_type, unauthorized_client)"),
+        (status = 401, description = "invalid_client")))]
+pub async fn token(
     State(state): State<AuthState>,
     headers: HeaderMap,
     RawForm(body): RawForm,
@@ -440,9 +452,13 @@ async fn token_grant(auth: &Auth, headers: &HeaderMap, body: &[u8]) -> Result<Va
     serde_json::to_value(response).map_err(OAuthError::server)
 }
 
-/// `POST /auth/introspect` (RFC 7662): for authenticated clients, or a bearer token with a
-/// `system/` or `user/` scope.
-async fn introspect(
+/// `POST /auth/introspect` (RFC 7662): for authenticated clients, or the bearer of a valid
+/// token.
+#[utoipa::path(post, path = "/auth/introspect", tag = "SMART",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "token"),
+    responses((status = 200, description = "{active, scope, client_id, exp, sub, patient, fhirUser, …}"),
+        (status = 401, description = "invalid_client")))]
+pub async fn introspect(
     State(state): State<AuthState>,
     headers: HeaderMap,
     RawForm(body): RawForm,
@@ -521,7 +537,10 @@ async fn introspection(auth: &Auth, token: &str) -> Value {
 
 /// `POST /auth/revoke` (RFC 7009): revokes an access token or a refresh token (and its grant).
 /// Unknown tokens are not an error.
-async fn revoke(
+#[utoipa::path(post, path = "/auth/revoke", tag = "SMART",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "token"),
+    responses((status = 200, description = "Revoked (or unknown)"), (status = 401, description = "invalid_client")))]
+pub async fn revoke(
     State(state): State<AuthState>,
     headers: HeaderMap,
     RawForm(body): RawForm,
@@ -767,7 +786,16 @@ async fn signed_in(auth: &Auth, headers: &HeaderMap) -> Option<(User, String)> {
     Some((session.user?, session.csrf))
 }
 
-async fn authorize_get(
+/// `GET /auth/authorize`: the authorization request (also by POST).
+#[utoipa::path(get, path = "/auth/authorize", tag = "SMART",
+    params(("response_type" = String, Query, description = "code"), ("client_id" = String, Query, description = "The client"),
+        ("redirect_uri" = String, Query, description = "Exactly as registered"), ("scope" = String, Query, description = "SMART scopes"),
+        ("state" = String, Query, description = "Returned as is"), ("aud" = String, Query, description = "This FHIR base URL"),
+        ("code_challenge" = String, Query, description = "PKCE S256 challenge"), ("code_challenge_method" = String, Query, description = "S256"),
+        ("launch" = Option<String>, Query, description = "EHR launch value"), ("nonce" = Option<String>, Query, description = "OpenID Connect nonce")),
+    responses((status = 303, description = "To the login page, or back to the app with code and state (or error)"),
+        (status = 200, description = "The consent page"), (status = 400, description = "Unknown client or redirect URI (shown, not redirected)")))]
+pub async fn authorize_get(
     State(state): State<AuthState>,
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,

@@ -38,8 +38,38 @@ use super::operations::{deadline, extend_deadline, triage, triage_stats};
         extend_deadline::extend_deadline,
         deadline::compute_deadline,
         triage_stats::triage_stats,
+        crate::auth::http::smart_configuration,
+        crate::auth::http::openid_configuration,
+        crate::auth::http::jwks,
+        crate::auth::http::authorize_get,
+        crate::auth::http::token,
+        crate::auth::http::introspect,
+        crate::auth::http::revoke,
     ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     tags((name = "FHIR", description = "FHIR R4 RESTful interactions"),
-        (name = "Triage", description = "Echo triage operations on ServiceRequest (definitions under profiles/)"))
+        (name = "Triage", description = "Echo triage operations on ServiceRequest (definitions under profiles/)"),
+        (name = "SMART", description = "SMART on FHIR authorization server and discovery"))
 )]
 pub struct ApiDoc;
+
+/// Every FHIR request carries a bearer token (a JWT from `/auth/token` or `hearth token`).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("SMART access token"))
+                    .build(),
+            ),
+        );
+    }
+}

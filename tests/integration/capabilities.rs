@@ -80,9 +80,20 @@ async fn openapi_lists_every_fhir_route_and_docs_are_served_locally() {
         "/fhir/ServiceRequest/{id}/$extend-deadline",
         "/fhir/ServiceRequest/$deadline",
         "/fhir/ServiceRequest/$triage-stats",
+        "/fhir/.well-known/smart-configuration",
+        "/.well-known/openid-configuration",
+        "/auth/authorize",
+        "/auth/token",
+        "/auth/introspect",
+        "/auth/revoke",
+        "/auth/jwks",
     ] {
         assert!(paths.contains(&route), "{route} missing from {paths:?}");
     }
+    assert_eq!(
+        openapi["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     let docs = s
         .client
         .get(format!("{}/docs/", s.root()))
