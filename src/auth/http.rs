@@ -248,17 +248,30 @@ pub fn origin_of(url: &str) -> Option<String> {
 }
 
 impl Auth {
-    /// Whether `origin` is the origin of a redirect URI of an active client.
+    /// Whether `origin` is the origin of a redirect URI of an active client. The set is read
+    /// from the database at most every ten seconds.
     pub async fn registered_origin(&self, origin: &str) -> bool {
+        const FRESH_MS: i64 = 10_000;
+        let now = self.now_ms();
+        if let Ok(cache) = self.inner.origins.lock()
+            && now - cache.0 < FRESH_MS
+        {
+            return cache.1.contains(origin);
+        }
         let Ok(clients) = self.storage().clients().await else {
             return false;
         };
-        clients.iter().filter(|c| c.status == "active").any(|c| {
-            serde_json::from_str::<Vec<String>>(&c.redirect_uris)
-                .unwrap_or_default()
-                .iter()
-                .any(|u| origin_of(u).as_deref() == Some(origin))
-        })
+        let origins: std::collections::HashSet<String> = clients
+            .iter()
+            .filter(|c| c.status == "active")
+            .flat_map(|c| serde_json::from_str::<Vec<String>>(&c.redirect_uris).unwrap_or_default())
+            .filter_map(|u| origin_of(&u))
+            .collect();
+        let allowed = origins.contains(origin);
+        if let Ok(mut cache) = self.inner.origins.lock() {
+            *cache = (now, origins);
+        }
+        allowed
     }
 }
 

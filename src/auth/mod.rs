@@ -221,6 +221,8 @@ struct Inner {
     last_key_reload_ms: AtomicI64,
     http: reqwest::Client,
     jwks_cache: Mutex<HashMap<String, (Value, i64)>>,
+    /// The origins of registered redirect URIs, and when they were read (CORS).
+    origins: Mutex<(i64, HashSet<String>)>,
 }
 
 /// SHA-256 of a secret, hex: how codes, refresh tokens and client secrets are stored.
@@ -281,6 +283,7 @@ impl Auth {
                 last_key_reload_ms: AtomicI64::new(0),
                 http,
                 jwks_cache: Mutex::new(HashMap::new()),
+                origins: Mutex::new((i64::MIN / 2, HashSet::new())),
             }),
         })
     }

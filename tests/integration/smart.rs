@@ -334,6 +334,33 @@ async fn discovery_is_open_and_complete(server: &TestServer) {
         keys.iter()
             .any(|k| k["alg"] == "RS256" && k["kid"].is_string() && k.get("d").is_none())
     );
+    // CORS: the FHIR API and the token endpoint answer registered origins only.
+    app(server, Credentials::Public, None).await;
+    for path in [format!("{}/Patient", server.base), format!("{root}/auth/token")] {
+        let preflight = |origin: &'static str| {
+            http()
+                .request(reqwest::Method::OPTIONS, &path)
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header("access-control-request-headers", "authorization, content-type")
+                .send()
+        };
+        let allowed = preflight("http://127.0.0.1:9").await.unwrap();
+        assert_eq!(allowed.status(), 204, "{path}");
+        assert_eq!(allowed.headers()["access-control-allow-origin"], "http://127.0.0.1:9");
+        assert!(allowed.headers()["access-control-allow-headers"].to_str().unwrap().contains("Authorization"));
+        let refused = preflight("https://evil.example").await.unwrap();
+        assert!(refused.headers().get("access-control-allow-origin").is_none(), "{path}");
+    }
+    let token = server.auth().operator_token("system/*.rs", 60).unwrap();
+    let read = http()
+        .get(format!("{}/Patient", server.base))
+        .bearer_auth(&token)
+        .header("origin", "http://127.0.0.1:9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.headers()["access-control-allow-origin"], "http://127.0.0.1:9");
     // The CapabilityStatement stays open and declares SMART.
     let metadata = json_with_status(
         http()
