@@ -34,7 +34,9 @@ fn main() {
             ));
         }
         _ => {
-            eprintln!("usage: token_load keygen DIR | run TOKEN_URL CLIENT_ID DIR CONNECTIONS SECONDS");
+            eprintln!(
+                "usage: token_load keygen DIR | run TOKEN_URL CLIENT_ID DIR CONNECTIONS SECONDS"
+            );
             std::process::exit(2);
         }
     }
@@ -82,8 +84,12 @@ async fn run(token_url: String, client_id: String, dir: &str, connections: usize
     let end = Instant::now() + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
-            let (client, key, token_url, client_id) =
-                (client.clone(), key.clone(), token_url.clone(), client_id.clone());
+            let (client, key, token_url, client_id) = (
+                client.clone(),
+                key.clone(),
+                token_url.clone(),
+                client_id.clone(),
+            );
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut failures = 0usize;
@@ -95,7 +101,10 @@ async fn run(token_url: String, client_id: String, dir: &str, connections: usize
                         .form(&[
                             ("grant_type", "client_credentials"),
                             ("scope", "system/Patient.rs"),
-                            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                            (
+                                "client_assertion_type",
+                                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                            ),
                             ("client_assertion", signed.as_str()),
                         ])
                         .send()
@@ -108,7 +117,11 @@ async fn run(token_url: String, client_id: String, dir: &str, connections: usize
                         Ok(r) => {
                             failures += 1;
                             if failures == 1 {
-                                eprintln!("token request failed: {} {}", r.status(), r.text().await.unwrap_or_default());
+                                eprintln!(
+                                    "token request failed: {} {}",
+                                    r.status(),
+                                    r.text().await.unwrap_or_default()
+                                );
                             }
                         }
                         Err(e) => {

@@ -140,20 +140,36 @@ fn open_json(value: Value) -> Response {
 
 async fn preflight_any() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+    allow_preflight(
+        &mut response,
         HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, OPTIONS"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Accept, Content-Type"),
+        "GET, OPTIONS",
+        "Accept, Content-Type",
     );
     response
+}
+
+/// The headers of a CORS preflight answer that lets `origin` send `methods` with `headers`.
+fn allow_preflight(
+    response: &mut Response,
+    origin: HeaderValue,
+    methods: &'static str,
+    headers: &'static str,
+) {
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(methods),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(headers),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
 }
 
 /// `GET /fhir/.well-known/smart-configuration`: JSON whatever the Accept header.
@@ -296,24 +312,19 @@ pub async fn allow_registered_origin(auth: &Auth, headers: &HeaderMap, response:
 /// A CORS preflight answer for registered origins (a refusal for others).
 pub async fn preflight(auth: &Auth, headers: &HeaderMap) -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
-    allow_registered_origin(auth, headers, &mut response).await;
-    if response
-        .headers()
-        .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    if let Some(origin) = origin(headers)
+        && auth.registered_origin(&origin).await
+        && let Ok(value) = HeaderValue::from_str(&origin)
     {
-        let h = response.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        allow_preflight(
+            &mut response,
+            value,
+            "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+            "Authorization, Accept, Content-Type, If-Match, If-None-Match, If-None-Exist, If-Modified-Since, Prefer",
         );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Accept, Content-Type, If-Match, If-None-Match, If-None-Exist, If-Modified-Since, Prefer"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     response
 }

@@ -391,12 +391,15 @@ impl Auth {
     /// revoked. Tokens already verified are remembered until they expire.
     pub async fn verify(&self, token: &str) -> Result<Arc<Access>, TokenRejected> {
         let now_s = self.now_ms() / 1000;
+        // Tokens are remembered by their signature: a short key, and a signature belongs to
+        // one header and payload only.
+        let key = token.rsplit('.').next().unwrap_or(token);
         let cached = self
             .inner
             .verified
             .lock()
             .ok()
-            .and_then(|cache| cache.get(token).cloned());
+            .and_then(|cache| cache.get(key).cloned());
         let access = match cached {
             Some(access) => access,
             None => {
@@ -408,7 +411,7 @@ impl Auth {
                             cache.clear();
                         }
                     }
-                    cache.insert(token.to_owned(), access.clone());
+                    cache.insert(key.to_owned(), access.clone());
                 }
                 access
             }

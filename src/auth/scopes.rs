@@ -218,17 +218,17 @@ impl Scopes {
         resource_type: &str,
         interaction: Interaction,
     ) -> Option<(Level, Filters)> {
-        let matching: Vec<&ResourceScope> = self
-            .resources
-            .iter()
-            .filter(|s| s.permits(resource_type, interaction))
-            .collect();
-        let level = matching.iter().map(|s| s.level).max()?;
-        let at_level: Vec<&&ResourceScope> = matching.iter().filter(|s| s.level == level).collect();
-        let filters = if at_level.iter().any(|s| s.filter.is_empty()) {
+        let matching = || {
+            self.resources
+                .iter()
+                .filter(move |s| s.permits(resource_type, interaction))
+        };
+        let level = matching().map(|s| s.level).max()?;
+        let at_level = || matching().filter(move |s| s.level == level);
+        let filters = if at_level().any(|s| s.filter.is_empty()) {
             Vec::new()
         } else {
-            at_level.iter().map(|s| s.filter.clone()).collect()
+            at_level().map(|s| s.filter.clone()).collect()
         };
         Some((level, filters))
     }

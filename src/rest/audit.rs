@@ -3,7 +3,11 @@
 //! app), which patient, what (the entity or the query), the action and the outcome. The
 //! request only hands a small record to a channel; a background task writes the events in
 //! batches (one multi-row insert per table), so auditing costs the request path next to
-//! nothing. AuditEvents are readable by administrators and system-level tokens only.
+//! nothing. Within a batch, the requests of one user through one app on one patient with the
+//! same action, interaction and outcome become one AuditEvent whose `period` spans them, whose
+//! entities are every resource they touched (50 to an event) and whose extension counts them:
+//! a busy app reading one chart does not write an AuditEvent per read. AuditEvents are readable
+//! by administrators and system-level tokens only.
 
 use std::time::Duration;
 
@@ -17,10 +21,14 @@ use crate::fhir::ResourceId;
 use crate::fhir::instant::format_instant;
 use crate::storage::ImportItem;
 
-/// Events written in one batch at most.
-const BATCH: usize = 500;
-/// How long an event may wait for its batch.
-const LINGER: Duration = Duration::from_millis(250);
+/// Requests gathered into one batch at most.
+const BATCH: usize = 10_000;
+/// How long a request may wait for its batch.
+const LINGER: Duration = Duration::from_millis(500);
+/// Entities listed in one AuditEvent at most.
+const ENTITIES: usize = 50;
+/// The extension counting the requests an AuditEvent stands for.
+pub const REQUEST_COUNT: &str = "http://hearth.health/fhir/StructureDefinition/audit-request-count";
 /// Events waiting at most; a request waits when the writer is this far behind.
 const QUEUE: usize = 20_000;
 
@@ -100,13 +108,121 @@ async fn write_batches(state: RestState, mut receiver: mpsc::Receiver<Record>) {
     }
 }
 
+/// Requests that one AuditEvent stands for: the same who, app, patient, action, interaction and
+/// outcome, within one batch.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The first request (its who, app, patient, action, interaction, status).
+    pub first: Record,
+    /// The last request's time, ms since the epoch.
+    pub end_ms: i64,
+    /// How many requests.
+    pub count: usize,
+    /// The resources touched, in order, without repeats.
+    pub entities: Vec<String>,
+    /// The queries of searches, without repeats.
+    pub queries: Vec<String>,
+}
+
+impl Summary {
+    fn of(record: Record) -> Summary {
+        Summary {
+            end_ms: record.at_ms,
+            count: 1,
+            entities: record.entity.iter().cloned().collect(),
+            queries: record.query.iter().cloned().collect(),
+            first: record,
+        }
+    }
+
+    fn add(&mut self, record: &Record) {
+        self.end_ms = self.end_ms.max(record.at_ms);
+        self.count += 1;
+        if let Some(e) = &record.entity
+            && !self.entities.contains(e)
+        {
+            self.entities.push(e.clone());
+        }
+        if let Some(q) = &record.query
+            && !self.queries.contains(q)
+        {
+            self.queries.push(q.clone());
+        }
+    }
+}
+
+/// The key of the requests one AuditEvent may stand for.
+type SummaryKey<'a> = (
+    &'a str,
+    &'a str,
+    u16,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+);
+
+/// Gathers records into summaries, and splits those that list too many entities.
+pub fn summarize(records: &[Record]) -> Vec<Summary> {
+    let mut summaries: Vec<Summary> = Vec::new();
+    let mut index: std::collections::HashMap<SummaryKey<'_>, usize> =
+        std::collections::HashMap::new();
+    for record in records {
+        let key = (
+            record.action,
+            record.interaction,
+            record.status,
+            record.patient.as_deref(),
+            record.subject.as_str(),
+            record.client_id.as_str(),
+            record.fhir_user.as_deref(),
+        );
+        match index.get(&key) {
+            Some(&i) => summaries[i].add(record),
+            None => {
+                index.insert(key, summaries.len());
+                summaries.push(Summary::of(record.clone()));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(summaries.len());
+    for summary in summaries {
+        if summary.entities.len() <= ENTITIES && summary.queries.len() <= ENTITIES {
+            out.push(summary);
+            continue;
+        }
+        let chunks = summary
+            .entities
+            .len()
+            .max(summary.queries.len())
+            .div_ceil(ENTITIES);
+        for i in 0..chunks {
+            let slice = |v: &Vec<String>| {
+                v.iter()
+                    .skip(i * ENTITIES)
+                    .take(ENTITIES)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            out.push(Summary {
+                entities: slice(&summary.entities),
+                queries: slice(&summary.queries),
+                // The count goes with the first part.
+                count: if i == 0 { summary.count } else { 0 },
+                ..summary.clone()
+            });
+        }
+    }
+    out
+}
+
 /// The AuditEvents of `records`, ready to store.
 fn items(state: &RestState, records: &[Record]) -> Vec<ImportItem> {
-    records
+    summarize(records)
         .iter()
-        .map(|record| {
+        .map(|summary| {
             let id = ResourceId::generate();
-            let mut resource = audit_event(record, &state.base);
+            let mut resource = audit_event(summary, &state.base);
             resource["id"] = Value::String(id.to_string());
             let index = state.index(&resource);
             ImportItem {
@@ -119,8 +235,9 @@ fn items(state: &RestState, records: &[Record]) -> Vec<ImportItem> {
         .collect()
 }
 
-/// The AuditEvent of a record.
-pub fn audit_event(record: &Record, base: &str) -> Value {
+/// The AuditEvent of a summary of requests.
+pub fn audit_event(summary: &Summary, base: &str) -> Value {
+    let record = &summary.first;
     let outcome = match record.status {
         0..=399 => "0",
         400..=499 => "4",
@@ -140,26 +257,32 @@ pub fn audit_event(record: &Record, base: &str) -> Value {
         "who": {"identifier": {"system": "urn:hearth:client", "value": record.client_id}},
         "requestor": false,
     }));
-    let mut entities = Vec::new();
-    if let Some(entity) = &record.entity {
+    let patient_role = json!({"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"});
+    let patient_reference = record.patient.as_ref().map(|p| format!("Patient/{p}"));
+    let mut entities: Vec<Value> = summary
+        .entities
+        .iter()
+        .map(|entity| {
+            let mut e = json!({
+                "what": {"reference": entity},
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+            });
+            if patient_reference.as_ref() == Some(entity) {
+                e["role"] = patient_role.clone();
+            }
+            e
+        })
+        .collect();
+    if let Some(reference) = &patient_reference
+        && !summary.entities.contains(reference)
+    {
         entities.push(json!({
-            "what": {"reference": entity},
-            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+            "what": {"reference": reference},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
+            "role": patient_role,
         }));
     }
-    if let Some(patient) = &record.patient {
-        let reference = format!("Patient/{patient}");
-        if record.entity.as_deref() != Some(reference.as_str()) {
-            entities.push(json!({
-                "what": {"reference": reference},
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"},
-                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"},
-            }));
-        } else if let Some(first) = entities.first_mut() {
-            first["role"] = json!({"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1", "display": "Patient"});
-        }
-    }
-    if let Some(query) = &record.query {
+    for query in &summary.queries {
         entities.push(json!({
             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
             "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "24", "display": "Query"},
@@ -171,7 +294,8 @@ pub fn audit_event(record: &Record, base: &str) -> Value {
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
         "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": record.interaction}],
         "action": record.action,
-        "recorded": format_instant(record.at_ms),
+        "period": {"start": format_instant(record.at_ms), "end": format_instant(summary.end_ms)},
+        "recorded": format_instant(summary.end_ms),
         "outcome": outcome,
         "agent": agents,
         "source": {
@@ -181,6 +305,9 @@ pub fn audit_event(record: &Record, base: &str) -> Value {
     });
     if outcome != "0" {
         event["outcomeDesc"] = json!(format!("HTTP {}", record.status));
+    }
+    if summary.count > 0 {
+        event["extension"] = json!([{"url": REQUEST_COUNT, "valueInteger": summary.count}]);
     }
     if !entities.is_empty() {
         event["entity"] = Value::Array(entities);
@@ -360,12 +487,43 @@ mod tests {
             fhir_user: Some("Practitioner/x".into()),
             client_id: "c1".into(),
         };
-        let mut event = audit_event(&record, "http://h/fhir");
+        let mut event = audit_event(&Summary::of(record.clone()), "http://h/fhir");
         event["id"] = json!("a1");
         let bytes = serde_json::to_vec(&event).unwrap();
         crate::fhir::parse_resource(&bytes, crate::fhir::Format::Json, Some("AuditEvent"))
             .expect("a valid AuditEvent");
         assert_eq!(event["outcome"], "4");
         assert_eq!(event["entity"][1]["what"]["reference"], "Patient/p1");
+        // Many reads of one chart are one event listing what was read.
+        let mut records = Vec::new();
+        for i in 0..120 {
+            records.push(Record {
+                at_ms: i,
+                entity: Some(format!("Observation/{}", i % 60)),
+                status: 200,
+                ..record.clone()
+            });
+        }
+        records.push(Record {
+            client_id: "c2".into(),
+            ..record.clone()
+        });
+        let summaries = summarize(&records);
+        assert_eq!(
+            summaries.len(),
+            3,
+            "60 entities make two events, the other app a third"
+        );
+        assert_eq!(summaries[0].count, 120);
+        assert_eq!(summaries[0].entities.len(), 50);
+        assert_eq!(summaries[1].entities.len(), 10);
+        assert_eq!(summaries[2].first.client_id, "c2");
+        let mut event = audit_event(&summaries[0], "http://h/fhir");
+        event["id"] = json!("a2");
+        let bytes = serde_json::to_vec(&event).unwrap();
+        crate::fhir::parse_resource(&bytes, crate::fhir::Format::Json, Some("AuditEvent"))
+            .expect("a valid AuditEvent");
+        assert_eq!(event["extension"][0]["valueInteger"], 120);
+        assert_eq!(event["period"]["end"], "1970-01-01T00:00:00.119Z");
     }
 }

@@ -119,9 +119,16 @@ pub async fn guard(State(state): State<RestState>, request: Request, next: Next)
     let Some(auth) = state.auth.clone() else {
         return next.run(request).await;
     };
-    let headers = request.headers().clone();
-    if request.method() == Method::OPTIONS && headers.contains_key(header::ORIGIN) {
-        return crate::auth::http::preflight(&auth, &headers).await;
+    // Only the Origin matters for CORS; copy it alone, not every header.
+    let origin = request.headers().get(header::ORIGIN).map(|value| {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(header::ORIGIN, value.clone());
+        headers
+    });
+    if let Some(origin) = &origin
+        && request.method() == Method::OPTIONS
+    {
+        return crate::auth::http::preflight(&auth, origin).await;
     }
     let need = need(
         request.method(),
@@ -140,16 +147,27 @@ pub async fn guard(State(state): State<RestState>, request: Request, next: Next)
             Some(token) => match auth.verify(&token).await {
                 Err(rejected) => unauthorized(&state, rejected.to_string(), true),
                 Ok(access) => {
-                    let method = request.method().clone();
-                    let path = request.uri().path().to_owned();
-                    let query = request.uri().query().map(str::to_owned);
+                    let seen = state.audit.is_some().then(|| {
+                        (
+                            request.method().clone(),
+                            request.uri().path().to_owned(),
+                            request.uri().query().map(str::to_owned),
+                        )
+                    });
                     let response = match check(&access, &need) {
                         Err(e) => e.into_response(),
                         Ok(()) => CALLER.scope(access.clone(), next.run(request)).await,
                     };
-                    let record =
-                        audit_record(&state, &access, &method, &path, query.as_deref(), &response);
-                    if let (Some(trail), Some(record)) = (&state.audit, record) {
+                    if let (Some(trail), Some((method, path, query))) = (&state.audit, seen)
+                        && let Some(record) = audit_record(
+                            &state,
+                            &access,
+                            &method,
+                            &path,
+                            query.as_deref(),
+                            &response,
+                        )
+                    {
                         trail.record(record).await;
                     }
                     response
@@ -157,8 +175,8 @@ pub async fn guard(State(state): State<RestState>, request: Request, next: Next)
             },
         }
     };
-    if headers.contains_key(header::ORIGIN) {
-        crate::auth::http::allow_registered_origin(&auth, &headers, &mut response).await;
+    if let Some(origin) = &origin {
+        crate::auth::http::allow_registered_origin(&auth, origin, &mut response).await;
     }
     response
 }
@@ -173,7 +191,6 @@ fn audit_record(
     query: Option<&str>,
     response: &Response,
 ) -> Option<super::audit::Record> {
-    state.audit.as_ref()?;
     let location = response
         .headers()
         .get(header::LOCATION)

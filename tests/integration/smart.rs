@@ -336,21 +336,41 @@ async fn discovery_is_open_and_complete(server: &TestServer) {
     );
     // CORS: the FHIR API and the token endpoint answer registered origins only.
     app(server, Credentials::Public, None).await;
-    for path in [format!("{}/Patient", server.base), format!("{root}/auth/token")] {
+    for path in [
+        format!("{}/Patient", server.base),
+        format!("{root}/auth/token"),
+    ] {
         let preflight = |origin: &'static str| {
             http()
                 .request(reqwest::Method::OPTIONS, &path)
                 .header("origin", origin)
                 .header("access-control-request-method", "POST")
-                .header("access-control-request-headers", "authorization, content-type")
+                .header(
+                    "access-control-request-headers",
+                    "authorization, content-type",
+                )
                 .send()
         };
         let allowed = preflight("http://127.0.0.1:9").await.unwrap();
         assert_eq!(allowed.status(), 204, "{path}");
-        assert_eq!(allowed.headers()["access-control-allow-origin"], "http://127.0.0.1:9");
-        assert!(allowed.headers()["access-control-allow-headers"].to_str().unwrap().contains("Authorization"));
+        assert_eq!(
+            allowed.headers()["access-control-allow-origin"],
+            "http://127.0.0.1:9"
+        );
+        assert!(
+            allowed.headers()["access-control-allow-headers"]
+                .to_str()
+                .unwrap()
+                .contains("Authorization")
+        );
         let refused = preflight("https://evil.example").await.unwrap();
-        assert!(refused.headers().get("access-control-allow-origin").is_none(), "{path}");
+        assert!(
+            refused
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{path}"
+        );
     }
     let token = server.auth().operator_token("system/*.rs", 60).unwrap();
     let read = http()
@@ -360,7 +380,10 @@ async fn discovery_is_open_and_complete(server: &TestServer) {
         .send()
         .await
         .unwrap();
-    assert_eq!(read.headers()["access-control-allow-origin"], "http://127.0.0.1:9");
+    assert_eq!(
+        read.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:9"
+    );
     // The CapabilityStatement stays open and declares SMART.
     let metadata = json_with_status(
         http()
@@ -902,6 +925,66 @@ async fn backend_services_sign_in_with_keys(server: &TestServer) {
     }
 }
 
+/// An app signing a user in through the browser, start to finish: the authorization request
+/// with PKCE, login and consent, and the code exchanged for tokens.
+struct SignIn<'a> {
+    server: &'a TestServer,
+    client: &'a SmartClient,
+    browser: &'a Browser,
+    email: &'a str,
+}
+
+/// What a sign-in got: the token response, the code it used and the PKCE verifier.
+struct Granted {
+    token: SmartResponse,
+    code: String,
+    verifier: String,
+}
+
+impl SignIn<'_> {
+    async fn grant(
+        &self,
+        scopes: &[&str],
+        extra: &[(&str, &str)],
+        patient: Option<&str>,
+    ) -> Granted {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = self
+            .client
+            .authorize_url(CsrfToken::new_random)
+            .add_scopes(scopes.iter().map(|s| Scope::new((*s).into())))
+            .add_extra_param("aud", self.server.base.clone())
+            .set_pkce_challenge(challenge);
+        for (k, v) in extra {
+            request = request.add_extra_param(*k, *v);
+        }
+        let (url, _) = request.url();
+        let back = authorize(
+            self.server,
+            self.browser,
+            url.as_str(),
+            self.email,
+            scopes,
+            patient,
+        )
+        .await;
+        let code = query_value(&back, "code").expect("code");
+        let verifier_text = verifier.secret().clone();
+        let token = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.clone()))
+            .set_pkce_verifier(verifier)
+            .request_async(&http())
+            .await
+            .expect("token");
+        Granted {
+            token,
+            code,
+            verifier: verifier_text,
+        }
+    }
+}
+
 /// Drives the browser through login and consent; returns the redirect to the app.
 async fn authorize(
     server: &TestServer,
@@ -1048,31 +1131,20 @@ async fn standalone_launch_with_pkce_and_refresh(server: &TestServer) {
     );
 
     // Again, properly.
-    let (challenge, verifier2) = PkceCodeChallenge::new_random_sha256();
     let _ = verifier;
-    let (url, _) = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scopes(scopes.split(' ').map(|s| Scope::new(s.into())))
-        .add_extra_param("aud", server.base.clone())
-        .set_pkce_challenge(challenge)
-        .url();
-    let back = authorize(
+    let sign_in = SignIn {
         server,
-        &browser,
-        url.as_str(),
-        "doctor@hearth.test",
-        &scopes.split(' ').collect::<Vec<_>>(),
-        Some(&mine),
-    )
-    .await;
-    let code = query_value(&back, "code").expect("code");
-    let verifier_text = verifier2.secret().clone();
-    let token = client
-        .exchange_code(AuthorizationCode::new(code.clone()))
-        .set_pkce_verifier(verifier2)
-        .request_async(&http())
-        .await
-        .expect("token");
+        client: &client,
+        browser: &browser,
+        email: "doctor@hearth.test",
+    };
+    let Granted {
+        token,
+        code,
+        verifier: verifier_text,
+    } = sign_in
+        .grant(&scopes.split(' ').collect::<Vec<_>>(), &[], Some(&mine))
+        .await;
     assert_eq!(token.extra_fields().patient.as_deref(), Some(mine.as_str()));
     assert_eq!(token.extra_fields().need_patient_banner, Some(true));
     let granted: Vec<String> = token
@@ -1256,28 +1328,10 @@ async fn standalone_launch_with_pkce_and_refresh(server: &TestServer) {
     assert!(after.is_err(), "the grant is revoked after a replay");
 
     // A disabled user's grants stop refreshing.
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _) = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scopes(["offline_access", "user/Patient.rs"].map(|s| Scope::new(s.into())))
-        .add_extra_param("aud", server.base.clone())
-        .set_pkce_challenge(challenge)
-        .url();
-    let back = authorize(
-        server,
-        &browser,
-        url.as_str(),
-        "doctor@hearth.test",
-        &["offline_access", "user/Patient.rs"],
-        None,
-    )
-    .await;
-    let token = client
-        .exchange_code(AuthorizationCode::new(query_value(&back, "code").unwrap()))
-        .set_pkce_verifier(verifier)
-        .request_async(&http())
+    let token = sign_in
+        .grant(&["offline_access", "user/Patient.rs"], &[], None)
         .await
-        .expect("user-level token");
+        .token;
     // User-level scopes of a physician reach every patient.
     json_with_status(
         get_with(
@@ -1525,31 +1579,18 @@ async fn ehr_launch_and_granular_scopes(server: &TestServer) {
         granular,
         "patient/Patient.rs",
     ];
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _) = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scopes(scopes.map(|s| Scope::new(s.into())))
-        .add_extra_param("aud", server.base.clone())
-        .add_extra_param("launch", launch)
-        .set_pkce_challenge(challenge)
-        .url();
     let browser = Browser::new(&server.root());
-    // No patient picker: the launch names the patient.
-    let back = authorize(
+    // No patient picker: the launch names the patient; client_secret_basic at the token endpoint.
+    let sign_in = SignIn {
         server,
-        &browser,
-        url.as_str(),
-        "cardio@hearth.test",
-        &scopes,
-        None,
-    )
-    .await;
-    let token = client
-        .exchange_code(AuthorizationCode::new(query_value(&back, "code").unwrap()))
-        .set_pkce_verifier(verifier)
-        .request_async(&http())
+        client: &client,
+        browser: &browser,
+        email: "cardio@hearth.test",
+    };
+    let token = sign_in
+        .grant(&scopes, &[("launch", &launch)], None)
         .await
-        .expect("token (client_secret_basic)");
+        .token;
     assert_eq!(
         token.extra_fields().patient.as_deref(),
         Some(subject.as_str())
@@ -1628,29 +1669,14 @@ async fn introspection_and_revocation(server: &TestServer) {
         "online_access",
         "patient/*.rs",
     ];
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _) = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scopes(scopes.map(|s| Scope::new(s.into())))
-        .add_extra_param("aud", server.base.clone())
-        .set_pkce_challenge(challenge)
-        .url();
     let browser = Browser::new(&server.root());
-    let back = authorize(
+    let sign_in = SignIn {
         server,
-        &browser,
-        url.as_str(),
-        "intro@hearth.test",
-        &scopes,
-        Some(&subject),
-    )
-    .await;
-    let token = client
-        .exchange_code(AuthorizationCode::new(query_value(&back, "code").unwrap()))
-        .set_pkce_verifier(verifier)
-        .request_async(&http())
-        .await
-        .unwrap();
+        client: &client,
+        browser: &browser,
+        email: "intro@hearth.test",
+    };
+    let token = sign_in.grant(&scopes, &[], Some(&subject)).await.token;
     let access = token.access_token().secret().clone();
     let introspect = |token: String| {
         let (id, secret) = (
@@ -1763,30 +1789,15 @@ async fn patient_scopes_confine_writes_and_bundles(server: &TestServer) {
         "patient/Observation.cruds",
         "patient/Patient.rs",
     ];
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (url, _) = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scopes(scopes.map(|s| Scope::new(s.into())))
-        .add_extra_param("aud", server.base.clone())
-        .set_pkce_challenge(challenge)
-        .url();
     let browser = Browser::new(&server.root());
     // A patient user is their own patient: no picker.
-    let back = authorize(
+    let sign_in = SignIn {
         server,
-        &browser,
-        url.as_str(),
-        "pat@hearth.test",
-        &scopes,
-        None,
-    )
-    .await;
-    let token = client
-        .exchange_code(AuthorizationCode::new(query_value(&back, "code").unwrap()))
-        .set_pkce_verifier(verifier)
-        .request_async(&http())
-        .await
-        .unwrap();
+        client: &client,
+        browser: &browser,
+        email: "pat@hearth.test",
+    };
+    let token = sign_in.grant(&scopes, &[], None).await.token;
     assert_eq!(token.extra_fields().patient.as_deref(), Some(own.as_str()));
     let access = token.access_token().secret().clone();
     let obs = |p: &str| json!({"resourceType": "Observation", "status": "final", "code": {"text": "steps"}, "subject": {"reference": format!("Patient/{p}")}});
