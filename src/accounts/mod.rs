@@ -27,6 +27,16 @@ use crate::storage::accounts::{TokenRow, TokenUse, UserRow};
 /// The name of the session cookie (console and authorization pages share the session).
 pub const SESSION_COOKIE: &str = "hearth_session";
 
+/// The session cookie's value among the values of a request's `Cookie` headers.
+pub fn session_cookie<'a>(cookie_headers: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    cookie_headers
+        .into_iter()
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
 pub use audit::Event;
 pub use model::{
     AccountError, Actor, LoginError, NewAccount, RESET_TTL_MS, Records, Registration, Role,

@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use jsonwebtoken::Validation;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::accounts::Accounts;
 use crate::clock::SharedClock;
@@ -225,21 +224,11 @@ struct Inner {
     origins: Mutex<(i64, HashSet<String>)>,
 }
 
-/// SHA-256 of a secret, hex: how codes, refresh tokens and client secrets are stored.
-pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
+/// SHA-256 of a secret, hex: how codes, refresh tokens and client secrets are stored (as
+/// accounts store their emailed tokens).
+pub use crate::accounts::tokens::digest as hash_secret;
 /// A random secret of 32 bytes, base64url.
-pub fn random_secret() -> String {
-    use base64::Engine;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the system random source works");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
+pub use crate::accounts::tokens::new_secret as random_secret;
 
 impl Auth {
     /// Loads the signing keys, generating the first pair when there are none.

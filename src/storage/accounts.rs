@@ -5,7 +5,7 @@
 
 use diesel::prelude::*;
 
-use super::connection::{DbConnection, on_backend};
+use super::connection::on_backend;
 use super::schema::{account_tokens, login_failures, outbox, sessions, users};
 use super::{Storage, StorageError, StorageResult};
 
@@ -131,7 +131,7 @@ pub struct OutboxRow {
     pub sent_ms: Option<i64>,
 }
 
-fn is_unique_violation(e: &StorageError) -> bool {
+pub(super) fn is_unique_violation(e: &StorageError) -> bool {
     matches!(
         e,
         StorageError::Database(diesel::result::Error::DatabaseError(
@@ -142,27 +142,10 @@ fn is_unique_violation(e: &StorageError) -> bool {
 }
 
 impl Storage {
-    /// Runs one accounts write as its own transaction (SQLite: through the writer), without
-    /// the version-collision retries of resource writes.
-    async fn account_write<T, F>(&self, work: F) -> StorageResult<T>
-    where
-        T: Send + 'static,
-        F: Fn(&mut DbConnection, i64) -> StorageResult<T> + Send + 'static,
-    {
-        if let Some(writer) = &self.sqlite_writer {
-            return writer.submit(work).await;
-        }
-        self.with_conn(move |conn, storage| {
-            let now = storage.clock.now_millis();
-            conn.transaction(|conn| work(conn, now))
-        })
-        .await
-    }
-
     /// Adds a user; false when the email is taken.
     pub async fn insert_user(&self, user: UserRow) -> StorageResult<bool> {
         let result = self
-            .account_write(move |conn, _| {
+            .small_write(move |conn, _| {
                 Ok(on_backend!(conn, c => diesel::insert_into(users::table)
                     .values(&user)
                     .on_conflict_do_nothing()
@@ -178,7 +161,7 @@ impl Storage {
 
     /// Replaces a user's row (found by id).
     pub async fn update_user(&self, user: UserRow) -> StorageResult<()> {
-        self.account_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             on_backend!(conn, c => diesel::update(users::table.find(&user.id))
                 .set(&user)
                 .execute(c))?;
@@ -237,7 +220,7 @@ impl Storage {
 
     /// Stores a new token after withdrawing the user's unused tokens of the same purpose.
     pub async fn replace_token(&self, token: TokenRow) -> StorageResult<()> {
-        self.account_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             on_backend!(conn, c => diesel::update(account_tokens::table
                 .filter(account_tokens::user_id.eq(&token.user_id))
                 .filter(account_tokens::purpose.eq(&token.purpose))
@@ -255,7 +238,7 @@ impl Storage {
     /// Withdraws every unused token of a user.
     pub async fn withdraw_tokens(&self, user_id: &str) -> StorageResult<()> {
         let user_id = user_id.to_owned();
-        self.account_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             on_backend!(conn, c => diesel::update(account_tokens::table
                 .filter(account_tokens::user_id.eq(&user_id))
                 .filter(account_tokens::used_ms.is_null()))
@@ -295,7 +278,7 @@ impl Storage {
     {
         let hash = hash.to_owned();
         let purposes: Vec<String> = purposes.iter().map(|p| (*p).to_owned()).collect();
-        self.account_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             let row = on_backend!(conn, c => account_tokens::table
                 .find(&hash)
                 .filter(account_tokens::purpose.eq_any(&purposes))
@@ -334,7 +317,7 @@ impl Storage {
 
     /// Stores a session.
     pub async fn insert_session(&self, session: SessionRow) -> StorageResult<()> {
-        self.account_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             on_backend!(conn, c => diesel::insert_into(sessions::table)
                 .values(&session)
                 .execute(c))?;
@@ -363,7 +346,7 @@ impl Storage {
     /// Records activity on a session.
     pub async fn touch_session(&self, id_hash: &str, at_ms: i64) -> StorageResult<()> {
         let id_hash = id_hash.to_owned();
-        self.account_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             on_backend!(conn, c => diesel::update(sessions::table.find(&id_hash))
                 .set(sessions::last_seen_ms.eq(at_ms))
                 .execute(c))?;
@@ -379,7 +362,7 @@ impl Storage {
         next: Option<SessionRow>,
     ) -> StorageResult<()> {
         let id_hash = id_hash.map(str::to_owned);
-        self.account_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             if let Some(id_hash) = &id_hash {
                 on_backend!(conn, c => diesel::delete(sessions::table.find(id_hash))
                     .execute(c))?;
@@ -398,7 +381,7 @@ impl Storage {
     pub async fn end_user_sessions(&self, user_id: &str, keep: Option<&str>) -> StorageResult<()> {
         let user_id = user_id.to_owned();
         let keep = keep.unwrap_or_default().to_owned();
-        self.account_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             on_backend!(conn, c => diesel::delete(sessions::table
                 .filter(sessions::user_id.eq(&user_id))
                 .filter(sessions::id_hash.ne(&keep)))
@@ -410,7 +393,7 @@ impl Storage {
 
     /// Records a failed login under each key.
     pub async fn record_login_failure(&self, keys: Vec<String>) -> StorageResult<()> {
-        self.account_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             for key in &keys {
                 on_backend!(conn, c => diesel::insert_into(login_failures::table)
                     .values((
@@ -444,7 +427,7 @@ impl Storage {
     /// Forgets the failures of a key (after a successful login).
     pub async fn clear_login_failures(&self, key: &str) -> StorageResult<()> {
         let key = key.to_owned();
-        self.account_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             on_backend!(conn, c => diesel::delete(login_failures::table
                 .filter(login_failures::throttle_key.eq(&key)))
                 .execute(c))?;
@@ -460,7 +443,7 @@ impl Storage {
         idle_before_ms: i64,
         failures_before_ms: i64,
     ) -> StorageResult<()> {
-        self.account_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             on_backend!(conn, c => diesel::delete(sessions::table
                 .filter(sessions::expires_ms.le(now).or(sessions::last_seen_ms.lt(idle_before_ms))))
                 .execute(c))?;
@@ -474,7 +457,7 @@ impl Storage {
 
     /// Queues a mail, due at once.
     pub async fn enqueue_mail(&self, mail: NewMail) -> StorageResult<()> {
-        self.account_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             on_backend!(conn, c => diesel::insert_into(outbox::table)
                 .values((
                     outbox::recipient.eq(&mail.recipient),
@@ -495,7 +478,7 @@ impl Storage {
 
     /// Claims up to `limit` due mails for `lease_ms`: another node skips them meanwhile.
     pub async fn claim_due_mail(&self, limit: i64, lease_ms: i64) -> StorageResult<Vec<OutboxRow>> {
-        self.account_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             let due = on_backend!(conn, c => outbox::table
                 .filter(outbox::status.eq("pending"))
                 .filter(outbox::next_attempt_ms.le(now))
@@ -527,7 +510,7 @@ impl Storage {
         attempts: i32,
         outcome: Result<(), (String, Option<i64>)>,
     ) -> StorageResult<()> {
-        self.account_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             let target = outbox::table.find(id);
             match &outcome {
                 Ok(()) => on_backend!(conn, c => diesel::update(target)
@@ -566,7 +549,7 @@ impl Storage {
 
     /// Puts a failed mail back in the queue, due at once.
     pub async fn retry_mail(&self, id: i64) -> StorageResult<()> {
-        self.account_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             on_backend!(conn, c => diesel::update(outbox::table
                 .find(id)
                 .filter(outbox::status.eq("failed")))

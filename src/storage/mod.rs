@@ -498,6 +498,23 @@ impl Storage {
             .await
     }
 
+    /// Runs one write to the small tables (accounts, authorization) as its own transaction
+    /// (SQLite: through the writer), without the version-collision retries of resource writes.
+    async fn small_write<T, F>(&self, work: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut DbConnection, i64) -> StorageResult<T> + Send + 'static,
+    {
+        if let Some(writer) = &self.sqlite_writer {
+            return writer.submit(work).await;
+        }
+        self.with_conn(move |conn, storage| {
+            let now = storage.clock.now_millis();
+            conn.transaction(|conn| work(conn, now))
+        })
+        .await
+    }
+
     /// Runs one write: through the group-commit writer on SQLite; on PostgreSQL as its own
     /// transaction, retried when a concurrent writer took the same version number first (the
     /// unique key on versions is what keeps updates from being lost).

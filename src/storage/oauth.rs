@@ -10,7 +10,7 @@ use super::schema::{
     oauth_assertions, oauth_clients, oauth_codes, oauth_launches, oauth_refresh_tokens,
     oauth_revocations, signing_keys,
 };
-use super::{Storage, StorageError, StorageResult};
+use super::{Storage, StorageResult};
 
 /// A signing key row.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -112,22 +112,6 @@ pub enum Spend<T> {
 }
 
 impl Storage {
-    /// Runs one write as its own transaction (SQLite: through the writer).
-    async fn oauth_write<T, F>(&self, work: F) -> StorageResult<T>
-    where
-        T: Send + 'static,
-        F: Fn(&mut DbConnection, i64) -> StorageResult<T> + Send + 'static,
-    {
-        if let Some(writer) = &self.sqlite_writer {
-            return writer.submit(work).await;
-        }
-        self.with_conn(move |conn, storage| {
-            let now = storage.clock.now_millis();
-            conn.transaction(|conn| work(conn, now))
-        })
-        .await
-    }
-
     /// Every signing key, newest first.
     pub async fn signing_keys(&self) -> StorageResult<Vec<KeyRow>> {
         self.with_conn(|conn, _| {
@@ -143,7 +127,7 @@ impl Storage {
     /// same transaction. Without it, nothing is stored when active keys exist already (two
     /// nodes starting at once keep one set).
     pub async fn add_signing_keys(&self, keys: Vec<KeyRow>, retire: bool) -> StorageResult<()> {
-        self.oauth_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             let active: i64 = on_backend!(conn, c => signing_keys::table
                 .filter(signing_keys::retired_ms.is_null())
                 .count()
@@ -165,7 +149,7 @@ impl Storage {
 
     /// Deletes keys retired before `before_ms` (their tokens have all expired).
     pub async fn drop_retired_keys(&self, before_ms: i64) -> StorageResult<usize> {
-        self.oauth_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             Ok(on_backend!(conn, c => diesel::delete(signing_keys::table
                 .filter(signing_keys::retired_ms.lt(before_ms)))
                 .execute(c))?)
@@ -175,7 +159,7 @@ impl Storage {
 
     /// Registers a client.
     pub async fn insert_client(&self, client: ClientRow) -> StorageResult<()> {
-        self.oauth_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             on_backend!(conn, c => diesel::insert_into(oauth_clients::table)
                 .values(&client)
                 .execute(c))?;
@@ -211,7 +195,7 @@ impl Storage {
     /// Sets a client's status; false when there is no such client.
     pub async fn set_client_status(&self, id: &str, status: &str) -> StorageResult<bool> {
         let (id, status) = (id.to_owned(), status.to_owned());
-        self.oauth_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             Ok(
                 on_backend!(conn, c => diesel::update(oauth_clients::table.find(&id))
                 .set(oauth_clients::status.eq(&status))
@@ -224,7 +208,7 @@ impl Storage {
 
     /// Stores an authorization code.
     pub async fn insert_code(&self, code: CodeRow) -> StorageResult<()> {
-        self.oauth_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             on_backend!(conn, c => diesel::insert_into(oauth_codes::table)
                 .values(&code)
                 .execute(c))?;
@@ -236,7 +220,7 @@ impl Storage {
     /// Spends an authorization code, at most once.
     pub async fn spend_code(&self, hash: &str) -> StorageResult<Spend<CodeRow>> {
         let hash = hash.to_owned();
-        self.oauth_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             let row = on_backend!(conn, c => oauth_codes::table
                 .find(&hash)
                 .select(CodeRow::as_select())
@@ -267,7 +251,7 @@ impl Storage {
 
     /// Stores a refresh token.
     pub async fn insert_refresh(&self, token: RefreshRow) -> StorageResult<()> {
-        self.oauth_write(move |conn, _| {
+        self.small_write(move |conn, _| {
             on_backend!(conn, c => diesel::insert_into(oauth_refresh_tokens::table)
                 .values(&token)
                 .execute(c))?;
@@ -297,7 +281,7 @@ impl Storage {
         F: Fn(&RefreshRow) -> Option<RefreshRow> + Send + 'static,
     {
         let hash = hash.to_owned();
-        self.oauth_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             let row = on_backend!(conn, c => oauth_refresh_tokens::table
                 .find(&hash)
                 .select(RefreshRow::as_select())
@@ -329,7 +313,7 @@ impl Storage {
     /// Revokes the grant a refresh token belongs to; false when the token is unknown.
     pub async fn revoke_refresh(&self, hash: &str) -> StorageResult<bool> {
         let hash = hash.to_owned();
-        self.oauth_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             let grant = on_backend!(conn, c => oauth_refresh_tokens::table
                 .find(&hash)
                 .select(oauth_refresh_tokens::grant_id)
@@ -353,7 +337,7 @@ impl Storage {
         context_json: String,
         expires_ms: i64,
     ) -> StorageResult<()> {
-        self.oauth_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             on_backend!(conn, c => diesel::insert_into(oauth_launches::table)
                 .values((
                     oauth_launches::launch_hash.eq(&hash),
@@ -391,7 +375,7 @@ impl Storage {
     ) -> StorageResult<bool> {
         let (client_id, jti) = (client_id.to_owned(), jti.to_owned());
         let result = self
-            .oauth_write(move |conn, _| {
+            .small_write(move |conn, _| {
                 Ok(
                     on_backend!(conn, c => diesel::insert_into(oauth_assertions::table)
                     .values((
@@ -406,10 +390,7 @@ impl Storage {
             .await;
         match result {
             Ok(rows) => Ok(rows == 1),
-            Err(StorageError::Database(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ))) => Ok(false),
+            Err(e) if super::accounts::is_unique_violation(&e) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -417,7 +398,7 @@ impl Storage {
     /// Revokes an access token by its `jti` until `expires_ms`.
     pub async fn revoke_access(&self, jti: &str, expires_ms: i64) -> StorageResult<()> {
         let jti = jti.to_owned();
-        self.oauth_write(move |conn, now| {
+        self.small_write(move |conn, now| {
             on_backend!(conn, c => diesel::insert_into(oauth_revocations::table)
                 .values((
                     oauth_revocations::jti.eq(&jti),
@@ -446,7 +427,7 @@ impl Storage {
 
     /// Removes expired codes, refresh tokens, launch values, assertion ids and revocations.
     pub async fn sweep_oauth(&self) -> StorageResult<()> {
-        self.oauth_write(|conn, now| {
+        self.small_write(|conn, now| {
             on_backend!(conn, c => diesel::delete(oauth_codes::table
                 .filter(oauth_codes::expires_ms.lt(now)))
                 .execute(c))?;

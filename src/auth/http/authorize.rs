@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
 use super::{AuthState, no_store};
-use crate::accounts::{Role, SESSION_COOKIE, Status, User};
+use crate::accounts::{Role, Status, User};
 use crate::auth::grants::{Grant, LaunchContext};
 use crate::auth::{Auth, Level, Scopes};
 use crate::storage::oauth::ClientRow;
@@ -195,14 +195,12 @@ async fn validate(
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == SESSION_COOKIE)
-        .map(|c| c.value().to_owned())
+    crate::accounts::session_cookie(
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
 }
 
 /// The signed-in user and the session's CSRF token.
