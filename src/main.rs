@@ -116,6 +116,9 @@ enum ClientCommand {
         /// The URL of the client's JWK Set (private_key_jwt).
         #[arg(long)]
         jwks_url: Option<String>,
+        /// The app's launch URL (EHR launch from the console).
+        #[arg(long)]
+        launch_url: Option<String>,
     },
     /// List every client.
     List,
@@ -150,6 +153,7 @@ impl ClientCommand {
                 secret,
                 jwks_file,
                 jwks_url,
+                launch_url,
             } => {
                 let credentials = if let Some(path) = jwks_file {
                     let text = std::fs::read_to_string(&path)
@@ -174,6 +178,7 @@ impl ClientCommand {
                     redirect_uris,
                     scope,
                     credentials,
+                    launch_url,
                 })
             }
             ClientCommand::List => C::ClientList,

@@ -145,13 +145,15 @@ pub fn router(
     rest_state.auth = Some(auth.clone());
     rest_state.audit = Some(audit);
     let directory = Arc::new(smart::RestDirectory(rest_state.clone()));
+    let fhir = rest::router(rest_state, config.max_body_bytes);
+    let console = console.connect(crate::console::fhir::Fhir::new(fhir.clone(), auth.clone()));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(crate::auth::http::router(crate::auth::http::AuthState {
             auth,
             directory,
         }))
-        .merge(rest::router(rest_state, config.max_body_bytes))
+        .merge(fhir)
         .merge(crate::console::router(console))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", rest::openapi::ApiDoc::openapi()))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -239,8 +241,10 @@ pub async fn start_with_clock(
     let auth_maintenance = auth.spawn_maintenance();
     let auth_accounts = accounts.clone();
     let mailer = Arc::new(people::mailer(config)?);
+    let (changes, watcher) = crate::console::watch_changes(state.storage.clone());
     let console = ConsoleState::new(accounts.clone(), &public_url, mailer.writes_files())
-        .map_err(AppError::Install)?;
+        .map_err(AppError::Install)?
+        .with_clinical(state.triage.clone(), changes);
     let delivery = {
         let accounts = accounts.clone();
         tokio::spawn(async move { accounts.deliver_mail(mailer).await })
@@ -280,7 +284,7 @@ pub async fn start_with_clock(
         accounts: auth_accounts,
         shutdown: Some(tx),
         task,
-        background: vec![sync, maintenance, delivery, auth_maintenance],
+        background: vec![sync, maintenance, delivery, auth_maintenance, watcher],
         audit_writer: Some(audit_writer),
     })
 }

@@ -49,6 +49,8 @@ pub struct NewClient {
     pub scope: Option<String>,
     /// How it authenticates.
     pub credentials: Credentials,
+    /// The app's launch URL, for EHR launch.
+    pub launch_url: Option<String>,
 }
 
 /// A registered client's id and, for symmetric clients, its secret (shown once).
@@ -158,6 +160,19 @@ impl Auth {
                 ));
             }
         }
+        let launch_url = new
+            .launch_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned);
+        if let Some(url) = &launch_url
+            && !is_redirect_uri(url)
+        {
+            return Err(format!(
+                "launch URL '{url}' is not an absolute http(s) URL without a fragment"
+            ));
+        }
         let (kind, secret, jwks, jwks_url) = match &new.credentials {
             Credentials::Public => ("public", None, None, None),
             Credentials::Secret => ("symmetric", Some(random_secret()), None, None),
@@ -204,6 +219,7 @@ impl Auth {
                 scope,
                 status: "active".into(),
                 created_ms: self.now_ms(),
+                launch_url,
             })
             .await
             .map_err(|e| e.to_string())?;

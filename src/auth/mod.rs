@@ -202,6 +202,9 @@ impl Access {
     }
 }
 
+/// The client id of tokens the console uses for its signed-in users.
+pub const CONSOLE_CLIENT_ID: &str = "hearth-console";
+
 /// The authorization server's state, shared by every request on a node.
 #[derive(Clone)]
 pub struct Auth {
@@ -374,6 +377,36 @@ impl Auth {
             "exp": now + lifetime_s,
             "jti": uuid::Uuid::new_v4().to_string(),
         }))
+    }
+
+    /// A token for the console acting for a signed-in user: the user's identity (`sub`,
+    /// `fhirUser`, `hearth_role`) with the scopes of their role, so the console reads and writes
+    /// through the FHIR API under the same rules and audit as any SMART app.
+    pub fn console_token(
+        &self,
+        user: &crate::accounts::User,
+        lifetime_s: i64,
+    ) -> Result<(String, i64), AuthError> {
+        let now = self.now_ms() / 1000;
+        let scope = match user.role {
+            crate::accounts::Role::Patient => "patient/*.rs",
+            _ => "user/*.cruds",
+        };
+        let mut claims = json!({
+            "iss": self.inner.settings.public_url,
+            "aud": self.inner.settings.fhir_base,
+            "sub": user.id,
+            "client_id": CONSOLE_CLIENT_ID,
+            "scope": scope,
+            "hearth_role": user.role.as_str(),
+            "iat": now,
+            "exp": now + lifetime_s,
+            "jti": uuid::Uuid::new_v4().to_string(),
+        });
+        if let Some(reference) = &user.fhir_reference {
+            claims["fhirUser"] = json!(reference);
+        }
+        Ok((self.sign_access(&claims)?, now + lifetime_s))
     }
 
     /// Checks a bearer token: signed by this server for this FHIR base, not expired, not

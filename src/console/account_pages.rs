@@ -53,12 +53,17 @@ pub async fn home(State(state): State<ConsoleState>, visit: Visit) -> Response {
     if let Err(r) = require(&state, &visit, &[]) {
         return r;
     }
+    home_page(&state, &visit)
+}
+
+/// The home page of a signed-in user without a clinical role (patients).
+pub fn home_page(state: &ConsoleState, visit: &Visit) -> Response {
     page(
-        &state,
-        &visit,
+        state,
+        visit,
         StatusCode::OK,
         "home.html",
-        base(&visit, "Hearth console"),
+        base(visit, "Hearth console"),
     )
 }
 

@@ -10,6 +10,9 @@
 
 mod account_pages;
 mod admin;
+mod board;
+mod echo;
+pub mod fhir;
 mod session;
 
 use std::collections::HashMap;
@@ -22,7 +25,12 @@ use axum::routing::{get, post};
 use minijinja::Environment;
 use serde::Serialize;
 
+use tokio::sync::watch;
+
 use crate::accounts::{Accounts, Role, User};
+use crate::storage::Storage;
+use crate::triage::Triage;
+use fhir::Fhir;
 
 pub use session::ClientAddress;
 
@@ -35,9 +43,12 @@ pub struct ConsoleState {
     secure_cookies: bool,
     /// Whether mail goes to `.eml` files (shown to administrators).
     mail_to_files: bool,
+    clinical: Clinical,
+    /// The change feed of ServiceRequests.
+    changes: Option<watch::Receiver<i64>>,
 }
 
-const TEMPLATES: [(&str, &str); 11] = [
+const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("templates/base.html")),
     ("macros.html", include_str!("templates/macros.html")),
     ("login.html", include_str!("templates/login.html")),
@@ -51,8 +62,70 @@ const TEMPLATES: [(&str, &str); 11] = [
     ("home.html", include_str!("templates/home.html")),
     ("users.html", include_str!("templates/users.html")),
     ("outbox.html", include_str!("templates/outbox.html")),
-    ("hearth.css", include_str!("templates/hearth.css")),
+    ("board.html", include_str!("templates/board.html")),
+    (
+        "board_lanes.html",
+        include_str!("templates/board_lanes.html"),
+    ),
+    ("extend.html", include_str!("templates/extend.html")),
+    ("dashboard.html", include_str!("templates/dashboard.html")),
+    ("desk.html", include_str!("templates/desk.html")),
+    ("requests.html", include_str!("templates/requests.html")),
+    ("patients.html", include_str!("templates/patients.html")),
+    ("patient.html", include_str!("templates/patient.html")),
+    (
+        "patient_form.html",
+        include_str!("templates/patient_form.html"),
+    ),
+    ("apps.html", include_str!("templates/apps.html")),
+    ("audit.html", include_str!("templates/audit.html")),
+    ("settings.html", include_str!("templates/settings.html")),
+    ("sentences.html", include_str!("templates/sentences.html")),
 ];
+
+/// The stylesheet and script, served as they are.
+const STYLESHEET: &str = include_str!("templates/hearth.css");
+const SCRIPT: &str = include_str!("templates/console.js");
+
+/// The clinical side of the console: the FHIR API it goes through, the triage rules (for the
+/// settings page) and the change feed of echo requests.
+#[derive(Clone, Default)]
+struct Clinical {
+    fhir: Option<Fhir>,
+    triage: Option<Triage>,
+}
+
+/// Watches for changes to ServiceRequests (on any node: the write order is in the database),
+/// once a second; the board's live updates listen to the receiver.
+pub fn watch_changes(storage: Storage) -> (watch::Receiver<i64>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = watch::channel(0_i64);
+    let task = tokio::spawn(async move {
+        loop {
+            match storage.latest_seq("ServiceRequest").await {
+                Ok(seq) => {
+                    let seq = seq.unwrap_or(0);
+                    tx.send_if_modified(|seen| {
+                        let changed = *seen != seq;
+                        *seen = seq;
+                        changed
+                    });
+                }
+                Err(e) => tracing::warn!("console: cannot read the latest change: {e}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    (rx, task)
+}
+
+/// A query string, encoded.
+fn query(pairs: &[(&str, &str)]) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        serializer.append_pair(k, v);
+    }
+    serializer.finish()
+}
 
 impl ConsoleState {
     /// The console over `accounts`.
@@ -71,7 +144,70 @@ impl ConsoleState {
             templates: Arc::new(env),
             secure_cookies: public_url.starts_with("https://"),
             mail_to_files,
+            clinical: Clinical::default(),
+            changes: None,
         })
+    }
+
+    /// The console with its clinical pages: echo triage rules and the change feed.
+    pub fn with_clinical(mut self, triage: Triage, changes: watch::Receiver<i64>) -> Self {
+        self.clinical.triage = Some(triage);
+        self.changes = Some(changes);
+        self
+    }
+
+    /// The console going through `fhir` for clinical data.
+    pub fn connect(mut self, fhir: Fhir) -> Self {
+        self.clinical.fhir = Some(fhir);
+        self
+    }
+
+    /// The FHIR API.
+    fn fhir(&self) -> Result<&Fhir, fhir::Failure> {
+        self.clinical.fhir.as_ref().ok_or_else(|| fhir::Failure {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the console is not connected to the FHIR API".into(),
+        })
+    }
+
+    /// The triage rules.
+    fn triage(&self) -> Option<&Triage> {
+        self.clinical.triage.as_ref()
+    }
+
+    /// Now, in milliseconds (the server's clock).
+    fn now_ms(&self) -> i64 {
+        match &self.clinical.fhir {
+            Some(fhir) => fhir.auth().now_ms(),
+            None => chrono::Utc::now().timestamp_millis(),
+        }
+    }
+
+    /// The page for a FHIR request that failed: what the server said, in words.
+    fn fhir_failure(&self, visit: &session::Visit, e: &fhir::Failure) -> Response {
+        let (status, title) = match e.status {
+            StatusCode::NOT_FOUND | StatusCode::GONE => (e.status, "Not found"),
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => {
+                (StatusCode::FORBIDDEN, "Not allowed")
+            }
+            s if s.is_client_error() => (s, "Not done"),
+            _ => {
+                tracing::error!("console: {e}");
+                (StatusCode::BAD_GATEWAY, "Something went wrong")
+            }
+        };
+        let page = self.page(
+            status,
+            "message.html",
+            minijinja::context! {
+                title => title,
+                error => format!("{}. Nothing was changed.", e.message.trim_end_matches('.')),
+                user => ser(&visit.session.user.as_ref().map(UserView::from)),
+                csrf => visit.session.csrf.clone(),
+                next => minijinja::context! { href => "/console", label => "Go to the board" },
+            },
+        );
+        visit.respond(self, page)
     }
 
     /// Renders a page with `status`.
@@ -157,8 +293,22 @@ async fn harden(response: Response) -> Response {
 
 async fn stylesheet() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        TEMPLATES[10].1,
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SCRIPT,
     )
         .into_response()
 }
@@ -178,9 +328,18 @@ async fn not_found(axum::extract::State(state): axum::extract::State<ConsoleStat
 /// The console's routes.
 pub fn router(state: ConsoleState) -> Router {
     Router::new()
-        .route("/console", get(account_pages::home))
-        .route("/console/", get(account_pages::home))
+        .route("/console", get(board::page))
+        .route("/console/", get(board::page))
+        .route("/console/home", get(account_pages::home))
         .route("/console/static/hearth.css", get(stylesheet))
+        .route("/console/static/console.js", get(script))
+        .route("/console/board/strips", get(board::strips))
+        .route("/console/board/events", get(board::events))
+        .route(
+            "/console/requests/{id}/extend",
+            get(board::extend_page).post(board::extend),
+        )
+        .route("/console/requests/{id}/{action}", post(board::set_status))
         .route(
             "/console/login",
             get(account_pages::login_form).post(account_pages::login),
@@ -220,3 +379,6 @@ pub fn router(state: ConsoleState) -> Router {
 
 /// Roles allowed on administration pages.
 const ADMINS: &[Role] = &[Role::Admin];
+
+/// Roles allowed on the clinical pages.
+const STAFF: &[Role] = &[Role::Admin, Role::Physician, Role::Clinician];

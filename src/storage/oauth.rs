@@ -54,6 +54,8 @@ pub struct ClientRow {
     pub status: String,
     /// Registered.
     pub created_ms: i64,
+    /// Where the app starts an EHR launch (`?iss=…&launch=…`).
+    pub launch_url: Option<String>,
 }
 
 /// An authorization code row.

@@ -245,6 +245,7 @@ diesel::table! {
         scope -> Text,
         status -> Text,
         created_ms -> BigInt,
+        launch_url -> Nullable<Text>,
     }
 }
 

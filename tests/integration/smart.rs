@@ -154,6 +154,7 @@ async fn app(server: &TestServer, credentials: Credentials, scope: Option<&str>)
             redirect_uris: vec![REDIRECT.into()],
             scope: scope.map(str::to_owned),
             credentials,
+            launch_url: None,
         })
         .await
         .expect("client")
@@ -668,6 +669,7 @@ async fn backend_services_sign_in_with_keys(server: &TestServer) {
             redirect_uris: vec![],
             scope: Some("system/Patient.rs system/Observation.rs".into()),
             credentials: Credentials::Jwks(rsa.jwks()),
+            launch_url: None,
         })
         .await
         .unwrap();
@@ -857,6 +859,7 @@ async fn backend_services_sign_in_with_keys(server: &TestServer) {
             redirect_uris: vec![],
             scope: None,
             credentials: Credentials::JwksUrl(url.clone()),
+            launch_url: None,
         })
         .await
         .unwrap();
