@@ -171,6 +171,8 @@ pub struct TriageSettings {
     pub extra_holidays: Vec<String>,
     /// Bank holidays the site works (`YYYY-MM-DD`).
     pub removed_holidays: Vec<String>,
+    /// The site's clinical guidelines for echo triage (a PDF), linked from the triage desk.
+    pub guidelines_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -212,6 +214,8 @@ pub struct Overrides {
     pub triage_region: Option<String>,
     /// `triage_window` / `HEARTH_TRIAGE_WINDOW`.
     pub triage_window: Option<String>,
+    /// `triage_guidelines_url` / `HEARTH_TRIAGE_GUIDELINES_URL`.
+    pub triage_guidelines_url: Option<String>,
     /// `triage_extra_holidays` / `HEARTH_TRIAGE_EXTRA_HOLIDAYS` (comma-separated).
     pub triage_extra_holidays: Option<Vec<String>>,
     /// `triage_removed_holidays` / `HEARTH_TRIAGE_REMOVED_HOLIDAYS` (comma-separated).
@@ -264,6 +268,7 @@ impl Overrides {
             db_pool_size: over.db_pool_size.or(self.db_pool_size),
             triage_region: over.triage_region.or(self.triage_region),
             triage_window: over.triage_window.or(self.triage_window),
+            triage_guidelines_url: over.triage_guidelines_url.or(self.triage_guidelines_url),
             triage_extra_holidays: over.triage_extra_holidays.or(self.triage_extra_holidays),
             triage_removed_holidays: over
                 .triage_removed_holidays
@@ -320,6 +325,7 @@ impl Overrides {
             db_pool_size: number("HEARTH_DB_POOL_SIZE", lookup("HEARTH_DB_POOL_SIZE"))?,
             triage_region: lookup("HEARTH_TRIAGE_REGION"),
             triage_window: lookup("HEARTH_TRIAGE_WINDOW"),
+            triage_guidelines_url: lookup("HEARTH_TRIAGE_GUIDELINES_URL"),
             triage_extra_holidays: lookup("HEARTH_TRIAGE_EXTRA_HOLIDAYS").map(|v| list(&v)),
             triage_removed_holidays: lookup("HEARTH_TRIAGE_REMOVED_HOLIDAYS").map(|v| list(&v)),
             demo: None,
@@ -484,6 +490,7 @@ impl Config {
                 window: o.triage_window,
                 extra_holidays: o.triage_extra_holidays.unwrap_or_default(),
                 removed_holidays: o.triage_removed_holidays.unwrap_or_default(),
+                guidelines_url: o.triage_guidelines_url,
             },
             demo: o.demo.unwrap_or(false),
             accounts: account_config(AccountOverrides {

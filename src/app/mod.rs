@@ -244,7 +244,11 @@ pub async fn start_with_clock(
     let (changes, watcher) = crate::console::watch_changes(state.storage.clone());
     let console = ConsoleState::new(accounts.clone(), &public_url, mailer.writes_files())
         .map_err(AppError::Install)?
-        .with_clinical(state.triage.clone(), changes);
+        .with_clinical(
+            state.triage.clone(),
+            changes,
+            config.triage.guidelines_url.clone(),
+        );
     let delivery = {
         let accounts = accounts.clone();
         tokio::spawn(async move { accounts.deliver_mail(mailer).await })

@@ -135,6 +135,7 @@ fn done_message(done: &Done) -> (Option<String>, Option<String>) {
         Some("undone") => (Some(format!("{who}: back on the board.")), None),
         Some("extended") => (Some(format!("{who}: deadline extended.")), None),
         Some("created") => (Some(format!("{who}: echo request created.")), None),
+        Some("triaged") => (Some(format!("{who}: triaged.")), None),
         Some("conflict") => (
             None,
             Some(format!(

@@ -175,9 +175,10 @@ impl EchoView {
     }
 }
 
-/// A new echo ServiceRequest for `patient` (its FHIR id and name).
+/// A new echo ServiceRequest.
 pub struct NewRequest<'a> {
-    pub patient_id: &'a str,
+    /// `Patient/…` or the `urn:uuid:` of a patient created in the same transaction.
+    pub subject: &'a str,
     pub patient_name: &'a str,
     pub ward: Option<(&'a str, &'a str)>,
     pub requester: Option<(&'a str, &'a str)>,
@@ -194,7 +195,7 @@ impl NewRequest<'_> {
             "status": "active",
             "intent": "order",
             "code": {"coding": [{"system": SNOMED, "code": ECHO_CODE, "display": "Echocardiography"}], "text": "Transthoracic echo"},
-            "subject": {"reference": format!("Patient/{}", self.patient_id), "display": self.patient_name},
+            "subject": {"reference": self.subject, "display": self.patient_name},
         });
         if let Some((reference, display)) = self.requester {
             request["requester"] = serde_json::json!({"reference": reference, "display": display});

@@ -47,7 +47,8 @@ impl std::fmt::Display for Failure {
 }
 
 impl Failure {
-    fn internal(message: impl Into<String>) -> Failure {
+    /// The console failed on its side.
+    pub fn internal(message: impl Into<String>) -> Failure {
         Failure {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: message.into(),
@@ -138,7 +139,10 @@ impl Fhir {
         let token = self.token(user)?;
         let mut request = Request::builder()
             .method(method)
-            .uri(format!("/fhir/{}", path.trim_start_matches('/')))
+            .uri(match path.trim_start_matches('/') {
+                "" => "/fhir".to_owned(),
+                path => format!("/fhir/{path}"),
+            })
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .header(header::ACCEPT, "application/fhir+json");
         if let Some(version) = if_match {

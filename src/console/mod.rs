@@ -11,8 +11,11 @@
 mod account_pages;
 mod admin;
 mod board;
+mod dashboard;
+mod desk;
 mod echo;
 pub mod fhir;
+mod requests;
 mod session;
 
 use std::collections::HashMap;
@@ -71,6 +74,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("dashboard.html", include_str!("templates/dashboard.html")),
     ("desk.html", include_str!("templates/desk.html")),
     ("requests.html", include_str!("templates/requests.html")),
+    ("request.html", include_str!("templates/request.html")),
     ("patients.html", include_str!("templates/patients.html")),
     ("patient.html", include_str!("templates/patient.html")),
     (
@@ -93,6 +97,8 @@ const SCRIPT: &str = include_str!("templates/console.js");
 struct Clinical {
     fhir: Option<Fhir>,
     triage: Option<Triage>,
+    /// The site's triage guidelines (a PDF).
+    guidelines_url: Option<String>,
 }
 
 /// Watches for changes to ServiceRequests (on any node: the write order is in the database),
@@ -150,8 +156,14 @@ impl ConsoleState {
     }
 
     /// The console with its clinical pages: echo triage rules and the change feed.
-    pub fn with_clinical(mut self, triage: Triage, changes: watch::Receiver<i64>) -> Self {
+    pub fn with_clinical(
+        mut self,
+        triage: Triage,
+        changes: watch::Receiver<i64>,
+        guidelines_url: Option<String>,
+    ) -> Self {
         self.clinical.triage = Some(triage);
+        self.clinical.guidelines_url = guidelines_url;
         self.changes = Some(changes);
         self
     }
@@ -340,6 +352,17 @@ pub fn router(state: ConsoleState) -> Router {
             get(board::extend_page).post(board::extend),
         )
         .route("/console/requests/{id}/{action}", post(board::set_status))
+        .route("/console/requests", get(requests::table))
+        .route("/console/requests.csv", get(requests::csv))
+        .route("/console/requests/{id}", get(requests::one))
+        .route("/console/dashboard", get(dashboard::page))
+        .route("/console/triage", get(desk::page).post(desk::submit))
+        .route("/console/triage/deadline", get(desk::preview))
+        .route(
+            "/console/admin/sentences",
+            get(desk::sentences_page).post(desk::save_sentence),
+        )
+        .route("/console/admin/sentences/{id}", post(desk::save_sentence))
         .route(
             "/console/login",
             get(account_pages::login_form).post(account_pages::login),
