@@ -43,9 +43,9 @@ pub struct Sentence {
 #[derive(Serialize)]
 pub struct PatientChoice {
     pub id: String,
-    name: String,
-    mrn: String,
-    birth: String,
+    pub name: String,
+    pub mrn: String,
+    pub birth: String,
 }
 
 #[derive(Serialize)]

@@ -10,11 +10,13 @@
 
 mod account_pages;
 mod admin;
+mod apps;
 mod board;
 mod dashboard;
 mod desk;
 mod echo;
 pub mod fhir;
+mod patients;
 mod requests;
 mod session;
 
@@ -363,6 +365,28 @@ pub fn router(state: ConsoleState) -> Router {
             get(desk::sentences_page).post(desk::save_sentence),
         )
         .route("/console/admin/sentences/{id}", post(desk::save_sentence))
+        .route("/console/patients", get(patients::list))
+        .route(
+            "/console/patients/new",
+            get(patients::new_form).post(patients::save),
+        )
+        .route("/console/patients/{id}", get(patients::timeline))
+        .route(
+            "/console/patients/{id}/edit",
+            get(patients::edit_form).post(patients::save),
+        )
+        .route(
+            "/console/patients/{id}/images",
+            post(patients::upload).layer(axum::extract::DefaultBodyLimit::max(
+                patients::MAX_UPLOAD_BYTES + 64 * 1024,
+            )),
+        )
+        .route("/console/binary/{id}", get(patients::binary))
+        .route("/console/launch", post(apps::launch))
+        .route("/console/admin/apps", get(apps::page).post(apps::register))
+        .route("/console/admin/apps/{id}/status", post(apps::set_status))
+        .route("/console/admin/audit", get(apps::audit))
+        .route("/console/admin/settings", get(apps::settings))
         .route(
             "/console/login",
             get(account_pages::login_form).post(account_pages::login),

@@ -215,6 +215,26 @@ async fn posted(
     })
 }
 
+/// Checks the CSRF token of a form read by hand (multipart uploads) against the session of
+/// `visit`; the refusal page when it does not match.
+pub fn check_csrf(state: &ConsoleState, visit: &Visit, form: &FormData) -> Result<(), Response> {
+    let sent = form.get("csrf").map_or("", String::as_str);
+    if visit.session.cookie.is_none()
+        && bool::from(sent.as_bytes().ct_eq(visit.session.csrf.as_bytes()))
+    {
+        return Ok(());
+    }
+    Err(state.page(
+        StatusCode::FORBIDDEN,
+        "message.html",
+        minijinja::context! {
+            title => "Form expired",
+            error => "This form has expired or did not come from Hearth, so nothing was done. Go back, reload the page and try again.",
+            next => minijinja::context! { href => "/console", label => "Go to the console" },
+        },
+    ))
+}
+
 /// The signed-in user when they have one of `roles`: a visitor is sent to the login page, a
 /// user without the role gets a refusal page.
 pub fn require(state: &ConsoleState, visit: &Visit, roles: &[Role]) -> Result<User, Response> {
