@@ -174,6 +174,7 @@ pub async fn page(
             notice => notice,
             error => error,
             active => "board",
+            wide => true,
         },
     );
     visit.respond(&state, page)

@@ -8,8 +8,10 @@ mod browser;
 mod bundles;
 
 mod capabilities;
+mod chrome;
 mod cli;
 mod concurrency;
+mod console;
 mod crash;
 mod crud;
 mod errors;
