@@ -18,6 +18,10 @@ use super::session::{Posted, Visit, require};
 use super::{ConsoleState, STAFF, field, query, ser};
 use crate::accounts::User;
 
+/// Strips shown per lane unless the lane is opened in full: the most urgent (by deadline) come
+/// first, and the board stays light with hundreds pending.
+pub const LANE_LIMIT: usize = 40;
+
 /// One pathway's strips.
 #[derive(Serialize)]
 struct Lane {
@@ -25,13 +29,40 @@ struct Lane {
     label: &'static str,
     strips: Vec<EchoView>,
     overdue: usize,
+    total: usize,
+    hidden: usize,
+}
+
+impl Lane {
+    fn new(code: &'static str) -> Lane {
+        Lane {
+            code,
+            label: label(code),
+            strips: Vec::new(),
+            overdue: 0,
+            total: 0,
+            hidden: 0,
+        }
+    }
+
+    fn push(&mut self, strip: EchoView, all: bool) {
+        self.total += 1;
+        self.overdue += usize::from(strip.overdue);
+        if all || self.strips.len() < LANE_LIMIT {
+            self.strips.push(strip);
+        } else {
+            self.hidden += 1;
+        }
+    }
 }
 
 /// What the board shows.
 #[derive(Serialize)]
 pub struct Board {
     lanes: Vec<Lane>,
-    untriaged: Vec<EchoView>,
+    untriaged: Lane,
+    /// The lane shown in full, if any.
+    all: Option<String>,
     completed: Vec<EchoView>,
     pending: usize,
     overdue: usize,
@@ -49,7 +80,11 @@ fn label(code: &str) -> &'static str {
 }
 
 /// Reads the board: every active echo request (most are few hundred) and those completed today.
-pub async fn read_board(state: &ConsoleState, user: &User) -> Result<Board, Failure> {
+pub async fn read_board(
+    state: &ConsoleState,
+    user: &User,
+    all: Option<&str>,
+) -> Result<Board, Failure> {
     let fhir = state.fhir()?;
     let now = state.now_ms();
     let pending = fhir
@@ -86,32 +121,28 @@ pub async fn read_board(state: &ConsoleState, user: &User) -> Result<Board, Fail
         let subject = r["subject"]["reference"].as_str().unwrap_or_default();
         EchoView::read(r, found.included.get(subject), now)
     };
-    let mut lanes: Vec<Lane> = BOARD_PATHWAYS
-        .iter()
-        .map(|code| Lane {
-            code,
-            label: label(code),
-            strips: Vec::new(),
-            overdue: 0,
-        })
-        .collect();
-    let mut untriaged = Vec::new();
+    let mut lanes: Vec<Lane> = BOARD_PATHWAYS.iter().map(|code| Lane::new(code)).collect();
+    let mut untriaged = Lane::new("none");
     for r in &pending.matches {
         let strip = view(&pending, r);
-        match lanes.iter_mut().find(|l| l.code == strip.pathway) {
-            Some(lane) => {
-                lane.overdue += usize::from(strip.overdue);
-                lane.strips.push(strip);
-            }
-            None if strip.pathway.is_empty() => untriaged.push(strip),
-            None => {}
+        let lane = if strip.pathway.is_empty() {
+            Some(&mut untriaged)
+        } else {
+            lanes.iter_mut().find(|l| l.code == strip.pathway)
+        };
+        if let Some(lane) = lane {
+            let full = all == Some(lane.code);
+            lane.push(strip, full);
         }
     }
     Ok(Board {
-        pending: lanes.iter().map(|l| l.strips.len()).sum::<usize>() + untriaged.len(),
+        pending: lanes.iter().map(|l| l.total).sum::<usize>() + untriaged.total,
         overdue: lanes.iter().map(|l| l.overdue).sum(),
         lanes,
         untriaged,
+        all: all
+            .filter(|a| BOARD_PATHWAYS.contains(a) || *a == "none")
+            .map(str::to_owned),
         completed: completed
             .matches
             .iter()
@@ -126,10 +157,16 @@ pub async fn read_board(state: &ConsoleState, user: &User) -> Result<Board, Fail
 pub struct Done {
     done: Option<String>,
     who: Option<String>,
+    /// A lane to show in full.
+    all: Option<String>,
 }
 
 fn done_message(done: &Done) -> (Option<String>, Option<String>) {
-    let who = done.who.clone().unwrap_or_else(|| "The request".into());
+    let who = done
+        .who
+        .clone()
+        .filter(|w| !w.trim().is_empty())
+        .unwrap_or_else(|| "The request".into());
     match done.done.as_deref() {
         Some("completed") => (Some(format!("{who}: echo marked as done.")), None),
         Some("undone") => (Some(format!("{who}: back on the board.")), None),
@@ -158,7 +195,7 @@ pub async fn page(
     if !STAFF.contains(&user.role) {
         return super::account_pages::home_page(&state, &visit);
     }
-    let board = match read_board(&state, user).await {
+    let board = match read_board(&state, user, done.all.as_deref()).await {
         Ok(board) => board,
         Err(e) => return state.fhir_failure(&visit, &e),
     };
@@ -181,12 +218,16 @@ pub async fn page(
 }
 
 /// `GET /console/board/strips`: the board's lanes alone, for the live update.
-pub async fn strips(State(state): State<ConsoleState>, visit: Visit) -> Response {
+pub async fn strips(
+    State(state): State<ConsoleState>,
+    visit: Visit,
+    Query(done): Query<Done>,
+) -> Response {
     let user = match require(&state, &visit, STAFF) {
         Ok(user) => user,
         Err(r) => return r,
     };
-    match read_board(&state, &user).await {
+    match read_board(&state, &user, done.all.as_deref()).await {
         Ok(board) => state.page(
             StatusCode::OK,
             "board_lanes.html",
@@ -275,7 +316,13 @@ pub async fn set_status(
         .patch(&user, &format!("ServiceRequest/{id}"), patch, version)
         .await
     {
-        Ok(_) => back(&form, done, field(&form, "who")),
+        Ok(reply) => back(
+            &form,
+            done,
+            reply.body["subject"]["display"]
+                .as_str()
+                .unwrap_or_else(|| field(&form, "who")),
+        ),
         Err(e) => action_failed(&state, &visit, &form, &e),
     }
 }
@@ -331,7 +378,13 @@ pub async fn extend(
         )
         .await
     {
-        Ok(_) => back(&form, "extended", field(&form, "who")),
+        Ok(reply) => back(
+            &form,
+            "extended",
+            reply.body["subject"]["display"]
+                .as_str()
+                .unwrap_or_else(|| field(&form, "who")),
+        ),
         Err(e) if e.status.is_client_error() && !e.is_conflict() => {
             extend_form(&state, &visit, &user, &id, &form, errors, Some(e.message)).await
         }

@@ -31,11 +31,10 @@ function live() {
       const response = await fetch(board.dataset.source, { credentials: "same-origin" });
       if (response.ok) {
         board.innerHTML = await response.text();
-        const strips = board.querySelectorAll(".lane:not(.lane-done) .strip");
-        const overdue = board.querySelectorAll(".lane:not(.lane-done) .strip.overdue");
+        const counts = board.querySelector("[data-pending]");
         const p = document.getElementById("pending-count"), o = document.getElementById("overdue-count");
-        if (p) p.textContent = strips.length;
-        if (o) o.textContent = overdue.length;
+        if (counts && p) p.textContent = counts.dataset.pending;
+        if (counts && o) o.textContent = counts.dataset.overdue;
         board.dataset.updated = String(Date.now());
         countdowns();
       }
