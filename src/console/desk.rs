@@ -257,14 +257,17 @@ fn birth_date(text: &str) -> Result<Option<String>, String> {
     if text.is_empty() {
         return Ok(None);
     }
-    let ok = match text.len() {
-        4 => text
-            .parse::<u16>()
-            .is_ok_and(|y| (1850..=2200).contains(&y)),
-        7 => chrono::NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").is_ok(),
-        10 => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok(),
-        _ => false,
-    };
+    let year_ok = text
+        .get(..4)
+        .and_then(|y| y.parse::<u16>().ok())
+        .is_some_and(|y| (1800..=2200).contains(&y));
+    let ok = year_ok
+        && match text.len() {
+            4 => true,
+            7 => chrono::NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").is_ok(),
+            10 => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok(),
+            _ => false,
+        };
     if ok {
         Ok(Some(text.to_owned()))
     } else {

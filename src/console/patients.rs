@@ -752,6 +752,7 @@ async fn timeline_page(
         "patient.html",
         context! {
             title => if person.name.is_empty() { "(no name)".to_owned() } else { person.name.clone() },
+            new_request => format!("/console/triage?{}", super::query(&[("find", if person.mrn.is_empty() { &person.name } else { &person.mrn })])),
             active => "patients",
             csrf => visit.session.csrf.clone(),
             user => ser(&super::UserView::from(user)),

@@ -12,10 +12,19 @@ use serde_json::json;
 pub struct Driver {
     child: Child,
     url: String,
+    /// The browsers' profiles; every Chromium of this driver runs with one under it, so all
+    /// of them can be found and stopped, even after a failed test.
+    profiles: tempfile::TempDir,
+    browsers: std::sync::atomic::AtomicUsize,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg(self.profiles.path())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -59,7 +68,12 @@ impl Driver {
                 .await
                 .is_ok()
             {
-                return Some(Driver { child, url });
+                return Some(Driver {
+                    child,
+                    url,
+                    profiles: tempfile::tempdir().expect("profile folder"),
+                    browsers: std::sync::atomic::AtomicUsize::new(0),
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -72,6 +86,10 @@ impl Driver {
             .iter()
             .find_map(|p| find(p))
             .expect("chromium is installed");
+        let n = self
+            .browsers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile = self.profiles.path().join(format!("browser-{n}"));
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
@@ -80,7 +98,8 @@ impl Driver {
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--no-first-run",
-                    "--disable-dev-shm-usage", "--window-size=1280,1100"
+                    "--disable-dev-shm-usage", "--window-size=1280,1100",
+                    format!("--user-data-dir={}", profile.display()),
                 ],
             }),
         );

@@ -12,6 +12,7 @@ mod chrome;
 mod cli;
 mod concurrency;
 mod console;
+mod console_pages;
 mod crash;
 mod crud;
 mod errors;

@@ -1,0 +1,160 @@
+//! The console's strip board with 500 pending echo requests (SQLite): the time to answer
+//! `GET /console` and the live-update fragment `GET /console/board/strips` over loopback (an
+//! upper bound of the server-side time), and the weight of the page with its stylesheet and
+//! script. Each request goes through the whole console: session, FHIR search with the user's
+//! token, guard, audit, template.
+
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hearth::clock::{SharedClock, SystemClock};
+use hearth::config::{Config, Overrides};
+use serde_json::{Value, json};
+
+const PENDING: usize = 500;
+
+fn board(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_overrides(Overrides {
+        addr: Some("127.0.0.1:0".into()),
+        data_dir: Some(dir.path().to_owned()),
+        admin_email: Some("bench@hearth.test".into()),
+        admin_password: Some("Bench-console-1".into()),
+        argon2_memory_kib: Some(1024),
+        argon2_iterations: Some(1),
+        ..Overrides::default()
+    })
+    .unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let server = runtime
+        .block_on(hearth::app::start_with_clock(&config, clock))
+        .unwrap();
+    let root = server.public_url.clone();
+    let token = server.auth.operator_token("system/*.cruds", 3600).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // 500 pending requests on the three pathways, for 500 patients, in transactions of 100.
+    let pathways = ["purple", "red", "amber"];
+    for batch in 0..PENDING / 100 {
+        let mut entries: Vec<Value> = Vec::new();
+        for n in batch * 100..(batch + 1) * 100 {
+            let patient = format!("urn:uuid:{}", uuid::Uuid::new_v4());
+            entries.push(json!({"fullUrl": patient, "request": {"method": "POST", "url": "Patient"},
+                "resource": {"resourceType": "Patient", "name": [{"family": format!("Bench{n}"), "given": ["Pat"]}],
+                    "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}, "value": format!("B{n:05}")}]}}));
+            entries.push(json!({"request": {"method": "POST", "url": "ServiceRequest"},
+                "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "40701008"}]},
+                    "subject": {"reference": patient},
+                    "requester": {"display": "Dr Bench"},
+                    "reasonCode": [{"text": "Breathless on exertion, ?LV function"}],
+                    "extension": [
+                        {"url": "http://hearth.health/fhir/StructureDefinition/ward", "valueReference": {"display": "Ward 7"}},
+                        {"url": "http://hearth.health/fhir/StructureDefinition/triage-pathway", "valueCoding": {"system": "http://hearth.health/fhir/CodeSystem/triage-pathway", "code": pathways[n % 3]}},
+                        {"url": "http://hearth.health/fhir/StructureDefinition/triage-sentence", "valueString": "Echo accepted: it will be done within the target. Please keep the patient on the ward."},
+                        {"url": "http://hearth.health/fhir/StructureDefinition/triage-time", "valueDateTime": format!("2026-11-{:02}T09:00:00Z", 2 + n % 25)}]}}));
+        }
+        let answer = client
+            .post(format!("{root}/fhir"))
+            .bearer_auth(&token)
+            .header("content-type", "application/fhir+json")
+            .body(
+                json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+                    .to_string(),
+            )
+            .send()
+            .unwrap();
+        assert!(answer.status().is_success(), "seed: {}", answer.status());
+    }
+    // Sign in.
+    let login = client
+        .get(format!("{root}/console/login"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let at = login.find(marker).unwrap() + marker.len();
+    let csrf = login[at..at + login[at..].find('"').unwrap()].to_owned();
+    let signed = client
+        .post(format!("{root}/console/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "bench@hearth.test"),
+            ("password", "Bench-console-1"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+
+    let page = client
+        .get(format!("{root}/console"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains(&format!(">{PENDING}<")),
+        "the board counts {PENDING} pending"
+    );
+    let css = client
+        .get(format!("{root}/console/static/hearth.css"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let js = client
+        .get(format!("{root}/console/static/console.js"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let strips = page.matches("<article").count();
+    eprintln!(
+        "board with {PENDING} pending: {strips} strips shown; page {} bytes + stylesheet {} + script {} = {} bytes",
+        page.len(),
+        css.len(),
+        js.len(),
+        page.len() + css.len() + js.len()
+    );
+    let all = client
+        .get(format!("{root}/console?all=red"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    eprintln!("a whole lane (?all=red): {} bytes", all.len());
+
+    let mut group = c.benchmark_group("console");
+    group.sample_size(30);
+    group.bench_function("board_500_pending", |b| {
+        b.iter(|| {
+            let r = client.get(format!("{root}/console")).send().unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().unwrap()
+        })
+    });
+    group.bench_function("strips_fragment_500_pending", |b| {
+        b.iter(|| {
+            let r = client
+                .get(format!("{root}/console/board/strips"))
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().unwrap()
+        })
+    });
+    group.finish();
+    runtime.block_on(server.stop()).unwrap();
+}
+
+criterion_group!(benches, board);
+criterion_main!(benches);
