@@ -12,7 +12,6 @@ use serde::Serialize;
 use super::fhir::Failure;
 use super::session::{Posted, Visit, require};
 use super::{ADMINS, ConsoleState, FormData, STAFF, field, query, ser};
-use crate::accounts::User;
 use crate::auth::clients::{Credentials, NewClient};
 use crate::auth::grants::LaunchContext;
 
@@ -59,7 +58,6 @@ pub async fn apps(state: &ConsoleState) -> Result<Vec<AppView>, Failure> {
 async fn apps_page(
     state: &ConsoleState,
     visit: &Visit,
-    user: &User,
     status: StatusCode,
     form: &FormData,
     registered: Option<serde_json::Value>,
@@ -77,7 +75,7 @@ async fn apps_page(
             title => "SMART apps",
             wide => true,
             csrf => visit.session.csrf.clone(),
-            user => ser(&super::UserView::from(user)),
+            user => ser(&visit.session.user.as_ref().map(super::UserView::from)),
             apps => ser(&list),
             form => ser(form),
             registered => ser(&registered),
@@ -90,14 +88,12 @@ async fn apps_page(
 
 /// `GET /console/admin/apps`.
 pub async fn page(State(state): State<ConsoleState>, visit: Visit) -> Response {
-    let user = match require(&state, &visit, ADMINS) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
+    if let Err(r) = require(&state, &visit, ADMINS) {
+        return r;
+    }
     apps_page(
         &state,
         &visit,
-        &user,
         StatusCode::OK,
         &FormData::new(),
         None,
@@ -113,10 +109,9 @@ pub async fn register(
     visit: Visit,
     mut multipart: Multipart,
 ) -> Response {
-    let user = match require(&state, &visit, ADMINS) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
+    if let Err(r) = require(&state, &visit, ADMINS) {
+        return r;
+    }
     let mut form = FormData::new();
     let mut jwks_file: Option<String> = None;
     loop {
@@ -135,7 +130,6 @@ pub async fn register(
                 return apps_page(
                     &state,
                     &visit,
-                    &user,
                     StatusCode::BAD_REQUEST,
                     &form,
                     None,
@@ -196,7 +190,6 @@ pub async fn register(
             apps_page(
                 &state,
                 &visit,
-                &user,
                 StatusCode::OK,
                 &FormData::new(),
                 Some(shown),
@@ -213,7 +206,6 @@ pub async fn register(
             apps_page(
                 &state,
                 &visit,
-                &user,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &form,
                 None,
@@ -234,10 +226,9 @@ pub async fn set_status(
     Path(id): Path<String>,
     Posted { visit, form }: Posted,
 ) -> Response {
-    let user = match require(&state, &visit, ADMINS) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
+    if let Err(r) = require(&state, &visit, ADMINS) {
+        return r;
+    }
     let fhir = match state.fhir() {
         Ok(f) => f,
         Err(e) => return state.fhir_failure(&visit, &e),
@@ -266,7 +257,6 @@ pub async fn set_status(
     apps_page(
         &state,
         &visit,
-        &user,
         status,
         &FormData::new(),
         None,

@@ -148,7 +148,6 @@ fn form_of(patient: &Value) -> FormData {
 fn form_page(
     state: &ConsoleState,
     visit: &Visit,
-    user: &User,
     status: StatusCode,
     id: Option<&str>,
     form: &FormData,
@@ -162,7 +161,7 @@ fn form_page(
             title => if id.is_some() { "Edit patient" } else { "New patient" },
             active => "patients",
             csrf => visit.session.csrf.clone(),
-            user => ser(&super::UserView::from(user)),
+            user => ser(&visit.session.user.as_ref().map(super::UserView::from)),
             id => id,
             form => ser(form),
             errors => ser(&errors),
@@ -174,14 +173,12 @@ fn form_page(
 
 /// `GET /console/patients/new`.
 pub async fn new_form(State(state): State<ConsoleState>, visit: Visit) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
+    if let Err(r) = require(&state, &visit, STAFF) {
+        return r;
+    }
     form_page(
         &state,
         &visit,
-        &user,
         StatusCode::OK,
         None,
         &FormData::new(),
@@ -208,7 +205,6 @@ pub async fn edit_form(
         Ok(patient) => form_page(
             &state,
             &visit,
-            &user,
             StatusCode::OK,
             Some(&id),
             &form_of(&patient),
@@ -237,7 +233,6 @@ pub async fn save(
         return form_page(
             &state,
             &visit,
-            &user,
             StatusCode::UNPROCESSABLE_ENTITY,
             id.as_deref(),
             &form,
@@ -279,7 +274,6 @@ pub async fn save(
             form_page(
                 &state,
                 &visit,
-                &user,
                 e.status,
                 id.as_deref(),
                 &form,
@@ -733,7 +727,7 @@ async fn timeline_page(
                 entries.extend(entry(resource));
             }
         }
-        entries.sort_by(|a, b| b.when_ms.cmp(&a.when_ms));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.when_ms));
         Ok::<_, Failure>((patient, entries, studies))
     }
     .await;

@@ -94,13 +94,12 @@ fn png(width: u32, height: u32) -> Vec<u8> {
         }
         (b << 16) | a
     }
-    let mut raw = Vec::new();
-    for _ in 0..height {
-        raw.push(0);
-        for _ in 0..width {
-            raw.extend([200, 30, 30]);
-        }
-    }
+    let row: Vec<u8> = std::iter::once(0)
+        .chain(std::iter::repeat_n([200, 30, 30], width as usize).flatten())
+        .collect();
+    let raw: Vec<u8> = std::iter::repeat_n(row, height as usize)
+        .flatten()
+        .collect();
     // A zlib stream of stored (uncompressed) blocks.
     let mut zlib = vec![0x78, 0x01];
     let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
