@@ -97,7 +97,7 @@ async fn roles_and_audit(server: &TestServer) {
     // A patient has no clinical pages.
     let (patient, _) = signed_in(server, "pat@hearth.test", Role::Patient).await;
     let home = patient.get("/console").await;
-    home.expect(200, "Signed in as");
+    home.expect(200, "API documentation");
     assert!(!home.body.contains("Strip board"));
     for page in [
         "/console/patients",
