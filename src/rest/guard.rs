@@ -299,6 +299,38 @@ impl RestState {
         Ok(())
     }
 
+    /// Checks that the request being handled may read this stored resource. A Binary with a
+    /// `securityContext` is read under the access rules of that resource (FHIR R4 Binary), so a
+    /// patient's images are as private as the report that presents them.
+    pub async fn check_read(&self, resource_type: &str, content: &[u8]) -> Result<(), ApiError> {
+        if resource_type == "Binary" {
+            let permit = current_permit(resource_type, Interaction::Read)?;
+            if permit.compartment.is_some() || !permit.filters.is_empty() {
+                let value: Value = serde_json::from_slice(content)
+                    .map_err(|e| ApiError::internal(format!("stored JSON unreadable: {e}")))?;
+                if let Some((t, id)) = value["securityContext"]["reference"]
+                    .as_str()
+                    .and_then(|r| r.split_once('/'))
+                    && t != "Binary"
+                    && t != "Patient"
+                {
+                    let id = crate::fhir::ResourceId::parse(id).map_err(|_| {
+                        forbidden("the Binary's securityContext cannot be checked".into())
+                    })?;
+                    return match self.storage.find_current(t, &id).await? {
+                        Some(context) if !context.deleted => {
+                            self.check_stored(t, &context.content, Interaction::Read)
+                        }
+                        _ => Err(forbidden(format!(
+                            "the Binary's securityContext {t}/{id} is not readable"
+                        ))),
+                    };
+                }
+            }
+        }
+        self.check_stored(resource_type, content, Interaction::Read)
+    }
+
     /// Checks that the request being handled may `interaction` this stored resource (JSON).
     pub fn check_stored(
         &self,
@@ -381,6 +413,13 @@ fn in_patient_compartment(
 ) -> bool {
     if resource_type == "Patient" {
         return resource["id"].as_str() == Some(patient);
+    }
+    if resource_type == "Binary"
+        && let Some(context) = resource["securityContext"]["reference"].as_str()
+    {
+        // Read under its context's rules (`check_read` resolves other contexts); where they
+        // cannot be resolved, a confined token is refused rather than let through.
+        return context == format!("Patient/{patient}");
     }
     let Some(params) = crate::search::compartment_params("Patient", resource_type) else {
         return !writing;

@@ -352,9 +352,37 @@ async fn uploads(server: &TestServer) {
             .unwrap()
             .starts_with("DiagnosticReport/")
     );
-    // A patient user cannot fetch it through the console.
-    let (other, _) = signed_in(server, "pat@hearth.test", Role::Patient).await;
+    // A patient user cannot fetch it through the console, nor over FHIR with patient scopes:
+    // a Binary is read under its securityContext's rules.
+    let (other, account) = signed_in(server, "pat@hearth.test", Role::Patient).await;
     other.get(link).await.expect(403, "Not allowed");
+    let (token, _) = server.auth().console_token(&account, 300).expect("token");
+    let as_patient = |path: String| {
+        server
+            .client
+            .get(format!("{}/{path}", server.base))
+            .bearer_auth(&token)
+            .send()
+    };
+    let refused = as_patient(format!("Binary/{binary_id}")).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let own_patient = account.fhir_reference.clone().expect("a Patient");
+    let report = server
+        .create(&json!({"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "Photo"},
+            "subject": {"reference": own_patient}}))
+        .await;
+    let own = server
+        .create(&json!({"resourceType": "Binary", "contentType": "image/png", "data": "iVBORw0KGgo=",
+            "securityContext": {"reference": format!("DiagnosticReport/{}", report["id"].as_str().unwrap())}}))
+        .await;
+    let allowed = as_patient(format!("Binary/{}", own["id"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    let version = as_patient(format!("Binary/{binary_id}/_history/1"))
+        .await
+        .unwrap();
+    assert_eq!(version.status(), 403);
 }
 
 async fn board_and_exports(server: &TestServer) {

@@ -31,11 +31,7 @@ pub async fn read_resource(
         ));
     };
     if !version.deleted {
-        state.check_stored(
-            &resource_type,
-            &version.content,
-            crate::auth::Interaction::Read,
-        )?;
+        state.check_read(&resource_type, &version.content).await?;
     }
     serve_version(version, &headers, query.as_deref())
 }

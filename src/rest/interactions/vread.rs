@@ -40,11 +40,7 @@ pub async fn vread_resource(
         return Err(not_found());
     };
     if !stored.deleted {
-        state.check_stored(
-            &resource_type,
-            &stored.content,
-            crate::auth::Interaction::Read,
-        )?;
+        state.check_read(&resource_type, &stored.content).await?;
     }
     serve_version(stored, &headers, query.as_deref())
 }
