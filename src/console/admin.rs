@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
 
-use super::session::{Posted, Visit, failure, require};
-use super::{ADMINS, ConsoleState, FieldErrors, FormData, UserView, field, ser};
+use super::session::{Admin, AdminPost, Visit, failure};
+use super::{ConsoleState, FieldErrors, FormData, UserView, field, ser};
 use crate::accounts::{AccountError, Role};
 
 struct Notice {
@@ -47,10 +47,7 @@ async fn users_page(
 }
 
 /// `GET /console/admin/users`.
-pub async fn users(State(state): State<ConsoleState>, visit: Visit) -> Response {
-    if let Err(r) = require(&state, &visit, ADMINS) {
-        return r;
-    }
+pub async fn users(State(state): State<ConsoleState>, Admin { visit, .. }: Admin) -> Response {
     let none = Notice {
         notice: None,
         error: None,
@@ -67,10 +64,10 @@ pub async fn users(State(state): State<ConsoleState>, visit: Visit) -> Response 
 }
 
 /// `POST /console/admin/users/invite`.
-pub async fn invite(State(state): State<ConsoleState>, Posted { visit, form }: Posted) -> Response {
-    if let Err(r) = require(&state, &visit, ADMINS) {
-        return r;
-    }
+pub async fn invite(
+    State(state): State<ConsoleState>,
+    AdminPost { visit, form, .. }: AdminPost,
+) -> Response {
     let Some(role) = Role::parse(field(&form, "role")) else {
         let errors = FieldErrors::from([("role", "Choose a role.".to_owned())]);
         let none = Notice {
@@ -140,11 +137,8 @@ pub async fn invite(State(state): State<ConsoleState>, Posted { visit, form }: P
 pub async fn set_role(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
-    Posted { visit, form }: Posted,
+    AdminPost { visit, form, .. }: AdminPost,
 ) -> Response {
-    if let Err(r) = require(&state, &visit, ADMINS) {
-        return r;
-    }
     let outcome = match Role::parse(field(&form, "role")) {
         None => Err("Choose one of the roles.".to_owned()),
         Some(role) => match state.accounts.set_role(&id, role, &visit.actor()).await {
@@ -161,11 +155,8 @@ pub async fn set_role(
 pub async fn set_status(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
-    Posted { visit, form }: Posted,
+    AdminPost { visit, form, .. }: AdminPost,
 ) -> Response {
-    if let Err(r) = require(&state, &visit, ADMINS) {
-        return r;
-    }
     let disabled = field(&form, "disabled") == "true";
     let me = visit.session.user.as_ref().map(|u| u.id.as_str());
     let outcome = if disabled && me == Some(id.as_str()) {
@@ -280,10 +271,7 @@ async fn outbox_page(state: &ConsoleState, visit: &Visit, notice: Option<String>
 }
 
 /// `GET /console/admin/outbox`.
-pub async fn outbox(State(state): State<ConsoleState>, visit: Visit) -> Response {
-    if let Err(r) = require(&state, &visit, ADMINS) {
-        return r;
-    }
+pub async fn outbox(State(state): State<ConsoleState>, Admin { visit, .. }: Admin) -> Response {
     outbox_page(&state, &visit, None).await
 }
 
@@ -291,11 +279,8 @@ pub async fn outbox(State(state): State<ConsoleState>, visit: Visit) -> Response
 pub async fn retry(
     State(state): State<ConsoleState>,
     Path(id): Path<i64>,
-    Posted { visit, .. }: Posted,
+    AdminPost { visit, .. }: AdminPost,
 ) -> Response {
-    if let Err(r) = require(&state, &visit, ADMINS) {
-        return r;
-    }
     if let Err(e) = state.accounts.retry_mail(id).await {
         return failure(&state, &e);
     }

@@ -10,8 +10,8 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::fhir::Failure;
-use super::session::{Posted, Visit, require};
-use super::{ADMINS, ConsoleState, FormData, STAFF, field, query, ser};
+use super::session::{Admin, AdminPost, StaffPost, Visit};
+use super::{ConsoleState, FormData, field, query, ser};
 use crate::auth::clients::{Credentials, NewClient};
 use crate::auth::grants::LaunchContext;
 
@@ -87,10 +87,7 @@ async fn apps_page(
 }
 
 /// `GET /console/admin/apps`.
-pub async fn page(State(state): State<ConsoleState>, visit: Visit) -> Response {
-    if let Err(r) = require(&state, &visit, ADMINS) {
-        return r;
-    }
+pub async fn page(State(state): State<ConsoleState>, Admin { visit, .. }: Admin) -> Response {
     apps_page(
         &state,
         &visit,
@@ -106,12 +103,9 @@ pub async fn page(State(state): State<ConsoleState>, visit: Visit) -> Response {
 /// `POST /console/admin/apps` (multipart, for the JWK Set file): registers an app.
 pub async fn register(
     State(state): State<ConsoleState>,
-    visit: Visit,
+    Admin { visit, fhir, .. }: Admin,
     mut multipart: Multipart,
 ) -> Response {
-    if let Err(r) = require(&state, &visit, ADMINS) {
-        return r;
-    }
     let mut form = FormData::new();
     let mut jwks_file: Option<String> = None;
     loop {
@@ -164,10 +158,6 @@ pub async fn register(
     let result = match credentials {
         Err(message) => Err(message),
         Ok(credentials) => {
-            let fhir = match state.fhir() {
-                Ok(f) => f,
-                Err(e) => return state.fhir_failure(&visit, &e),
-            };
             fhir.auth()
                 .add_client(NewClient {
                     name: field(&form, "name").to_owned(),
@@ -224,15 +214,10 @@ pub async fn register(
 pub async fn set_status(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
-    Posted { visit, form }: Posted,
+    AdminPost {
+        visit, fhir, form, ..
+    }: AdminPost,
 ) -> Response {
-    if let Err(r) = require(&state, &visit, ADMINS) {
-        return r;
-    }
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let disable = field(&form, "status") == "disabled";
     let (status, notice, error) = match fhir.auth().set_client_disabled(&id, disable).await {
         Ok(true) => (
@@ -278,15 +263,15 @@ pub async fn launchable(state: &ConsoleState) -> Vec<AppView> {
 
 /// `POST /console/launch`: an EHR launch of an app for a patient (and encounter): a launch
 /// value for this user, then the browser goes to the app's launch URL with `iss` and `launch`.
-pub async fn launch(State(state): State<ConsoleState>, Posted { visit, form }: Posted) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
+pub async fn launch(
+    State(state): State<ConsoleState>,
+    StaffPost {
+        visit,
+        user,
+        fhir,
+        form,
+    }: StaffPost,
+) -> Response {
     let patient = field(&form, "patient");
     // The patient must exist and be readable by this user.
     if let Err(e) = fhir.get(&user, &format!("Patient/{patient}")).await {
@@ -339,17 +324,9 @@ pub struct AuditFilters {
 /// `GET /console/admin/audit`: AuditEvents, newest first, filtered.
 pub async fn audit(
     State(state): State<ConsoleState>,
-    visit: Visit,
+    Admin { visit, user, fhir }: Admin,
     Query(filters): Query<AuditFilters>,
 ) -> Response {
-    let user = match require(&state, &visit, ADMINS) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let mut pairs: Vec<(&str, String)> = vec![("_sort", "-date".into()), ("_count", "50".into())];
     let mut error = None;
     for (value, prefix) in [(&filters.date_from, "ge"), (&filters.date_to, "le")] {
@@ -474,11 +451,10 @@ pub async fn audit(
 }
 
 /// `GET /console/admin/settings`: what is in force.
-pub async fn settings(State(state): State<ConsoleState>, visit: Visit) -> Response {
-    let user = match require(&state, &visit, ADMINS) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
+pub async fn settings(
+    State(state): State<ConsoleState>,
+    Admin { visit, user, .. }: Admin,
+) -> Response {
     let Some(triage) = state.triage() else {
         return state.fhir_failure(&visit, &Failure::internal("no triage settings"));
     };

@@ -2,6 +2,7 @@
 //! by pathway and ordered by time to deadline, kept live by server-sent events; and the
 //! one-click actions on a request (complete, undo, extend the deadline).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::extract::{Path, Query, State};
@@ -10,17 +11,20 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::echo::{BOARD_PATHWAYS, ECHO_SEARCH, EchoView};
 use super::fhir::Failure;
-use super::session::{Posted, Visit, require};
+use super::session::{Staff, StaffPost, Visit};
 use super::{ConsoleState, STAFF, field, query, ser};
 use crate::accounts::User;
 
 /// Strips shown per lane unless the lane is opened in full: the most urgent (by deadline) come
 /// first, and the board stays light with hundreds pending.
 pub const LANE_LIMIT: usize = 40;
+
+/// Strips of a lane shown in full: as many as one search page holds.
+const MAX_LANE: usize = crate::search::query::MAX_COUNT;
 
 /// One pathway's strips.
 #[derive(Serialize)]
@@ -31,29 +35,6 @@ struct Lane {
     overdue: usize,
     total: usize,
     hidden: usize,
-}
-
-impl Lane {
-    fn new(code: &'static str) -> Lane {
-        Lane {
-            code,
-            label: label(code),
-            strips: Vec::new(),
-            overdue: 0,
-            total: 0,
-            hidden: 0,
-        }
-    }
-
-    fn push(&mut self, strip: EchoView, all: bool) {
-        self.total += 1;
-        self.overdue += usize::from(strip.overdue);
-        if all || self.strips.len() < LANE_LIMIT {
-            self.strips.push(strip);
-        } else {
-            self.hidden += 1;
-        }
-    }
 }
 
 /// What the board shows.
@@ -79,7 +60,79 @@ fn label(code: &str) -> &'static str {
     }
 }
 
-/// Reads the board: every active echo request (most are few hundred) and those completed today.
+/// The search for one lane's strips, most urgent first: `limit` of them.
+fn lane_search(code: &str, limit: usize) -> String {
+    let pathway = if code == "none" {
+        ("pathway:missing", "true")
+    } else {
+        ("pathway", code)
+    };
+    format!(
+        "{ECHO_SEARCH}&{}",
+        query(&[
+            ("status", "active"),
+            pathway,
+            ("_sort", "deadline,authored"),
+            ("_count", &limit.to_string()),
+            ("_include", "ServiceRequest:subject"),
+        ])
+    )
+}
+
+/// Today's pending and overdue counts per pathway (and of those not triaged yet), from
+/// `$triage-stats`.
+#[derive(Default)]
+struct Counts {
+    pending: HashMap<String, usize>,
+    overdue: HashMap<String, usize>,
+}
+
+impl Counts {
+    fn read(stats: &Value) -> Counts {
+        let mut counts = Counts::default();
+        let count = |parts: &Value, name: &str| {
+            parts
+                .as_array()
+                .and_then(|parts| parts.iter().find(|p| p["name"] == name))
+                .and_then(|p| p["valueInteger"].as_u64())
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or_default()
+        };
+        let Some(today) = stats["parameter"]
+            .as_array()
+            .and_then(|list| list.iter().find(|p| p["name"] == "today"))
+        else {
+            return counts;
+        };
+        let parts = &today["part"];
+        counts
+            .pending
+            .insert("none".into(), count(parts, "untriaged"));
+        for pathway in parts.as_array().into_iter().flatten() {
+            if pathway["name"] != "pathway" {
+                continue;
+            }
+            let Some(code) = pathway["part"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["name"] == "code"))
+                .and_then(|p| p["valueCode"].as_str())
+            else {
+                continue;
+            };
+            counts
+                .pending
+                .insert(code.to_owned(), count(&pathway["part"], "pending"));
+            counts
+                .overdue
+                .insert(code.to_owned(), count(&pathway["part"], "overdue"));
+        }
+        counts
+    }
+}
+
+/// Reads the board. Each lane is one search for its most urgent strips (all of them for the
+/// lane shown in full), the counts come from `$triage-stats`, and the searches run at once:
+/// with hundreds pending, the board reads and renders only what it shows.
 pub async fn read_board(
     state: &ConsoleState,
     user: &User,
@@ -87,62 +140,81 @@ pub async fn read_board(
 ) -> Result<Board, Failure> {
     let fhir = state.fhir()?;
     let now = state.now_ms();
-    let pending = fhir
-        .search(
-            user,
-            &format!(
-                "{ECHO_SEARCH}&{}",
-                query(&[
-                    ("status", "active"),
-                    ("_sort", "deadline,authored"),
-                    ("_count", "1000"),
-                    ("_include", "ServiceRequest:subject"),
-                ])
-            ),
-        )
-        .await?;
+    let all = all.filter(|a| BOARD_PATHWAYS.contains(a) || *a == "none");
+    let limit = |code: &str| {
+        if all == Some(code) {
+            MAX_LANE
+        } else {
+            LANE_LIMIT
+        }
+    };
     let midnight = super::echo::local_date(now);
-    let completed = fhir
-        .search(
-            user,
-            &format!(
-                "{ECHO_SEARCH}&{}",
-                query(&[
-                    ("status", "completed"),
-                    ("completed", &format!("ge{midnight}")),
-                    ("_sort", "-completed"),
-                    ("_count", "50"),
-                    ("_include", "ServiceRequest:subject"),
-                ])
-            ),
-        )
-        .await?;
-    let view = |found: &super::fhir::Found, r: &serde_json::Value| {
+    let completed_search = format!(
+        "{ECHO_SEARCH}&{}",
+        query(&[
+            ("status", "completed"),
+            ("completed", &format!("ge{midnight}")),
+            ("_sort", "-completed"),
+            ("_count", "50"),
+            ("_include", "ServiceRequest:subject"),
+        ])
+    );
+    let searches = [
+        "none",
+        BOARD_PATHWAYS[0],
+        BOARD_PATHWAYS[1],
+        BOARD_PATHWAYS[2],
+    ]
+    .map(|code| lane_search(code, limit(code)));
+    let (stats, untriaged, first, second, third, completed) = tokio::try_join!(
+        fhir.get(user, "ServiceRequest/$triage-stats?days=1"),
+        fhir.search(user, &searches[0]),
+        fhir.search(user, &searches[1]),
+        fhir.search(user, &searches[2]),
+        fhir.search(user, &searches[3]),
+        fhir.search(user, &completed_search),
+    )?;
+    let counts = Counts::read(&stats);
+    let view = |found: &super::fhir::Found, r: &Value| {
         let subject = r["subject"]["reference"].as_str().unwrap_or_default();
         EchoView::read(r, found.included.get(subject), now)
     };
-    let mut lanes: Vec<Lane> = BOARD_PATHWAYS.iter().map(|code| Lane::new(code)).collect();
-    let mut untriaged = Lane::new("none");
-    for r in &pending.matches {
-        let strip = view(&pending, r);
-        let lane = if strip.pathway.is_empty() {
-            Some(&mut untriaged)
-        } else {
-            lanes.iter_mut().find(|l| l.code == strip.pathway)
-        };
-        if let Some(lane) = lane {
-            let full = all == Some(lane.code);
-            lane.push(strip, full);
+    let lane = |code: &'static str, found: &super::fhir::Found| {
+        let strips: Vec<EchoView> = found.matches.iter().map(|r| view(found, r)).collect();
+        let overdue = strips.iter().filter(|s| s.overdue).count();
+        // The counts were read a moment apart from the strips: never show fewer than are there.
+        let total = counts
+            .pending
+            .get(code)
+            .copied()
+            .unwrap_or_default()
+            .max(strips.len());
+        Lane {
+            code,
+            label: label(code),
+            hidden: total - strips.len(),
+            overdue: counts
+                .overdue
+                .get(code)
+                .copied()
+                .unwrap_or_default()
+                .max(overdue),
+            total,
+            strips,
         }
-    }
+    };
+    let lanes = vec![
+        lane(BOARD_PATHWAYS[0], &first),
+        lane(BOARD_PATHWAYS[1], &second),
+        lane(BOARD_PATHWAYS[2], &third),
+    ];
+    let untriaged = lane("none", &untriaged);
     Ok(Board {
         pending: lanes.iter().map(|l| l.total).sum::<usize>() + untriaged.total,
         overdue: lanes.iter().map(|l| l.overdue).sum(),
         lanes,
         untriaged,
-        all: all
-            .filter(|a| BOARD_PATHWAYS.contains(a) || *a == "none")
-            .map(str::to_owned),
+        all: all.map(str::to_owned),
         completed: completed
             .matches
             .iter()
@@ -220,13 +292,9 @@ pub async fn page(
 /// `GET /console/board/strips`: the board's lanes alone, for the live update.
 pub async fn strips(
     State(state): State<ConsoleState>,
-    visit: Visit,
+    Staff { visit, user, .. }: Staff,
     Query(done): Query<Done>,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     match read_board(&state, &user, done.all.as_deref()).await {
         Ok(board) => state.page(
             StatusCode::OK,
@@ -242,10 +310,7 @@ pub async fn strips(
 }
 
 /// `GET /console/board/events`: an event whenever any ServiceRequest changes, on any node.
-pub async fn events(State(state): State<ConsoleState>, visit: Visit) -> Response {
-    if let Err(r) = require(&state, &visit, STAFF) {
-        return r;
-    }
+pub async fn events(State(state): State<ConsoleState>, _: Staff) -> Response {
     let Some(changes) = state.changes.clone() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
@@ -295,20 +360,17 @@ fn action_failed(
 pub async fn set_status(
     State(state): State<ConsoleState>,
     Path((id, action)): Path<(String, String)>,
-    Posted { visit, form }: Posted,
+    StaffPost {
+        visit,
+        user,
+        fhir,
+        form,
+    }: StaffPost,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     let (status, done) = match action.as_str() {
         "complete" => ("completed", "completed"),
         "undo" => ("active", "undone"),
         _ => return super::not_found(State(state)).await,
-    };
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
     };
     let version = Some(field(&form, "version")).filter(|v| !v.is_empty());
     let patch = json!([{"op": "replace", "path": "/status", "value": status}]);
@@ -332,12 +394,13 @@ pub async fn set_status(
 pub async fn extend(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
-    Posted { visit, form }: Posted,
+    StaffPost {
+        visit,
+        user,
+        fhir,
+        form,
+    }: StaffPost,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     let reason = field(&form, "reason").trim();
     let hours = field(&form, "hours").trim();
     let mut errors = super::FieldErrors::new();
@@ -357,10 +420,6 @@ pub async fn extend(
     if !errors.is_empty() {
         return extend_form(&state, &visit, &user, &id, &form, errors, None).await;
     }
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let mut parameters = json!({"resourceType": "Parameters", "parameter": [
         {"name": "hours", "valueDecimal": hours_value},
         {"name": "reason", "valueString": reason},
@@ -397,12 +456,8 @@ pub async fn extend(
 pub async fn extend_page(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
-    visit: Visit,
+    Staff { visit, user, .. }: Staff,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     extend_form(
         &state,
         &visit,

@@ -8,8 +8,8 @@ use minijinja::context;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::session::{Visit, require};
-use super::{ConsoleState, STAFF, ser};
+use super::session::Staff;
+use super::{ConsoleState, ser};
 
 #[derive(serde::Deserialize, Default)]
 pub struct Window {
@@ -78,18 +78,10 @@ const BOTTOM: f64 = 24.0;
 /// `GET /console/dashboard`.
 pub async fn page(
     State(state): State<ConsoleState>,
-    visit: Visit,
+    Staff { visit, user, fhir }: Staff,
     Query(window): Query<Window>,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     let days = if window.days == Some(30) { 30 } else { 15 };
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let stats = match fhir
         .get(&user, &format!("ServiceRequest/$triage-stats?days={days}"))
         .await

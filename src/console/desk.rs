@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::echo::{EchoView, NewRequest, human_name, mrn};
 use super::fhir::Failure;
-use super::session::{Posted, Visit, require};
-use super::{ADMINS, ConsoleState, FieldErrors, FormData, STAFF, field, query, ser};
+use super::session::{Admin, AdminPost, Staff, StaffPost, Visit};
+use super::{ConsoleState, FieldErrors, FormData, field, query, ser};
 use crate::accounts::User;
 use crate::triage::url;
 
@@ -153,13 +153,9 @@ pub struct DeskQuery {
 /// `GET /console/triage`.
 pub async fn page(
     State(state): State<ConsoleState>,
-    visit: Visit,
+    Staff { visit, user, .. }: Staff,
     Query(q): Query<DeskQuery>,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     let mut form = FormData::new();
     if let Some(find) = q.find {
         form.insert("find".into(), find);
@@ -318,21 +314,21 @@ fn triage_extensions(request: &mut Value, pathway: &str, sentence: &str, user: &
 }
 
 /// `POST /console/triage`: a new request (and patient), or the triage of a waiting one.
-pub async fn submit(State(state): State<ConsoleState>, Posted { visit, form }: Posted) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
+pub async fn submit(
+    State(state): State<ConsoleState>,
+    StaffPost {
+        visit,
+        user,
+        fhir,
+        form,
+    }: StaffPost,
+) -> Response {
     let mut errors = FieldErrors::new();
     let pathway = field(&form, "pathway");
     if !pathway.is_empty() && !PATHWAYS.iter().any(|(c, _)| *c == pathway) {
         errors.insert("pathway", "Choose one of the pathways.".into());
     }
     let sentence = field(&form, "sentence");
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let request_id = field(&form, "request");
     if !request_id.is_empty() {
         // Triage of a waiting request.
@@ -503,20 +499,12 @@ pub struct PreviewQuery {
 /// `GET /console/triage/deadline?pathway=…`: the deadline if triaged now, for the desk.
 pub async fn preview(
     State(state): State<ConsoleState>,
-    visit: Visit,
+    Staff { user, fhir, .. }: Staff,
     Query(q): Query<PreviewQuery>,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     if q.pathway == "green" {
         return Json(json!({"text": "GREEN declines the request: no deadline."})).into_response();
     }
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return Json(json!({"error": e.message})).into_response(),
-    };
     let now = crate::triage::request::format_utc(state.now_ms());
     let path = format!(
         "ServiceRequest/$deadline?{}",
@@ -553,11 +541,10 @@ pub async fn preview(
 }
 
 /// `GET /console/admin/sentences`: the sentence templates, editable.
-pub async fn sentences_page(State(state): State<ConsoleState>, visit: Visit) -> Response {
-    let user = match require(&state, &visit, ADMINS) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
+pub async fn sentences_page(
+    State(state): State<ConsoleState>,
+    Admin { visit, user, .. }: Admin,
+) -> Response {
     sentences_view(&state, &visit, &user, StatusCode::OK, None, None).await
 }
 
@@ -606,16 +593,13 @@ fn sentence_resource(id: Option<&str>, pathway: &str, text: &str) -> Value {
 pub async fn save_sentence(
     State(state): State<ConsoleState>,
     id: Option<Path<String>>,
-    Posted { visit, form }: Posted,
+    AdminPost {
+        visit,
+        user,
+        fhir,
+        form,
+    }: AdminPost,
 ) -> Response {
-    let user = match require(&state, &visit, ADMINS) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let pathway = field(&form, "pathway");
     let text = field(&form, "text").trim();
     let result = match (&id, field(&form, "action")) {

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::echo::{human_name, local, mrn};
 use super::fhir::Failure;
-use super::session::{Posted, Visit, require};
-use super::{ConsoleState, FieldErrors, FormData, STAFF, field, ser};
+use super::session::{Staff, StaffPost, Visit};
+use super::{ConsoleState, FieldErrors, FormData, field, ser};
 use crate::accounts::User;
 use crate::triage::request::parse_instant;
 
@@ -74,13 +74,9 @@ pub struct Search {
 /// `GET /console/patients`: a search by name or MRN, or the latest changed.
 pub async fn list(
     State(state): State<ConsoleState>,
-    visit: Visit,
+    Staff { visit, user, .. }: Staff,
     Query(search): Query<Search>,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     let rows: Result<Vec<Row>, Failure> = async {
         if search.q.trim().is_empty() {
             let found = state
@@ -172,10 +168,7 @@ fn form_page(
 }
 
 /// `GET /console/patients/new`.
-pub async fn new_form(State(state): State<ConsoleState>, visit: Visit) -> Response {
-    if let Err(r) = require(&state, &visit, STAFF) {
-        return r;
-    }
+pub async fn new_form(State(state): State<ConsoleState>, Staff { visit, .. }: Staff) -> Response {
     form_page(
         &state,
         &visit,
@@ -191,17 +184,9 @@ pub async fn new_form(State(state): State<ConsoleState>, visit: Visit) -> Respon
 pub async fn edit_form(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
-    visit: Visit,
+    Staff { visit, user, fhir }: Staff,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
-    let patient = match state.fhir() {
-        Ok(fhir) => fhir.get(&user, &format!("Patient/{id}")).await,
-        Err(e) => Err(e),
-    };
-    match patient {
+    match fhir.get(&user, &format!("Patient/{id}")).await {
         Ok(patient) => form_page(
             &state,
             &visit,
@@ -220,12 +205,13 @@ pub async fn edit_form(
 pub async fn save(
     State(state): State<ConsoleState>,
     id: Option<Path<String>>,
-    Posted { visit, form }: Posted,
+    StaffPost {
+        visit,
+        user,
+        fhir,
+        form,
+    }: StaffPost,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     let id = id.map(|Path(id)| id);
     let mut errors = FieldErrors::new();
     let typed = super::desk::new_patient(&form, &mut errors);
@@ -240,10 +226,6 @@ pub async fn save(
             None,
         );
     }
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let result = match &id {
         None => fhir.post(&user, "Patient", typed).await,
         Some(id) => {
@@ -682,13 +664,9 @@ pub struct Shown {
 pub async fn timeline(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
-    visit: Visit,
+    Staff { visit, user, .. }: Staff,
     Query(shown): Query<Shown>,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     timeline_page(&state, &visit, &user, &id, StatusCode::OK, shown, None).await
 }
 
@@ -779,13 +757,9 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
 pub async fn upload(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
-    visit: Visit,
+    Staff { visit, user, fhir }: Staff,
     mut multipart: Multipart,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
     let mut form = FormData::new();
     let mut file: Option<(String, Vec<u8>)> = None;
     let mut too_big = false;
@@ -891,10 +865,6 @@ pub async fn upload(
         {"fullUrl": binary_url, "resource": binary, "request": {"method": "POST", "url": "Binary"}},
         {"fullUrl": report_url, "resource": report, "request": {"method": "POST", "url": "DiagnosticReport"}},
     ]});
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     match fhir.post(&user, "", bundle).await {
         Ok(_) => Redirect::to(&format!("/console/patients/{id}?uploaded=1")).into_response(),
         Err(e) if e.status.is_client_error() => refuse(e.message).await,
@@ -907,16 +877,8 @@ pub async fn upload(
 pub async fn binary(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
-    visit: Visit,
+    Staff { visit, user, fhir }: Staff,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let resource = match fhir.get(&user, &format!("Binary/{id}")).await {
         Ok(r) => r,
         Err(e) => return state.fhir_failure(&visit, &e),

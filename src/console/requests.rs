@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::echo::{ECHO_SEARCH, EchoView};
 use super::fhir::{Failure, Found};
-use super::session::{Visit, require};
-use super::{ConsoleState, STAFF, query, ser};
+use super::session::Staff;
+use super::{ConsoleState, query, ser};
 use crate::accounts::User;
 
 /// Rows per page.
@@ -149,17 +149,9 @@ fn rows(found: &Found, now: i64) -> Vec<EchoView> {
 /// `GET /console/requests`.
 pub async fn table(
     State(state): State<ConsoleState>,
-    visit: Visit,
+    Staff { visit, user, fhir }: Staff,
     Query(filters): Query<Filters>,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let (found, error) = match filters.search(&state, &user, PAGE).await {
         Err(e) => return state.fhir_failure(&visit, &e),
         Ok(Err(message)) => (Found::default(), Some(message)),
@@ -227,17 +219,9 @@ fn cell(text: &str) -> String {
 /// `GET /console/requests.csv`: every request of the filter, one row each.
 pub async fn csv(
     State(state): State<ConsoleState>,
-    visit: Visit,
+    Staff { visit, user, fhir }: Staff,
     Query(filters): Query<Filters>,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let mut next = match filters.search(&state, &user, 500).await {
         Err(e) => return state.fhir_failure(&visit, &e),
         Ok(Err(message)) => {
@@ -323,16 +307,8 @@ pub async fn csv(
 pub async fn one(
     State(state): State<ConsoleState>,
     Path(id): Path<String>,
-    visit: Visit,
+    Staff { visit, user, fhir }: Staff,
 ) -> Response {
-    let user = match require(&state, &visit, STAFF) {
-        Ok(user) => user,
-        Err(r) => return r,
-    };
-    let fhir = match state.fhir() {
-        Ok(f) => f,
-        Err(e) => return state.fhir_failure(&visit, &e),
-    };
     let now = state.now_ms();
     let loaded = async {
         let request = fhir.get(&user, &format!("ServiceRequest/{id}")).await?;

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
 use subtle::ConstantTimeEq;
 
+use super::fhir::Fhir;
 use super::{ConsoleState, FormData};
 use crate::accounts::{Actor, Role, Session, User};
 
@@ -233,6 +234,80 @@ pub fn check_csrf(state: &ConsoleState, visit: &Visit, form: &FormData) -> Resul
             next => minijinja::context! { href => "/console", label => "Go to the console" },
         },
     ))
+}
+
+/// A request from a signed-in member of staff (with `ADMIN`, an administrator), with the FHIR
+/// API as them. Extracting it sends a visitor to the login page and gives any other role the
+/// refusal page, so a handler that takes one has checked the role.
+pub struct Staff<const ADMIN: bool = false> {
+    /// The session.
+    pub visit: Visit,
+    /// The signed-in user.
+    pub user: User,
+    /// The FHIR API.
+    pub fhir: Fhir,
+}
+
+/// A request from a signed-in administrator.
+pub type Admin = Staff<true>;
+
+/// A form post from a signed-in member of staff (with `ADMIN`, an administrator) whose CSRF
+/// token matched, with the FHIR API as them.
+pub struct StaffPost<const ADMIN: bool = false> {
+    /// The session.
+    pub visit: Visit,
+    /// The signed-in user.
+    pub user: User,
+    /// The FHIR API.
+    pub fhir: Fhir,
+    /// The fields.
+    pub form: FormData,
+}
+
+/// A form post from a signed-in administrator.
+pub type AdminPost = StaffPost<true>;
+
+/// The roles a page is for.
+const fn audience(admin: bool) -> &'static [Role] {
+    if admin { super::ADMINS } else { super::STAFF }
+}
+
+/// The user of `visit` when they have a role of the audience, and the FHIR API.
+fn staff(state: &ConsoleState, visit: &Visit, admin: bool) -> Result<(User, Fhir), Response> {
+    let user = require(state, visit, audience(admin))?;
+    let fhir = state
+        .fhir()
+        .map_err(|e| state.fhir_failure(visit, &e))?
+        .clone();
+    Ok((user, fhir))
+}
+
+impl<const ADMIN: bool> FromRequestParts<ConsoleState> for Staff<ADMIN> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ConsoleState,
+    ) -> Result<Self, Self::Rejection> {
+        let visit = Visit::from_request_parts(parts, state).await?;
+        let (user, fhir) = staff(state, &visit, ADMIN)?;
+        Ok(Staff { visit, user, fhir })
+    }
+}
+
+impl<const ADMIN: bool> FromRequest<ConsoleState> for StaffPost<ADMIN> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &ConsoleState) -> Result<Self, Self::Rejection> {
+        let Posted { visit, form } = Posted::from_request(request, state).await?;
+        let (user, fhir) = staff(state, &visit, ADMIN)?;
+        Ok(StaffPost {
+            visit,
+            user,
+            fhir,
+            form,
+        })
+    }
 }
 
 /// The signed-in user when they have one of `roles`: a visitor is sent to the login page, a

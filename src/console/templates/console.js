@@ -5,8 +5,9 @@
 
 function countdowns() {
   const now = Date.now();
-  document.querySelectorAll("[data-deadline]").forEach((el) => {
-    const deadline = Date.parse(el.dataset.deadline);
+  document.querySelectorAll(".countdown").forEach((el) => {
+    const time = el.previousElementSibling;
+    const deadline = time ? Date.parse(time.getAttribute("datetime")) : NaN;
     if (Number.isNaN(deadline)) return;
     let left = Math.round((deadline - now) / 60000);
     const overdue = left < 0;
