@@ -133,6 +133,45 @@ fn board(c: &mut Criterion) {
         .unwrap();
     eprintln!("a whole lane (?all=red): {} bytes", all.len());
 
+    // What the board's FHIR requests cost one by one (the same requests the console makes, over
+    // HTTP with a system token): median of 20.
+    let now = chrono::Utc::now();
+    let today = now
+        .with_timezone(&chrono_tz::Europe::London)
+        .format("%Y-%m-%d");
+    let echo = "ServiceRequest?code=http://snomed.info/sct%7C40701008&status=active";
+    for path in [
+        "ServiceRequest/$triage-stats?days=1".to_owned(),
+        format!(
+            "{echo}&pathway:missing=true&_sort=deadline,authored&_count=40&_include=ServiceRequest:subject"
+        ),
+        format!(
+            "{echo}&pathway=red&_sort=deadline,authored&_count=40&_include=ServiceRequest:subject"
+        ),
+        format!("{echo}&pathway=red&_sort=deadline,authored&_count=40"),
+        format!("{echo}&pathway=red&_count=40"),
+        format!("{echo}&_count=40"),
+        format!(
+            "ServiceRequest?code=http://snomed.info/sct%7C40701008&status=completed&completed=ge{today}&_sort=-completed&_count=50&_include=ServiceRequest:subject"
+        ),
+    ] {
+        let mut times: Vec<f64> = (0..20)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let r = client
+                    .get(format!("{root}/fhir/{path}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), 200, "{path}");
+                r.bytes().unwrap();
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        eprintln!("{:>8.2} ms  GET /fhir/{path}", times[10]);
+    }
+
     let mut group = c.benchmark_group("console");
     group.sample_size(30);
     group.bench_function("board_500_pending", |b| {

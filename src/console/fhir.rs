@@ -27,7 +27,8 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 pub struct Fhir {
     router: Router,
     auth: Auth,
-    /// Tokens by user id, with their expiry (seconds since the epoch).
+    /// Tokens by user (id, role and FHIR identity: a changed role gets a new token at once),
+    /// with their expiry (seconds since the epoch).
     tokens: Arc<Mutex<HashMap<String, (String, i64)>>>,
 }
 
@@ -103,8 +104,14 @@ impl Fhir {
 
     fn token(&self, user: &User) -> Result<String, Failure> {
         let now = self.auth.now_ms() / 1000;
+        let key = format!(
+            "{} {} {}",
+            user.id,
+            user.role.as_str(),
+            user.fhir_reference.as_deref().unwrap_or_default()
+        );
         if let Ok(tokens) = self.tokens.lock()
-            && let Some((token, expires)) = tokens.get(&user.id)
+            && let Some((token, expires)) = tokens.get(&key)
             && *expires - 60 > now
         {
             return Ok(token.clone());
@@ -115,16 +122,9 @@ impl Fhir {
             .map_err(|e| Failure::internal(format!("no access token: {e}")))?;
         if let Ok(mut tokens) = self.tokens.lock() {
             tokens.retain(|_, (_, e)| *e > now);
-            tokens.insert(user.id.clone(), (token.clone(), expires));
+            tokens.insert(key, (token.clone(), expires));
         }
         Ok(token)
-    }
-
-    /// Forgets a user's token (after a role change, say).
-    pub fn forget(&self, user_id: &str) {
-        if let Ok(mut tokens) = self.tokens.lock() {
-            tokens.remove(user_id);
-        }
     }
 
     /// Sends `method path` (relative to the FHIR base, with its query) as `user`.

@@ -50,11 +50,15 @@ pub(super) fn project(
     }
     // `CROSS JOIN` makes SQLite read the candidates first and look each one up by the owner
     // index, rather than walk every row of the codes and probe the candidates.
-    sql.push(") SELECT t.resource_id, t.code, COALESCE(t.value, '') AS token, 0 AS start_ms FROM c CROSS JOIN search_token t WHERE t.resource_type = ")
+    sql.push(") SELECT t.resource_id, t.code, COALESCE(t.value, '') AS token, 0 AS start_ms FROM c CROSS JOIN search_token t")
+        .owner_index("search_token")
+        .push(" WHERE t.resource_type = ")
         .text(resource_type)
         .push(" AND t.resource_id = c.resource_id AND t.code IN (");
     sql.text_list(tokens);
-    sql.push(") UNION ALL SELECT d.resource_id, d.code, '' AS token, d.start_ms FROM c CROSS JOIN search_date d WHERE d.resource_type = ")
+    sql.push(") UNION ALL SELECT d.resource_id, d.code, '' AS token, d.start_ms FROM c CROSS JOIN search_date d")
+        .owner_index("search_date")
+        .push(" WHERE d.resource_type = ")
         .text(resource_type)
         .push(" AND d.resource_id = c.resource_id AND d.code IN (");
     sql.text_list(dates);

@@ -89,11 +89,10 @@ fn open_owned(sql: &mut Sql, probe: Probe, negate: bool, row: &str, table: &str,
         }
         Probe::Exists => {
             sql.push(if negate { "NOT EXISTS (" } else { "EXISTS (" });
-            let _ = write!(
-                sql.text,
-                "SELECT 1 FROM {table} {a} WHERE {a}.resource_type = "
-            );
-            sql.text(t);
+            let _ = write!(sql.text, "SELECT 1 FROM {table} {a}");
+            sql.owner_index(table)
+                .push(&format!(" WHERE {a}.resource_type = "))
+                .text(t);
             let _ = write!(sql.text, " AND {a}.resource_id = {row}.resource_id");
         }
     }
@@ -512,8 +511,13 @@ fn key_expression(sql: &mut Sql, key: &SortKey) {
             let a = sql.alias();
             let _ = write!(
                 sql.text,
-                "COALESCE((SELECT {aggregate}({a}.{column}) FROM {} {a} WHERE {a}.resource_type = r.resource_type AND {a}.resource_id = r.resource_id AND {a}.code = ",
+                "COALESCE((SELECT {aggregate}({a}.{column}) FROM {} {a}",
                 table_name(*table)
+            );
+            sql.owner_index(table_name(*table));
+            let _ = write!(
+                sql.text,
+                " WHERE {a}.resource_type = r.resource_type AND {a}.resource_id = r.resource_id AND {a}.code = "
             );
             sql.text(code).push("), ");
             let sentinel = match (key_kind(&key.by), key.descending) {

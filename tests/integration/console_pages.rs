@@ -469,4 +469,32 @@ async fn board_and_exports(server: &TestServer) {
     assert_eq!(red_lane(&full.body), 45);
     let strips = doctor.get("/console/board/strips?all=red").await;
     assert_eq!(red_lane(&strips.body), 45);
+    let first = strips.body.find("case 0<").expect("the earliest deadline");
+    assert!(
+        strips.body[first..].contains("case 1<"),
+        "strips in deadline order"
+    );
+
+    // A request not triaged yet waits on top with a Triage button; the counts cover every
+    // lane, shown or not: all 46 triaged in January are overdue.
+    let waiting = echo(server, &pid, None, "new murmur").await;
+    let board = doctor.get("/console/board/strips").await;
+    let start = board.body.find("class=\"lane lane-none\"").expect("lane");
+    let lane = &board.body[start..start + board.body[start..].find("</section>").unwrap()];
+    assert!(
+        lane.contains("Awaiting triage <span class=\"count\">1<"),
+        "{lane}"
+    );
+    assert!(lane.contains(&format!(
+        "/console/triage?request={}",
+        waiting["id"].as_str().unwrap()
+    )));
+    assert!(
+        board
+            .body
+            .contains("data-pending=\"47\" data-overdue=\"46\""),
+        "{}",
+        &board.body[board.body.len().saturating_sub(300)..]
+    );
+    assert!(board.body.contains("45 overdue"), "the RED lane's overdue");
 }
