@@ -116,7 +116,10 @@ pub async fn import(
     let public_url = config.public_url(config.addr);
     let state = super::rest_state(storage, &public_url, clock, calendar).await?;
     super::install::install_profiles(&state).await?;
-    load(&state, paths, show_progress).await
+    let summary = load(&state, paths, show_progress).await?;
+    // The planner's statistics predate the load: refresh them for the searches to come.
+    state.storage.optimize().await?;
+    Ok(summary)
 }
 
 /// Imports `paths` through `state` (see the module documentation).

@@ -99,19 +99,40 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
-/// Runs the pending migrations of the connection's backend. On PostgreSQL an advisory lock
-/// keeps several nodes starting at once from racing.
-/// Refreshes the query planner's statistics where they are stale: `PRAGMA optimize` on SQLite
-/// (which samples at most a thousand rows per index); PostgreSQL's autovacuum does this itself.
+/// Refreshes the query planner's statistics where they are stale, as a search's plan depends
+/// on them. On SQLite, `PRAGMA optimize` (sampling at most a thousand rows per index). On
+/// PostgreSQL, `ANALYZE` of this schema's tables that were never analysed or changed by more
+/// than a tenth since (autovacuum's own rule): autovacuum gets there too, but only on its next
+/// round, and until then a freshly loaded table is planned as if empty.
 pub fn optimize(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     match conn {
         DbConnection::Sqlite(c) => {
             c.batch_execute("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
         }
-        DbConnection::Postgres(_) => Ok(()),
+        DbConnection::Postgres(c) => {
+            #[derive(QueryableByName)]
+            struct Stale {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                name: String,
+            }
+            let stale: Vec<Stale> = diesel::sql_query(
+                "SELECT quote_ident(relname) AS name FROM pg_stat_user_tables \
+                 WHERE schemaname = current_schema() AND n_live_tup + n_mod_since_analyze > 0 \
+                 AND (COALESCE(last_analyze, last_autoanalyze) IS NULL \
+                      OR n_mod_since_analyze > 50 + n_live_tup / 10)",
+            )
+            .load(c)?;
+            if stale.is_empty() {
+                return Ok(());
+            }
+            let names: Vec<String> = stale.into_iter().map(|s| s.name).collect();
+            c.batch_execute(&format!("ANALYZE {}", names.join(", ")))
+        }
     }
 }
 
+/// Runs the pending migrations of the connection's backend. On PostgreSQL an advisory lock
+/// keeps several nodes starting at once from racing.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, String> {
     match conn {
         DbConnection::Sqlite(c) => c
