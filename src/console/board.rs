@@ -89,42 +89,28 @@ struct Counts {
 
 impl Counts {
     fn read(stats: &Value) -> Counts {
+        use super::dashboard::{code, int};
         let mut counts = Counts::default();
-        let count = |parts: &Value, name: &str| {
-            parts
-                .as_array()
-                .and_then(|parts| parts.iter().find(|p| p["name"] == name))
-                .and_then(|p| p["valueInteger"].as_u64())
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or_default()
-        };
         let Some(today) = stats["parameter"]
             .as_array()
             .and_then(|list| list.iter().find(|p| p["name"] == "today"))
         else {
             return counts;
         };
-        let parts = &today["part"];
+        let count = |parameter: &Value, name: &str| {
+            usize::try_from(int(parameter, name)).unwrap_or_default()
+        };
         counts
             .pending
-            .insert("none".into(), count(parts, "untriaged"));
-        for pathway in parts.as_array().into_iter().flatten() {
-            if pathway["name"] != "pathway" {
-                continue;
-            }
-            let Some(code) = pathway["part"]
-                .as_array()
-                .and_then(|p| p.iter().find(|p| p["name"] == "code"))
-                .and_then(|p| p["valueCode"].as_str())
-            else {
-                continue;
-            };
+            .insert("none".into(), count(today, "untriaged"));
+        let pathways = today["part"].as_array().into_iter().flatten();
+        for pathway in pathways.filter(|p| p["name"] == "pathway") {
             counts
                 .pending
-                .insert(code.to_owned(), count(&pathway["part"], "pending"));
+                .insert(code(pathway), count(pathway, "pending"));
             counts
                 .overdue
-                .insert(code.to_owned(), count(&pathway["part"], "overdue"));
+                .insert(code(pathway), count(pathway, "overdue"));
         }
         counts
     }

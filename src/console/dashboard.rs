@@ -45,14 +45,15 @@ struct PathwayToday {
 }
 
 /// The parts of a Parameters parameter, by name (first value of each).
-fn part<'a>(parameter: &'a Value, name: &str) -> Option<&'a Value> {
+pub(super) fn part<'a>(parameter: &'a Value, name: &str) -> Option<&'a Value> {
     parameter["part"]
         .as_array()?
         .iter()
         .find(|p| p["name"] == name)
 }
 
-fn int(parameter: &Value, name: &str) -> i64 {
+/// A part's integer (0 when absent).
+pub(super) fn int(parameter: &Value, name: &str) -> i64 {
     part(parameter, name)
         .and_then(|p| p["valueInteger"].as_i64())
         .unwrap_or(0)
@@ -62,7 +63,8 @@ fn decimal(parameter: &Value, name: &str) -> Option<f64> {
     part(parameter, name).and_then(|p| p["valueDecimal"].as_f64())
 }
 
-fn code(parameter: &Value) -> String {
+/// A part's `code`.
+pub(super) fn code(parameter: &Value) -> String {
     part(parameter, "code")
         .and_then(|p| p["valueCode"].as_str())
         .unwrap_or_default()
