@@ -118,7 +118,7 @@ pub async fn import(
     super::install::install_profiles(&state).await?;
     let summary = load(&state, paths, show_progress).await?;
     // The planner's statistics predate the load: refresh them for the searches to come.
-    state.storage.optimize().await?;
+    state.storage.analyze().await?;
     Ok(summary)
 }
 

@@ -131,6 +131,32 @@ pub fn optimize(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     }
 }
 
+/// Refreshes the planner statistics of every table, after a bulk load. [`optimize`] goes by
+/// PostgreSQL's change counters, which each connection reports only every second or so (and an
+/// idle one later still): right after a load they may not show it yet.
+pub fn analyze(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(c) => c.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;"),
+        DbConnection::Postgres(c) => {
+            #[derive(QueryableByName)]
+            struct Table {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                name: String,
+            }
+            let tables: Vec<Table> = diesel::sql_query(
+                "SELECT quote_ident(tablename) AS name FROM pg_tables \
+                 WHERE schemaname = current_schema()",
+            )
+            .load(c)?;
+            let names: Vec<String> = tables.into_iter().map(|t| t.name).collect();
+            if names.is_empty() {
+                return Ok(());
+            }
+            c.batch_execute(&format!("ANALYZE {}", names.join(", ")))
+        }
+    }
+}
+
 /// Runs the pending migrations of the connection's backend. On PostgreSQL an advisory lock
 /// keeps several nodes starting at once from racing.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, String> {

@@ -367,6 +367,12 @@ impl Storage {
         self.write(|conn, _| Ok(connection::optimize(conn)?)).await
     }
 
+    /// Refreshes the planner statistics of every table (after a bulk load; see
+    /// `connection::analyze`).
+    pub async fn analyze(&self) -> StorageResult<()> {
+        self.write(|conn, _| Ok(connection::analyze(conn)?)).await
+    }
+
     /// The database's query plans for a search (see `benches/README.md`).
     pub async fn explain(&self, query: crate::search::query::SearchQuery) -> StorageResult<String> {
         self.with_conn(move |conn, _| search::explain(conn, &query))

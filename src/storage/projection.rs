@@ -7,9 +7,9 @@ use diesel::sql_types::{BigInt, Text};
 
 use super::StorageResult;
 use super::connection::DbConnection;
-use super::search::{planned, planned_filter};
+use super::search::{index_ids, planned_filter, probe_clauses};
 use super::sql::{Sql, load};
-use crate::search::query::SearchQuery;
+use crate::search::query::{Clause, Condition, SearchQuery};
 
 /// One index value of a projected resource.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -30,6 +30,13 @@ pub struct IndexValue {
 
 /// The values of the token parameters `tokens` and date parameters `dates` of the resources of
 /// `resource_type` that match any of `queries` (each of that one type).
+///
+/// When the queries share all their clauses but one plain match each (the triage statistics:
+/// the echo code, and the status or a date window), the candidates are read from those
+/// matches' lookup indexes alone, and the shared clauses and the resource's liveness are
+/// checked once per candidate rather than once per query. Otherwise each query is a branch of
+/// its own, its first clause driving: the caller puts the narrowest first, and no round trip
+/// is spent measuring the clauses (see `planned`).
 pub(super) fn project(
     conn: &mut DbConnection,
     resource_type: &str,
@@ -39,14 +46,30 @@ pub(super) fn project(
 ) -> StorageResult<Vec<IndexValue>> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
     let mut sql = Sql::new(postgres);
-    sql.push("WITH c(resource_id) AS (");
-    for (i, query) in queries.iter().enumerate() {
-        if i > 0 {
-            sql.push(" UNION ");
+    match shared(queries) {
+        Some((common, own)) => {
+            sql.push("WITH u(resource_id) AS (");
+            for (i, (t, cond)) in own.into_iter().enumerate() {
+                if i > 0 {
+                    sql.push(" UNION ");
+                }
+                index_ids(&mut sql, t, cond);
+            }
+            sql.push("), c(resource_id) AS (SELECT r.resource_id FROM u CROSS JOIN resources r WHERE r.resource_type = ")
+                .text(resource_type)
+                .push(" AND r.resource_id = u.resource_id AND r.deleted = FALSE");
+            probe_clauses(&mut sql, "r", &common);
         }
-        let query = planned(conn, postgres, query)?;
-        sql.push("SELECT r.resource_id FROM resources r WHERE ");
-        planned_filter(&mut sql, &query);
+        None => {
+            sql.push("WITH c(resource_id) AS (");
+            for (i, query) in queries.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" UNION ");
+                }
+                sql.push("SELECT r.resource_id FROM resources r WHERE ");
+                planned_filter(&mut sql, query);
+            }
+        }
     }
     // `CROSS JOIN` makes SQLite read the candidates first and look each one up by the owner
     // index, rather than walk every row of the codes and probe the candidates.
@@ -64,4 +87,31 @@ pub(super) fn project(
     sql.text_list(dates);
     sql.push(")");
     Ok(load!(conn, &sql, IndexValue)?)
+}
+
+/// The clauses every query has, and the one other clause of each, when that is a plain match
+/// of the query's one type (see [`index_ids`]); `None` otherwise.
+fn shared(queries: &[SearchQuery]) -> Option<(Vec<Clause>, Vec<(&str, &Condition)>)> {
+    let first = queries.first()?;
+    let single = |c: &Clause| c.per_type.len() == 1;
+    let common: Vec<Clause> = first
+        .clauses
+        .iter()
+        .filter(|c| single(c) && queries.iter().all(|q| q.clauses.contains(c)))
+        .cloned()
+        .collect();
+    let mut own = Vec::with_capacity(queries.len());
+    for query in queries {
+        let mut rest = query.clauses.iter().filter(|c| !common.contains(c));
+        match (rest.next(), rest.next()) {
+            (Some(clause), None) => match clause.per_type.as_slice() {
+                [(t, cond @ Condition::Match { negate: false, .. })] => {
+                    own.push((t.as_str(), cond))
+                }
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    Some((common, own))
 }

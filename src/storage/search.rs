@@ -210,6 +210,44 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition, probe: Probe) 
     }
 }
 
+/// `SELECT resource_id` of the index rows of type `t` that a plain match selects, read from
+/// its lookup index alone (whether their resources are live is for the caller to check).
+/// `false`, and nothing written, for any other condition.
+pub(super) fn index_ids(sql: &mut Sql, t: &str, cond: &Condition) -> bool {
+    let Condition::Match {
+        table,
+        code,
+        alternatives,
+        negate: false,
+    } = cond
+    else {
+        return false;
+    };
+    let a = sql.alias();
+    let _ = write!(
+        sql.text,
+        "SELECT {a}.resource_id FROM {} {a} WHERE {a}.resource_type = ",
+        table_name(*table)
+    );
+    sql.text(t)
+        .push(&format!(" AND {a}.code = "))
+        .text(code)
+        .push(" AND (");
+    any_of(sql, &a, alternatives);
+    sql.push(")");
+    true
+}
+
+/// ` AND EXISTS (…)` for each clause of a single-type query, probing the resource `row`.
+pub(super) fn probe_clauses(sql: &mut Sql, row: &str, clauses: &[crate::search::query::Clause]) {
+    for clause in clauses {
+        for (t, c) in &clause.per_type {
+            sql.push(" AND ");
+            condition(sql, t, row, c, Probe::Exists);
+        }
+    }
+}
+
 /// The alternatives of a parameter (comma-separated values), ORed, on index alias `a`.
 fn any_of(sql: &mut Sql, a: &str, alternatives: &[ValueMatch]) {
     for (i, alternative) in alternatives.iter().enumerate() {
