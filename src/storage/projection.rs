@@ -47,7 +47,7 @@ pub(super) fn project(
     let postgres = matches!(conn, DbConnection::Postgres(_));
     let mut sql = Sql::new(postgres);
     match shared(queries) {
-        Some((common, own)) => {
+        Some(Shared { common, own }) => {
             sql.push("WITH u(resource_id) AS (");
             for (i, (t, cond)) in own.into_iter().enumerate() {
                 if i > 0 {
@@ -89,9 +89,17 @@ pub(super) fn project(
     Ok(load!(conn, &sql, IndexValue)?)
 }
 
+/// What several searches share.
+struct Shared<'q> {
+    /// The clauses every search has.
+    common: Vec<Clause>,
+    /// The one other clause of each search: a plain match of its type.
+    own: Vec<(&'q str, &'q Condition)>,
+}
+
 /// The clauses every query has, and the one other clause of each, when that is a plain match
 /// of the query's one type (see [`index_ids`]); `None` otherwise.
-fn shared(queries: &[SearchQuery]) -> Option<(Vec<Clause>, Vec<(&str, &Condition)>)> {
+fn shared(queries: &[SearchQuery]) -> Option<Shared<'_>> {
     let first = queries.first()?;
     let single = |c: &Clause| c.per_type.len() == 1;
     let common: Vec<Clause> = first
@@ -113,5 +121,5 @@ fn shared(queries: &[SearchQuery]) -> Option<(Vec<Clause>, Vec<(&str, &Condition
             _ => return None,
         }
     }
-    Some((common, own))
+    Some(Shared { common, own })
 }
