@@ -123,3 +123,82 @@ fn shared(queries: &[SearchQuery]) -> Option<Shared<'_>> {
     }
     Some(Shared { common, own })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
+    /// The resources a projection finds, by family name, on a real SQLite file: searches that
+    /// share all but one plain match each take the lookup-index path, others a branch each.
+    #[test]
+    fn projections_find_what_any_search_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("p.db"));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let storage =
+            crate::storage::Storage::open(&url, 2, std::sync::Arc::new(crate::clock::SystemClock))
+                .unwrap();
+        let registry = crate::search::Registry::r4();
+        let mut families = std::collections::HashMap::new();
+        for (family, gender, born) in [
+            ("Ann", "female", "1985"),
+            ("Bea", "female", "1970"),
+            ("Cat", "female", "1990"),
+            ("Dan", "male", "1990"),
+        ] {
+            let patient = json!({"resourceType": "Patient", "name": [{"family": family}],
+                "gender": gender, "birthDate": born});
+            let index = crate::search::extract(&registry, &patient, "http://h/fhir");
+            let stored = rt
+                .block_on(storage.create("Patient", patient, index))
+                .unwrap();
+            families.insert(stored.id, family);
+        }
+        let query = |params: &[(&str, &str)]| {
+            let params: Vec<(String, String)> = params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            crate::search::query::parse(&registry, vec!["Patient".into()], &params, "", true)
+                .unwrap()
+        };
+        let found = |queries: Vec<crate::search::query::SearchQuery>| {
+            let values = rt
+                .block_on(storage.project(
+                    "Patient",
+                    queries,
+                    vec!["gender".into()],
+                    vec!["birthdate".into()],
+                ))
+                .unwrap();
+            values
+                .iter()
+                .map(|v| families[&v.resource_id])
+                .collect::<BTreeSet<_>>()
+        };
+        let born_since_1980 = || query(&[("gender", "female"), ("birthdate", "ge1980")]);
+        // Shared: the gender, then a date window or a name.
+        assert_eq!(
+            found(vec![
+                born_since_1980(),
+                query(&[("gender", "female"), ("family", "bea")])
+            ]),
+            BTreeSet::from(["Ann", "Bea", "Cat"])
+        );
+        // Nothing shared: a branch each.
+        assert_eq!(
+            found(vec![
+                born_since_1980(),
+                query(&[("gender", "male"), ("family", "dan")])
+            ]),
+            BTreeSet::from(["Ann", "Cat", "Dan"])
+        );
+        // One search alone.
+        assert_eq!(
+            found(vec![query(&[("gender", "male")])]),
+            BTreeSet::from(["Dan"])
+        );
+    }
+}
