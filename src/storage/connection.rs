@@ -109,26 +109,29 @@ pub fn optimize(conn: &mut DbConnection) -> diesel::QueryResult<()> {
         DbConnection::Sqlite(c) => {
             c.batch_execute("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
         }
-        DbConnection::Postgres(c) => {
-            #[derive(QueryableByName)]
-            struct Stale {
-                #[diesel(sql_type = diesel::sql_types::Text)]
-                name: String,
-            }
-            let stale: Vec<Stale> = diesel::sql_query(
-                "SELECT quote_ident(relname) AS name FROM pg_stat_user_tables \
-                 WHERE schemaname = current_schema() AND n_live_tup + n_mod_since_analyze > 0 \
-                 AND (COALESCE(last_analyze, last_autoanalyze) IS NULL \
-                      OR n_mod_since_analyze > 50 + n_live_tup / 10)",
-            )
-            .load(c)?;
-            if stale.is_empty() {
-                return Ok(());
-            }
-            let names: Vec<String> = stale.into_iter().map(|s| s.name).collect();
-            c.batch_execute(&format!("ANALYZE {}", names.join(", ")))
-        }
+        DbConnection::Postgres(c) => analyze_listed(
+            c,
+            "SELECT quote_ident(relname) AS name FROM pg_stat_user_tables \
+             WHERE schemaname = current_schema() AND n_live_tup + n_mod_since_analyze > 0 \
+             AND (COALESCE(last_analyze, last_autoanalyze) IS NULL \
+                  OR n_mod_since_analyze > 50 + n_live_tup / 10)",
+        ),
     }
+}
+
+/// `ANALYZE` of the PostgreSQL tables that `list` names (a query of one `name` column).
+fn analyze_listed(c: &mut diesel::PgConnection, list: &str) -> diesel::QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct Table {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let tables: Vec<Table> = diesel::sql_query(list).load(c)?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = tables.into_iter().map(|t| t.name).collect();
+    c.batch_execute(&format!("ANALYZE {}", names.join(", ")))
 }
 
 /// Refreshes the planner statistics of every table, after a bulk load. [`optimize`] goes by
@@ -137,23 +140,11 @@ pub fn optimize(conn: &mut DbConnection) -> diesel::QueryResult<()> {
 pub fn analyze(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     match conn {
         DbConnection::Sqlite(c) => c.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;"),
-        DbConnection::Postgres(c) => {
-            #[derive(QueryableByName)]
-            struct Table {
-                #[diesel(sql_type = diesel::sql_types::Text)]
-                name: String,
-            }
-            let tables: Vec<Table> = diesel::sql_query(
-                "SELECT quote_ident(tablename) AS name FROM pg_tables \
-                 WHERE schemaname = current_schema()",
-            )
-            .load(c)?;
-            let names: Vec<String> = tables.into_iter().map(|t| t.name).collect();
-            if names.is_empty() {
-                return Ok(());
-            }
-            c.batch_execute(&format!("ANALYZE {}", names.join(", ")))
-        }
+        DbConnection::Postgres(c) => analyze_listed(
+            c,
+            "SELECT quote_ident(tablename) AS name FROM pg_tables \
+             WHERE schemaname = current_schema()",
+        ),
     }
 }
 

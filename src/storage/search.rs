@@ -214,6 +214,12 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition, probe: Probe) 
 /// its lookup index alone (whether their resources are live is for the caller to check).
 /// `false`, and nothing written, for any other condition.
 pub(super) fn index_ids(sql: &mut Sql, t: &str, cond: &Condition) -> bool {
+    match_rows(sql, t, cond, "resource_id")
+}
+
+/// `SELECT {column}` (a column of the index table, or `1`) of the index rows of type `t` that a
+/// plain match selects; `false`, and nothing written, for any other condition.
+fn match_rows(sql: &mut Sql, t: &str, cond: &Condition, column: &str) -> bool {
     let Condition::Match {
         table,
         code,
@@ -224,9 +230,14 @@ pub(super) fn index_ids(sql: &mut Sql, t: &str, cond: &Condition) -> bool {
         return false;
     };
     let a = sql.alias();
+    let selected = if column == "1" {
+        "1".to_owned()
+    } else {
+        format!("{a}.{column}")
+    };
     let _ = write!(
         sql.text,
-        "SELECT {a}.resource_id FROM {} {a} WHERE {a}.resource_type = ",
+        "SELECT {selected} FROM {} {a} WHERE {a}.resource_type = ",
         table_name(*table)
     );
     sql.text(t)
@@ -348,25 +359,12 @@ fn bounded_count(
     cond: &Condition,
     limit: i64,
 ) -> StorageResult<Option<i64>> {
-    let Condition::Match {
-        table,
-        code,
-        alternatives,
-        negate: false,
-    } = cond
-    else {
-        return Ok(None);
-    };
-    let a = "x";
     let mut sql = Sql::new(postgres);
-    let _ = write!(
-        sql.text,
-        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM {} {a} WHERE {a}.resource_type = ",
-        table_name(*table)
-    );
-    sql.text(t).push(" AND x.code = ").text(code).push(" AND (");
-    any_of(&mut sql, a, alternatives);
-    sql.push(") LIMIT ").bind(Bind::Int(limit)).push(") c");
+    sql.push("SELECT COUNT(*) AS n FROM (");
+    if !match_rows(&mut sql, t, cond, "1") {
+        return Ok(None);
+    }
+    sql.push(" LIMIT ").bind(Bind::Int(limit)).push(") c");
     Ok(Some(
         load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n),
     ))
