@@ -100,7 +100,15 @@ impl Summary {
 /// A resource read from a file, not yet checked.
 struct Item {
     origin: Origin,
-    resource: Value,
+    body: Body,
+}
+
+/// What a file gave for one resource.
+enum Body {
+    /// An NDJSON line, parsed with the rest of its batch on the blocking threads.
+    Line(String),
+    /// A resource of a JSON file.
+    Parsed(Value),
 }
 
 /// Runs `hearth import`. Each rejected resource is printed to standard error as it is found
@@ -149,9 +157,14 @@ pub async fn load(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut summary = Summary {
-        files: files.len(),
-        ..Summary::default()
+    let mut loader = Loader {
+        state,
+        summary: Summary {
+            files: files.len(),
+            ..Summary::default()
+        },
+        progress: &progress,
+        writing: None,
     };
     let mut batch = Vec::with_capacity(BATCH);
     for file in &files {
@@ -172,7 +185,12 @@ pub async fn load(
                 let line = match line {
                     Ok(line) => line,
                     Err(e) => {
-                        reject(&progress, &mut summary, origin, format!("unreadable: {e}"));
+                        reject(
+                            &progress,
+                            &mut loader.summary,
+                            origin,
+                            format!("unreadable: {e}"),
+                        );
                         break;
                     }
                 };
@@ -182,26 +200,28 @@ pub async fn load(
                 if line.trim().is_empty() {
                     continue;
                 }
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(resource) => batch.push(Item { origin, resource }),
-                    Err(e) => reject(&progress, &mut summary, origin, format!("not JSON: {e}")),
-                }
+                batch.push(Item {
+                    origin,
+                    body: Body::Line(line),
+                });
                 if batch.len() >= BATCH {
-                    write(state, std::mem::take(&mut batch), &mut summary, &progress).await?;
+                    loader.flush(std::mem::take(&mut batch)).await?;
                 }
             }
         } else {
-            let items = read_json_file(file, &progress, &mut summary);
+            let items = read_json_file(file, &progress, &mut loader.summary);
             for item in items {
                 batch.push(item);
                 if batch.len() >= BATCH {
-                    write(state, std::mem::take(&mut batch), &mut summary, &progress).await?;
+                    loader.flush(std::mem::take(&mut batch)).await?;
                 }
             }
         }
         progress.inc(size.saturating_sub(read));
     }
-    write(state, batch, &mut summary, &progress).await?;
+    loader.flush(batch).await?;
+    loader.settle().await?;
+    let mut summary = loader.summary;
     progress.finish_and_clear();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
@@ -278,7 +298,7 @@ fn read_json_file(file: &Path, progress: &ProgressBar, summary: &mut Summary) ->
     if !unpack {
         return vec![Item {
             origin: whole,
-            resource: value,
+            body: Body::Parsed(value),
         }];
     }
     let entries = value
@@ -330,12 +350,18 @@ fn read_json_file(file: &Path, progress: &ProgressBar, summary: &mut Summary) ->
         if let (Some(url), Some(id)) = (full_url, resource.get("id").and_then(Value::as_str)) {
             map.insert(url.to_owned(), format!("{t}/{id}"));
         }
-        items.push(Item { origin, resource });
-    }
-    for item in &mut items {
-        references::rewrite(&mut item.resource, &map);
+        items.push((origin, resource));
     }
     items
+        .into_iter()
+        .map(|(origin, mut resource)| {
+            references::rewrite(&mut resource, &map);
+            Item {
+                origin,
+                body: Body::Parsed(resource),
+            }
+        })
+        .collect()
 }
 
 /// The id a fullUrl gives a resource that has none: the UUID of `urn:uuid:…`, or the last
@@ -349,60 +375,75 @@ fn id_of_full_url(url: &str) -> Option<String> {
     ResourceId::parse(candidate).ok().map(|id| id.to_string())
 }
 
-/// Checks, completes and indexes a batch on the blocking threads (two halves at once), then
-/// writes it in one transaction.
-async fn write(
-    state: &RestState,
-    batch: Vec<Item>,
-    summary: &mut Summary,
-    progress: &ProgressBar,
-) -> Result<(), AppError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let mut halves = vec![batch];
-    let second = halves[0].len() / 2;
-    let tail = halves[0].split_off(second);
-    halves.push(tail);
-    let mut tasks = Vec::new();
-    for half in halves {
-        let state = state.clone();
-        tasks.push(tokio::task::spawn_blocking(move || {
-            half.into_iter()
-                .map(|item| {
-                    let prepared = prepare(&state, item.resource);
-                    (item.origin, prepared)
-                })
-                .collect::<Vec<_>>()
-        }));
-    }
-    let mut items = Vec::new();
-    let mut origins = Vec::new();
-    for task in tasks {
-        let prepared = task
-            .await
-            .map_err(|e| AppError::Install(format!("an import task failed: {e}")))?;
-        for (origin, result) in prepared {
-            match result {
-                Ok(item) => {
-                    items.push(item);
-                    origins.push(origin);
+/// Writes batches while the next one is read and prepared: a batch is checked, completed and
+/// indexed on the blocking threads (two halves at once) while the one before it is written.
+struct Loader<'a> {
+    state: &'a RestState,
+    summary: Summary,
+    progress: &'a ProgressBar,
+    /// The batch being written, in one database transaction.
+    writing: Option<tokio::task::JoinHandle<crate::storage::StorageResult<Vec<Imported>>>>,
+}
+
+impl Loader<'_> {
+    /// Prepares `batch`, then waits for the batch before it and starts writing this one.
+    async fn flush(&mut self, batch: Vec<Item>) -> Result<(), AppError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut halves = vec![batch];
+        let second = halves[0].len() / 2;
+        let tail = halves[0].split_off(second);
+        halves.push(tail);
+        let mut tasks = Vec::new();
+        for half in halves {
+            let state = self.state.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                half.into_iter()
+                    .map(|item| (item.origin, prepare(&state, item.body)))
+                    .collect::<Vec<_>>()
+            }));
+        }
+        let mut items = Vec::new();
+        for task in tasks {
+            let prepared = task.await.map_err(failed_task)?;
+            for (origin, result) in prepared {
+                match result {
+                    Ok(item) => items.push(item),
+                    Err(reason) => reject(self.progress, &mut self.summary, origin, reason),
                 }
-                Err(reason) => reject(progress, summary, origin, reason),
             }
         }
-    }
-    let done = state.storage.import(items).await?;
-    for outcome in done {
-        match outcome {
-            Imported::Created => summary.created += 1,
-            Imported::Updated => summary.updated += 1,
-            Imported::Unchanged => summary.unchanged += 1,
+        self.settle().await?;
+        if !items.is_empty() {
+            let storage = self.state.storage.clone();
+            self.writing = Some(tokio::spawn(async move { storage.import(items).await }));
         }
+        Ok(())
     }
-    let rate = summary.loaded() as f64 / progress.elapsed().as_secs_f64().max(1e-3);
-    progress.set_message(format!("{} resources, {rate:.0}/s", summary.loaded()));
-    Ok(())
+
+    /// Waits for the batch being written and counts what it did.
+    async fn settle(&mut self) -> Result<(), AppError> {
+        let Some(writing) = self.writing.take() else {
+            return Ok(());
+        };
+        for outcome in writing.await.map_err(failed_task)?? {
+            match outcome {
+                Imported::Created => self.summary.created += 1,
+                Imported::Updated => self.summary.updated += 1,
+                Imported::Unchanged => self.summary.unchanged += 1,
+            }
+        }
+        let loaded = self.summary.loaded();
+        let rate = loaded as f64 / self.progress.elapsed().as_secs_f64().max(1e-3);
+        self.progress
+            .set_message(format!("{loaded} resources, {rate:.0}/s"));
+        Ok(())
+    }
+}
+
+fn failed_task(e: tokio::task::JoinError) -> AppError {
+    AppError::Install(format!("an import task failed: {e}"))
 }
 
 fn describe(issues: &[Issue]) -> String {
@@ -419,8 +460,14 @@ fn describe(issues: &[Issue]) -> String {
         .join("; ")
 }
 
-/// Validates one resource and runs the write hooks and the index extraction over it.
-fn prepare(state: &RestState, resource: Value) -> Result<ImportItem, String> {
+/// Parses and validates one resource and runs the write hooks and the index extraction over it.
+fn prepare(state: &RestState, body: Body) -> Result<ImportItem, String> {
+    let resource = match body {
+        Body::Line(line) => {
+            serde_json::from_str::<Value>(&line).map_err(|e| format!("not JSON: {e}"))?
+        }
+        Body::Parsed(resource) => resource,
+    };
     check_value(&resource, None).map_err(|issues| describe(&issues))?;
     let resource_type = resource
         .get("resourceType")

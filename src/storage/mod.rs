@@ -227,9 +227,7 @@ impl Storage {
                 let conn = r2d2::ManageConnection::connect(&manager_for(url)).map_err(|e| {
                     StorageError::Setup(format!("cannot open the SQLite writer: {e}"))
                 })?;
-                Some(writer::Writer::start(conn, clock.clone()).map_err(|e| {
-                    StorageError::Setup(format!("cannot start the SQLite writer: {e}"))
-                })?)
+                Some(writer::Writer::start(conn, clock.clone())?)
             }
             DatabaseUrl::Postgres(_) => None,
         };

@@ -12,6 +12,7 @@
 use std::sync::mpsc;
 
 use diesel::Connection;
+use diesel::connection::SimpleConnection;
 use tokio::sync::oneshot;
 
 use super::connection::DbConnection;
@@ -58,7 +59,9 @@ where
         let result = match (commit_failure, self.result) {
             (Some(error), _) => Err(StorageError::Task(format!("commit failed: {error}"))),
             (None, Some(result)) => result,
-            (None, None) => Err(StorageError::Task("the SQLite writer skipped a write".into())),
+            (None, None) => Err(StorageError::Task(
+                "the SQLite writer skipped a write".into(),
+            )),
         };
         let _ = self.caller.send(result);
     }
@@ -116,7 +119,12 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`; it stops when every `Writer` is dropped.
-    pub(super) fn start(mut conn: DbConnection, clock: SharedClock) -> std::io::Result<Writer> {
+    pub(super) fn start(mut conn: DbConnection, clock: SharedClock) -> StorageResult<Writer> {
+        // A multi-row INSERT inside a transaction first copies each page it changes to a
+        // statement journal, so that a failing row can undo the statement alone; past 64 KiB
+        // that journal is a temporary file, and its writes were nearly as many as the WAL's
+        // during an import. On the writer it stays in memory.
+        conn.batch_execute("PRAGMA temp_store = MEMORY")?;
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("hearth-sqlite-writer".into())
@@ -137,7 +145,8 @@ impl Writer {
                         job.answer(failure.as_ref());
                     }
                 }
-            })?;
+            })
+            .map_err(|e| StorageError::Setup(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Writer { queue })
     }
 
@@ -167,7 +176,6 @@ impl Writer {
 mod tests {
     use super::*;
     use diesel::RunQueryDsl;
-    use diesel::connection::SimpleConnection;
     use diesel::sql_types::BigInt;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
