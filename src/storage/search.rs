@@ -214,12 +214,12 @@ fn condition(sql: &mut Sql, t: &str, row: &str, cond: &Condition, probe: Probe) 
 /// its lookup index alone (whether their resources are live is for the caller to check).
 /// `false`, and nothing written, for any other condition.
 pub(super) fn index_ids(sql: &mut Sql, t: &str, cond: &Condition) -> bool {
-    match_rows(sql, t, cond, "resource_id")
+    match_rows(sql, t, cond, Some("resource_id"))
 }
 
-/// `SELECT {column}` (a column of the index table, or `1`) of the index rows of type `t` that a
-/// plain match selects; `false`, and nothing written, for any other condition.
-fn match_rows(sql: &mut Sql, t: &str, cond: &Condition, column: &str) -> bool {
+/// `SELECT {column}` (a column of the index table; the constant `1` for `None`) of the index rows
+/// of type `t` that a plain match selects; `false`, and nothing written, for any other condition.
+fn match_rows(sql: &mut Sql, t: &str, cond: &Condition, column: Option<&str>) -> bool {
     let Condition::Match {
         table,
         code,
@@ -230,11 +230,7 @@ fn match_rows(sql: &mut Sql, t: &str, cond: &Condition, column: &str) -> bool {
         return false;
     };
     let a = sql.alias();
-    let selected = if column == "1" {
-        "1".to_owned()
-    } else {
-        format!("{a}.{column}")
-    };
+    let selected = column.map_or_else(|| "1".to_owned(), |column| format!("{a}.{column}"));
     let _ = write!(
         sql.text,
         "SELECT {selected} FROM {} {a} WHERE {a}.resource_type = ",
@@ -361,7 +357,7 @@ fn bounded_count(
 ) -> StorageResult<Option<i64>> {
     let mut sql = Sql::new(postgres);
     sql.push("SELECT COUNT(*) AS n FROM (");
-    if !match_rows(&mut sql, t, cond, "1") {
+    if !match_rows(&mut sql, t, cond, None) {
         return Ok(None);
     }
     sql.push(" LIMIT ").bind(Bind::Int(limit)).push(") c");
