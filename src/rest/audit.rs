@@ -325,7 +325,7 @@ pub fn patient_data(resource_type: &str) -> bool {
 /// parsing it.
 pub fn referenced_patient(content: &[u8]) -> Option<String> {
     const MARK: &[u8] = b"\"reference\":\"Patient/";
-    let at = content.windows(MARK.len()).position(|w| w == MARK)? + MARK.len();
+    let at = memchr::memmem::find(content, MARK)? + MARK.len();
     let rest = &content[at..];
     let end = rest.iter().position(|b| *b == b'"')?;
     let id = std::str::from_utf8(&rest[..end]).ok()?;
