@@ -16,6 +16,7 @@ on_both_backends!(
     formats_and_subsets,
     synthea_patients,
     walking_in_id_order_gives_the_same_answers,
+    pages_chosen_from_the_index_in_id_order,
 );
 
 fn ids(bundle: &Value) -> Vec<String> {
@@ -601,4 +602,81 @@ async fn walking_in_id_order_gives_the_same_answers(s: &TestServer) {
         ids(&not_final),
         ["w0000", "w0003", "w0006", "w0009", "w0012"]
     );
+}
+
+/// A search in id order whose one condition is a plain match or a chain picks its page from the
+/// index rows: a resource matching twice (family and given name) is listed once, deleted
+/// resources are gone, and paging forward and back meets every match once.
+async fn pages_chosen_from_the_index_in_id_order(s: &TestServer) {
+    let mut live = Vec::new();
+    for i in 0..23 {
+        let id = format!("win{i:02}");
+        let patient = json!({"resourceType": "Patient", "id": id,
+            "name": [{"family": "Windward", "given": ["Windy"]}, {"family": format!("Windsor{i}")}]});
+        assert_eq!(
+            s.put(&format!("Patient/{id}"), &patient).await.status(),
+            201
+        );
+        let encounter = json!({"resourceType": "Encounter", "id": format!("wen{i:02}"), "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": format!("Patient/{id}")}});
+        assert_eq!(
+            s.put(&format!("Encounter/wen{i:02}"), &encounter)
+                .await
+                .status(),
+            201
+        );
+        live.push(id);
+    }
+    for gone in ["win04", "win17"] {
+        let deleted = s
+            .request(Method::DELETE, &format!("Patient/{gone}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), 200);
+        live.retain(|id| id != gone);
+    }
+    let mut seen = Vec::new();
+    let mut pages = Vec::new();
+    let mut url = format!("{}/Patient?name=wind&_count=6", s.base);
+    loop {
+        let page = get_json(s, &url).await;
+        let page_ids = ids(&page);
+        assert!(page_ids.len() <= 6);
+        seen.extend(page_ids);
+        let next = link(&page, "next");
+        pages.push(page);
+        match next {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen, live, "each live match once, in id order");
+    assert_eq!(pages.len(), 4, "21 matches in pages of 6");
+    let back = get_json(s, &link(&pages[2], "previous").expect("previous")).await;
+    assert_eq!(
+        ids(&back),
+        ids(&pages[1]),
+        "the page before page three is page two"
+    );
+    let total = search(s, "Patient?name=wind&_total=accurate&_count=1").await;
+    assert_eq!(total["total"], 21);
+    // Chained: the encounters of the live patients (a deleted patient's encounters refer to
+    // nothing that matches).
+    let mut encounters = Vec::new();
+    let mut url = format!(
+        "{}/Encounter?subject:Patient.name=windward&_count=5",
+        s.base
+    );
+    loop {
+        let page = get_json(s, &url).await;
+        encounters.extend(ids(&page));
+        match link(&page, "next") {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    let expected: Vec<String> = live.iter().map(|id| id.replace("win", "wen")).collect();
+    assert_eq!(encounters, expected);
 }
