@@ -10,6 +10,7 @@
 #   BACKEND=postgres DURATION=10s bash benches/bundles.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/server.sh
 BACKEND="${BACKEND:-sqlite}"; DURATION="${DURATION:-10s}"; CONNS="${CONNS:-16}"; PORT="${PORT:-18090}"
 PATIENTS="${PATIENTS:-10000}"; OBS="${OBS:-9}"
 command -v wrk >/dev/null && command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk bc; }
@@ -37,9 +38,10 @@ fresh_database() { # prints a database URL
 start() {
   local url; url=$(fresh_database)
   [ "$BACKEND" = postgres ] || true
+  port_must_be_free "$PORT"
   HEARTH_LOG=warn target/release/hearth serve --addr "127.0.0.1:$PORT" --data-dir "$work" --database-url "$url" &
   hearth_pid=$!
-  until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
+  wait_for_server "$hearth_pid" "$PORT"
   TOKEN=$(HEARTH_LOG=warn target/release/hearth token --addr "127.0.0.1:$PORT" --data-dir "$work" --database-url "$url" --lifetime 86400)
   export TOKEN
 }

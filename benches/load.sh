@@ -7,6 +7,7 @@
 #   N=20000 DURATION=5s bash benches/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/server.sh
 N="${N:-100000}"; DURATION="${DURATION:-15s}"; CONNS="${CONNS:-16}"; PORT="${PORT:-18080}"; STATIC_PORT=$((PORT + 1))
 command -v wrk >/dev/null && command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk bc; }
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin hearth --example static_server
@@ -22,9 +23,10 @@ run_wrk() { # script url -> req/s
   wrk -t1 -c"$CONNS" -d"$DURATION" -s "benches/$1" "$2" | tee -a "$work/wrk.log" | rate
 }
 
+port_must_be_free "$PORT"
 HEARTH_LOG=warn target/release/hearth serve --addr "127.0.0.1:$PORT" --data-dir "$work/data" &
 hearth_pid=$!
-until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
+wait_for_server "$hearth_pid" "$PORT"
 idle_rss=$(rss $hearth_pid)
 TOKEN=$(HEARTH_LOG=warn target/release/hearth token --addr "127.0.0.1:$PORT" --data-dir "$work/data" --lifetime 86400)
 export TOKEN

@@ -8,6 +8,7 @@
 #   DURATION=5 bash benches/login_load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/server.sh
 DURATION="${DURATION:-15}"; CONNS="${CONNS:-16}"; PORT="${PORT:-18090}"; LOGIN_CLIENTS="${LOGIN_CLIENTS:-4}"
 command -v wrk >/dev/null && command -v bc >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk bc; }
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin hearth
@@ -17,13 +18,11 @@ cleanup() { kill "${hearth_pid:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 EMAIL=bench@hearth.test; PASSWORD='Bench#Pass1'
 
+port_must_be_free "$PORT"
 HEARTH_LOG=warn HEARTH_ADMIN_EMAIL=$EMAIL HEARTH_ADMIN_PASSWORD=$PASSWORD \
   target/release/hearth serve --addr "127.0.0.1:$PORT" --data-dir "$work/data" &
 hearth_pid=$!
-until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do
-  kill -0 $hearth_pid 2>/dev/null || { echo "the server did not start"; exit 1; }
-  sleep 0.2
-done
+wait_for_server "$hearth_pid" "$PORT"
 TOKEN=$(HEARTH_LOG=warn target/release/hearth token --addr "127.0.0.1:$PORT" --data-dir "$work/data" --lifetime 86400)
 export TOKEN
 curl -sf -X PUT -H 'content-type: application/fhir+json' -H "Authorization: Bearer $TOKEN" --data @benches/patient.json \

@@ -9,6 +9,7 @@
 #   PATIENTS=5000 DURATION=5s bash benches/search.sh        # a quick run
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/server.sh
 PATIENTS="${PATIENTS:-55556}"; DURATION="${DURATION:-10s}"; CONNS="${CONNS:-16}"; PORT="${PORT:-18090}"
 DATABASE_URL="${DATABASE_URL:-sqlite://./bench-data/search-$PATIENTS.db}"
 QUERIES="${QUERIES:-name name10 birthdate patient_code code_value chained include revinclude total}"
@@ -23,10 +24,11 @@ if [ ! -e "$marker" ]; then
   touch "$marker"
 fi
 
+port_must_be_free "$PORT"
 HEARTH_LOG=warn target/release/hearth serve --addr "127.0.0.1:$PORT" --database-url "$DATABASE_URL" --data-dir ./bench-data &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
+wait_for_server "$pid" "$PORT"
 TOKEN=$(HEARTH_LOG=warn target/release/hearth token --addr "127.0.0.1:$PORT" --database-url "$DATABASE_URL" --data-dir ./bench-data --lifetime 86400)
 export PATIENTS TOKEN
 

@@ -8,6 +8,7 @@
 #   CONNS=32 DURATION=20 bash benches/token_load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/server.sh
 BACKEND="${BACKEND:-sqlite}"; DURATION="${DURATION:-15}"; CONNS="${CONNS:-16}"; PORT="${PORT:-18095}"
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --bin hearth --example token_load
 
@@ -31,9 +32,10 @@ hearth() { HEARTH_LOG=warn target/release/hearth --addr "127.0.0.1:$PORT" --data
 target/release/examples/token_load keygen "$work"
 client_id=$(hearth client add --name "Token bench" --jwks-file "$work/jwks.json" --scope 'system/*.rs' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])')
+port_must_be_free "$PORT"
 HEARTH_LOG=warn target/release/hearth serve --addr "127.0.0.1:$PORT" --data-dir "$work" --database-url "$url" &
 hearth_pid=$!
-until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.2; done
+wait_for_server "$hearth_pid" "$PORT"
 
 read -r grants rate p50 p99 failed < <(target/release/examples/token_load run \
   "http://127.0.0.1:$PORT/auth/token" "$client_id" "$work" "$CONNS" "$DURATION")
