@@ -37,6 +37,18 @@ async fn search(s: &TestServer, path: &str) -> Value {
     json_with_status(s.get(path).await, 200).await
 }
 
+/// Every page of a search from `url` on, following its `next` links.
+async fn all_pages(s: &TestServer, url: String) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut next = Some(url);
+    while let Some(url) = next {
+        let page = get_json(s, &url).await;
+        next = link(&page, "next");
+        pages.push(page);
+    }
+    pages
+}
+
 async fn paging_stays_correct_while_data_changes(s: &TestServer) {
     let mut made = Vec::new();
     for i in 0..25 {
@@ -564,16 +576,8 @@ async fn walking_in_id_order_gives_the_same_answers(s: &TestServer) {
     }
     // Walked in id order (the code matches 2,200 resources), paged by 100.
     let all: Vec<String> = (0..2200).map(|i| format!("w{i:04}")).collect();
-    let mut seen = Vec::new();
-    let mut url = format!("{}/Observation?code=8867-4&_count=100", s.base);
-    loop {
-        let page = get_json(s, &url).await;
-        seen.extend(ids(&page));
-        match link(&page, "next") {
-            Some(next) => url = next,
-            None => break,
-        }
-    }
+    let pages = all_pages(s, format!("{}/Observation?code=8867-4&_count=100", s.base)).await;
+    let seen: Vec<String> = pages.iter().flat_map(ids).collect();
     assert_eq!(seen, all);
     let expected: Vec<String> = (0..2200)
         .filter(|i| i % 3 != 0 && i % 200 > 150)
@@ -637,21 +641,9 @@ async fn pages_chosen_from_the_index_in_id_order(s: &TestServer) {
         assert_eq!(deleted.status(), 200);
         live.retain(|id| id != gone);
     }
-    let mut seen = Vec::new();
-    let mut pages = Vec::new();
-    let mut url = format!("{}/Patient?name=wind&_count=6", s.base);
-    loop {
-        let page = get_json(s, &url).await;
-        let page_ids = ids(&page);
-        assert!(page_ids.len() <= 6);
-        seen.extend(page_ids);
-        let next = link(&page, "next");
-        pages.push(page);
-        match next {
-            Some(next) => url = next,
-            None => break,
-        }
-    }
+    let pages = all_pages(s, format!("{}/Patient?name=wind&_count=6", s.base)).await;
+    assert!(pages.iter().all(|page| ids(page).len() <= 6));
+    let seen: Vec<String> = pages.iter().flat_map(ids).collect();
     assert_eq!(seen, live, "each live match once, in id order");
     assert_eq!(pages.len(), 4, "21 matches in pages of 6");
     let back = get_json(s, &link(&pages[2], "previous").expect("previous")).await;
@@ -664,19 +656,17 @@ async fn pages_chosen_from_the_index_in_id_order(s: &TestServer) {
     assert_eq!(total["total"], 21);
     // Chained: the encounters of the live patients (a deleted patient's encounters refer to
     // nothing that matches).
-    let mut encounters = Vec::new();
-    let mut url = format!(
-        "{}/Encounter?subject:Patient.name=windward&_count=5",
-        s.base
-    );
-    loop {
-        let page = get_json(s, &url).await;
-        encounters.extend(ids(&page));
-        match link(&page, "next") {
-            Some(next) => url = next,
-            None => break,
-        }
-    }
+    let encounters: Vec<String> = all_pages(
+        s,
+        format!(
+            "{}/Encounter?subject:Patient.name=windward&_count=5",
+            s.base
+        ),
+    )
+    .await
+    .iter()
+    .flat_map(ids)
+    .collect();
     let expected: Vec<String> = live.iter().map(|id| id.replace("win", "wen")).collect();
     assert_eq!(encounters, expected);
 }
