@@ -39,10 +39,12 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// commit is on disk before the client hears of it, a busy timeout instead of instant errors.
 /// Reads go through a memory map (up to SQLite's 2 GiB limit) and a 64 MiB page cache per
 /// connection: a search touches hundreds of index pages, and reading them with a system call
-/// each cost a third of its time on a million resources.
+/// each cost a third of its time on a million resources. After a burst of writes has grown the
+/// WAL file, the next checkpoint that restarts it cuts it back to 64 MiB.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-    PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -65536;";
+    PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -65536; \
+    PRAGMA journal_size_limit = 67108864;";
 
 /// Every PostgreSQL connection gets these. Statements are prepared once and cached, and after
 /// five runs PostgreSQL would switch a search to a generic plan made without the values, which
@@ -167,5 +169,52 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, String> {
                 .map_err(|e| e.to_string())?;
             result
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use r2d2::ManageConnection;
+
+    #[derive(QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        compile_options: String,
+    }
+
+    #[derive(QueryableByName)]
+    struct Limit {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        journal_size_limit: i64,
+    }
+
+    /// The bundled SQLite carries the options of `.cargo/config.toml` (a build outside this
+    /// directory, or a dropped file, would quietly lose them), and every connection the pool
+    /// opens gets the PRAGMAs.
+    #[test]
+    fn sqlite_is_built_and_set_up_as_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = ConnectionManager::new(DatabaseUrl::Sqlite(dir.path().join("t.db")));
+        let DbConnection::Sqlite(mut conn) = manager.connect().unwrap() else {
+            unreachable!("a SQLite URL gives a SQLite connection")
+        };
+        let options: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        for present in ["THREADSAFE=2", "DEFAULT_MEMSTATUS=0", "ENABLE_QPSG"] {
+            assert!(options.iter().any(|o| o == present), "{options:?}");
+        }
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+        let limit = diesel::sql_query("PRAGMA journal_size_limit")
+            .load::<Limit>(&mut conn)
+            .unwrap();
+        assert_eq!(limit[0].journal_size_limit, 64 << 20);
     }
 }
