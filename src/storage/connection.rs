@@ -37,13 +37,15 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// Every SQLite connection gets these: WAL so readers never block the writer, FULL sync so a
 /// commit is on disk before the client hears of it, a busy timeout instead of instant errors.
-/// Reads go through a memory map (up to SQLite's 2 GiB limit) and a 64 MiB page cache per
-/// connection: a search touches hundreds of index pages, and reading them with a system call
-/// each cost a third of its time on a million resources. After a burst of writes has grown the
-/// WAL file, the next checkpoint that restarts it cuts it back to 64 MiB.
+/// Reads go through a 64 MiB page cache per connection (a search touches hundreds of index
+/// pages) and no memory map: after every commit, by any connection, SQLite drops a reader's
+/// whole map at its next read and maps and faults the file in again, and with the audit trail
+/// committing twice a second under load that cost as much as the system calls it saved and
+/// made the slowest requests several times slower (see `benches/README.md`). After a burst of writes has grown the WAL file,
+/// the next checkpoint that restarts it cuts it back to 64 MiB.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-    PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -65536; \
+    PRAGMA mmap_size = 0; PRAGMA cache_size = -65536; \
     PRAGMA journal_size_limit = 67108864;";
 
 /// Every PostgreSQL connection gets these. Statements are prepared once and cached, and after
@@ -184,6 +186,12 @@ mod tests {
     }
 
     #[derive(QueryableByName)]
+    struct MmapSize {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        mmap_size: i64,
+    }
+
+    #[derive(QueryableByName)]
     struct Limit {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         journal_size_limit: i64,
@@ -216,5 +224,9 @@ mod tests {
             .load::<Limit>(&mut conn)
             .unwrap();
         assert_eq!(limit[0].journal_size_limit, 64 << 20);
+        let mapped = diesel::sql_query("PRAGMA mmap_size")
+            .load::<MmapSize>(&mut conn)
+            .unwrap();
+        assert_eq!(mapped[0].mmap_size, 0);
     }
 }
