@@ -97,23 +97,24 @@ async fn write_batches(state: RestState, mut receiver: mpsc::Receiver<Record>) {
         loop {
             // A batch under load holds thousands of events to build and index: that work runs
             // off the async workers, so the requests they serve do not wait behind it.
-            let (records, events) = {
-                let state = state.clone();
-                let records = std::mem::take(&mut batch);
-                match tokio::task::spawn_blocking(move || {
+            let built = {
+                let (state, records) = (state.clone(), std::mem::take(&mut batch));
+                tokio::task::spawn_blocking(move || {
                     let events = items(&state, &records);
                     (records, events)
                 })
                 .await
-                {
-                    Ok(built) => built,
-                    Err(e) => {
-                        tracing::error!("building AuditEvents failed ({e}); a batch is lost");
-                        break;
-                    }
+            };
+            let events = match built {
+                Ok((records, events)) => {
+                    batch = records;
+                    events
+                }
+                Err(e) => {
+                    tracing::error!("building AuditEvents failed ({e}); a batch is lost");
+                    break;
                 }
             };
-            batch = records;
             match state.storage.import(events).await {
                 Ok(_) => break,
                 Err(e) => {

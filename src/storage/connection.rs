@@ -39,10 +39,10 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// commit is on disk before the client hears of it, a busy timeout instead of instant errors.
 /// Reads go through a 64 MiB page cache per connection (a search touches hundreds of index
 /// pages) and no memory map: after every commit, by any connection, SQLite drops a reader's
-/// whole map at its next read and maps and faults the file in again, and with the audit trail
-/// committing twice a second under load that cost as much as the system calls it saved and
-/// made the slowest requests several times slower (see `benches/README.md`). After a burst of writes has grown the WAL file,
-/// the next checkpoint that restarts it cuts it back to 64 MiB.
+/// whole map at its next read and maps and faults the file in again. With the audit trail
+/// committing twice a second under load, that cost as much as the system calls it saved and
+/// made the slowest requests several times slower (see `benches/README.md`). After a burst of
+/// writes has grown the WAL file, the next checkpoint that restarts it cuts it back to 64 MiB.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
     PRAGMA mmap_size = 0; PRAGMA cache_size = -65536; \
