@@ -35,16 +35,18 @@ pub(super) use on_backend;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Every SQLite connection gets these: WAL so readers never block the writer, FULL sync so a
-/// commit is on disk before the client hears of it, a busy timeout instead of instant errors.
+/// Every SQLite connection gets these: a busy timeout instead of instant errors (first, so that
+/// the PRAGMAs after it wait too: switching to WAL fails at once while another process holds
+/// the file, as one that is closing it does), WAL so readers never block the writer, FULL sync
+/// so a commit is on disk before the client hears of it.
 /// Reads go through a 64 MiB page cache per connection (a search touches hundreds of index
 /// pages) and no memory map: after every commit, by any connection, SQLite drops a reader's
 /// whole map at its next read and maps and faults the file in again. With the audit trail
 /// committing twice a second under load, that cost as much as the system calls it saved and
 /// made the slowest requests several times slower (see `benches/README.md`). After a burst of
 /// writes has grown the WAL file, the next checkpoint that restarts it cuts it back to 64 MiB.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-    PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+    PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
     PRAGMA mmap_size = 0; PRAGMA cache_size = -65536; \
     PRAGMA journal_size_limit = 67108864;";
 
@@ -183,6 +185,25 @@ mod tests {
     struct CompileOption {
         #[diesel(sql_type = diesel::sql_types::Text)]
         compile_options: String,
+    }
+
+    /// A new connection waits for another one's exclusive lock instead of failing at once.
+    #[test]
+    fn a_new_connection_waits_out_a_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        // A file in rollback-journal mode, locked: switching it to WAL must wait.
+        let mut holder = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+        holder
+            .batch_execute("CREATE TABLE t (v INTEGER); BEGIN EXCLUSIVE;")
+            .unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            holder.batch_execute("COMMIT").unwrap();
+        });
+        let opened = ConnectionManager::new(DatabaseUrl::Sqlite(path)).connect();
+        release.join().unwrap();
+        assert!(opened.is_ok(), "{:?}", opened.err());
     }
 
     #[derive(QueryableByName)]
