@@ -39,6 +39,7 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// the PRAGMAs after it wait too: switching to WAL fails at once while another process holds
 /// the file, as one that is closing it does), WAL so readers never block the writer, FULL sync
 /// so a commit is on disk before the client hears of it.
+///
 /// Reads go through a 64 MiB page cache per connection (a search touches hundreds of index
 /// pages) and no memory map: after every commit, by any connection, SQLite drops a reader's
 /// whole map at its next read and maps and faults the file in again. With the audit trail
@@ -187,25 +188,6 @@ mod tests {
         compile_options: String,
     }
 
-    /// A new connection waits for another one's exclusive lock instead of failing at once.
-    #[test]
-    fn a_new_connection_waits_out_a_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        // A file in rollback-journal mode, locked: switching it to WAL must wait.
-        let mut holder = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
-        holder
-            .batch_execute("CREATE TABLE t (v INTEGER); BEGIN EXCLUSIVE;")
-            .unwrap();
-        let release = std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            holder.batch_execute("COMMIT").unwrap();
-        });
-        let opened = ConnectionManager::new(DatabaseUrl::Sqlite(path)).connect();
-        release.join().unwrap();
-        assert!(opened.is_ok(), "{:?}", opened.err());
-    }
-
     #[derive(QueryableByName)]
     struct MmapSize {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -249,5 +231,24 @@ mod tests {
             .load::<MmapSize>(&mut conn)
             .unwrap();
         assert_eq!(mapped[0].mmap_size, 0);
+    }
+
+    /// A new connection waits for another one's exclusive lock instead of failing at once.
+    #[test]
+    fn a_new_connection_waits_out_a_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        // A file in rollback-journal mode, locked: switching it to WAL must wait.
+        let mut holder = SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+        holder
+            .batch_execute("CREATE TABLE t (v INTEGER); BEGIN EXCLUSIVE;")
+            .unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            holder.batch_execute("COMMIT").unwrap();
+        });
+        let opened = ConnectionManager::new(DatabaseUrl::Sqlite(path)).connect();
+        release.join().unwrap();
+        assert!(opened.is_ok(), "{:?}", opened.err());
     }
 }
