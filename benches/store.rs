@@ -37,7 +37,7 @@ fn codec(c: &mut Criterion) {
     });
     let id = ResourceId::parse("example").unwrap();
     c.bench_function("stamp id and meta", |b| {
-        b.iter(|| stamp(value.clone(), &id, 2, 1_700_000_000_000))
+        b.iter(|| stamp(&value, &id, 2, 1_700_000_000_000))
     });
 }
 

@@ -142,38 +142,70 @@ pub fn strip_version_meta(resource: &mut Value) {
 
 /// Sets the server-owned fields of a resource about to be stored: `id`, `meta.versionId` and
 /// `meta.lastUpdated`, keeping `resourceType`, `id` and `meta` first. Returns the bytes stored
-/// and served.
+/// and served. The resource is serialized in place, not copied: a write may run twice (see the
+/// SQLite writer), and a copy of a large resource per run was most of this function's cost.
 pub fn stamp(
-    resource: Value,
+    resource: &Value,
     id: &ResourceId,
     version: VersionId,
     last_updated: instant::EpochMillis,
 ) -> Vec<u8> {
-    let Value::Object(mut fields) = resource else {
-        return serde_json::to_vec(&resource).unwrap_or_default();
+    let Value::Object(fields) = resource else {
+        return serde_json::to_vec(resource).unwrap_or_default();
     };
-    let resource_type = fields.shift_remove("resourceType").unwrap_or(Value::Null);
-    fields.shift_remove("id");
-    let mut meta = match fields.shift_remove("meta") {
-        Some(Value::Object(meta)) => meta,
-        _ => Map::new(),
+    let stamped = Stamped {
+        fields,
+        id,
+        version,
+        last_updated: instant::format_instant(last_updated),
     };
-    meta.shift_remove("versionId");
-    meta.shift_remove("lastUpdated");
-    let mut stamped_meta = Map::new();
-    stamped_meta.insert("versionId".into(), Value::String(version.to_string()));
-    stamped_meta.insert(
-        "lastUpdated".into(),
-        Value::String(instant::format_instant(last_updated)),
-    );
-    stamped_meta.extend(meta);
+    serde_json::to_vec(&stamped).unwrap_or_default()
+}
 
-    let mut stamped = Map::with_capacity(fields.len() + 3);
-    stamped.insert("resourceType".into(), resource_type);
-    stamped.insert("id".into(), Value::String(id.to_string()));
-    stamped.insert("meta".into(), Value::Object(stamped_meta));
-    stamped.extend(fields);
-    serde_json::to_vec(&Value::Object(stamped)).unwrap_or_default()
+/// A resource's fields as [`stamp`] writes them.
+struct Stamped<'a> {
+    fields: &'a Map<String, Value>,
+    id: &'a ResourceId,
+    version: VersionId,
+    last_updated: String,
+}
+
+impl serde::Serialize for Stamped<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(resource_type) = self.fields.get("resourceType") {
+            map.serialize_entry("resourceType", resource_type)?;
+        }
+        map.serialize_entry("id", self.id.as_str())?;
+        map.serialize_entry("meta", &StampedMeta(self))?;
+        for (name, value) in self.fields {
+            if !matches!(name.as_str(), "resourceType" | "id" | "meta") {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// `meta` as [`stamp`] writes it: the version and time first, then the client's other fields.
+struct StampedMeta<'a>(&'a Stamped<'a>);
+
+impl serde::Serialize for StampedMeta<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("versionId", &self.0.version.to_string())?;
+        map.serialize_entry("lastUpdated", &self.0.last_updated)?;
+        if let Some(Value::Object(meta)) = self.0.fields.get("meta") {
+            for (name, value) in meta {
+                if !matches!(name.as_str(), "versionId" | "lastUpdated") {
+                    map.serialize_entry(name, value)?;
+                }
+            }
+        }
+        map.end()
+    }
 }
 
 #[cfg(test)]
@@ -185,7 +217,7 @@ mod tests {
     fn stamp_puts_server_fields_first_and_replaces_client_ones() {
         let resource = json!({"gender": "male", "meta": {"versionId": "9", "profile": ["http://p"]},
             "resourceType": "Patient", "id": "client"});
-        let bytes = stamp(resource, &ResourceId::parse("abc").unwrap(), 2, 0);
+        let bytes = stamp(&resource, &ResourceId::parse("abc").unwrap(), 2, 0);
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
             r#"{"resourceType":"Patient","id":"abc","meta":{"versionId":"2","lastUpdated":"1970-01-01T00:00:00.000Z","profile":["http://p"]},"gender":"male"}"#

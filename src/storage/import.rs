@@ -79,7 +79,7 @@ pub(super) fn run(
         }
         let version_id = previous.map_or(1, |p| p.version_id + 1);
         let last_updated = previous.map_or(now, |p| now.max(p.last_updated));
-        let content = fhir::stamp(item.resource.clone(), &item.id, version_id, last_updated);
+        let content = fhir::stamp(&item.resource, &item.id, version_id, last_updated);
         if live.is_some() {
             index::clear(conn, t, id)?;
         }
@@ -208,7 +208,7 @@ fn one_by_one(
             last_updated: c.last_updated,
             deleted: c.deleted,
         });
-        let content = |version, at| fhir::stamp(item.resource.clone(), &item.id, version, at);
+        let content = |version, at| fhir::stamp(&item.resource, &item.id, version, at);
         let version = versions::append(
             conn,
             (t, &item.id),

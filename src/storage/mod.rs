@@ -224,10 +224,12 @@ impl Storage {
             })?;
         let sqlite_writer = match url {
             DatabaseUrl::Sqlite(_) => {
-                let conn = r2d2::ManageConnection::connect(&manager_for(url)).map_err(|e| {
-                    StorageError::Setup(format!("cannot open the SQLite writer: {e}"))
-                })?;
-                Some(writer::Writer::start(conn, clock.clone())?)
+                let open = || {
+                    r2d2::ManageConnection::connect(&manager_for(url)).map_err(|e| {
+                        StorageError::Setup(format!("cannot open the SQLite writer: {e}"))
+                    })
+                };
+                Some(writer::Writer::start(open()?, open()?, clock.clone())?)
             }
             DatabaseUrl::Postgres(_) => None,
         };

@@ -162,7 +162,7 @@ fn step(conn: &mut DbConnection, step: &TxStep, now: EpochMillis) -> StorageResu
                 versions::current(conn, resource_type, id)?
             };
             met(previous.as_ref(), *expect, &format!("{resource_type}/{id}"))?;
-            let content = |version, at| fhir::stamp(resource.clone(), id, version, at);
+            let content = |version, at| fhir::stamp(resource, id, version, at);
             versions::append(
                 conn,
                 (resource_type, id),

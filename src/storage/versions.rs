@@ -189,7 +189,7 @@ pub(super) fn create(
     now: EpochMillis,
 ) -> StorageResult<StoredVersion> {
     let id = ResourceId::generate();
-    let content = |version, at| fhir::stamp(resource.clone(), &id, version, at);
+    let content = |version, at| fhir::stamp(resource, &id, version, at);
     append(
         conn,
         (t, &id),
@@ -223,7 +223,7 @@ pub(super) fn update(
 ) -> StorageResult<StoredVersion> {
     let previous = current(conn, t, id)?;
     check_precondition(previous.as_ref(), if_match)?;
-    let content = |version, at| fhir::stamp(resource.clone(), id, version, at);
+    let content = |version, at| fhir::stamp(resource, id, version, at);
     append(
         conn,
         (t, id),

@@ -8,8 +8,18 @@
 //! the WAL writes more than three to one. So a batch first runs without savepoints; only when
 //! one of its writes fails is it rolled back and run again with a savepoint per write. Writes
 //! are therefore re-runnable (`Fn`), and run again with the same timestamp.
+//!
+//! Checkpoints (copying the WAL back into the database file) run on a thread of their own, so
+//! the writer does not stop committing while one runs: SQLite's automatic checkpoint runs in
+//! the commit that crosses its threshold, and took a tenth of the writer's time under creates.
+//! The WAL file starts over only when a write begins with every frame copied, which a thread
+//! running beside a busy writer never sees: so once the WAL is long, the writer copies the
+//! frames the checkpoint thread has not reached yet, right after a commit.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
@@ -22,6 +32,11 @@ use crate::fhir::instant::EpochMillis;
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 512;
+/// Least time between two checkpoints: a page written many times in that span is copied once.
+const CHECKPOINT_SPACING: Duration = Duration::from_millis(100);
+/// WAL frames (pages) past which the writer finishes a checkpoint so that the WAL starts over:
+/// 16 MiB of 4 KiB pages.
+const RESTART_FRAMES: i64 = 4096;
 
 /// One queued write and the caller waiting for it.
 trait Job: Send {
@@ -111,6 +126,72 @@ fn commit_batch(
     }
 }
 
+/// The counts `PRAGMA wal_checkpoint` answers with.
+#[derive(diesel::QueryableByName)]
+struct CheckpointCounts {
+    /// Frames in the WAL.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    log: i64,
+}
+
+/// Copies what the WAL holds into the database file, without waiting for readers or the
+/// writer (`PASSIVE`); returns the frames in the WAL.
+fn checkpoint(conn: &mut DbConnection) -> StorageResult<i64> {
+    use diesel::RunQueryDsl;
+    let counts =
+        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<CheckpointCounts>(conn)?;
+    Ok(counts.log)
+}
+
+/// The checkpoint thread's side of the writer.
+struct Checkpoints {
+    /// Tells the thread of a commit (full means it is already told).
+    committed: mpsc::SyncSender<()>,
+    /// Set by the thread when the WAL is longer than [`RESTART_FRAMES`].
+    restart_due: Arc<AtomicBool>,
+}
+
+impl Checkpoints {
+    /// Starts the checkpoint thread on `conn`: after each commit it is told of, it checkpoints,
+    /// then rests [`CHECKPOINT_SPACING`]. It stops when the `Checkpoints` is dropped.
+    fn start(mut conn: DbConnection) -> StorageResult<Checkpoints> {
+        let (committed, commits) = mpsc::sync_channel::<()>(1);
+        let restart_due = Arc::new(AtomicBool::new(false));
+        let due = restart_due.clone();
+        std::thread::Builder::new()
+            .name("hearth-sqlite-checkpoint".into())
+            .spawn(move || {
+                while commits.recv().is_ok() {
+                    match checkpoint(&mut conn) {
+                        Ok(frames) => due.store(frames >= RESTART_FRAMES, Ordering::Relaxed),
+                        Err(error) => {
+                            tracing::warn!(%error, "a WAL checkpoint failed; the next commit retries")
+                        }
+                    }
+                    std::thread::sleep(CHECKPOINT_SPACING);
+                }
+            })
+            .map_err(|e| {
+                StorageError::Setup(format!("cannot start the SQLite checkpoints: {e}"))
+            })?;
+        Ok(Checkpoints {
+            committed,
+            restart_due,
+        })
+    }
+
+    /// After a commit on the writer's `conn`: finishes the checkpoint there when the WAL should
+    /// start over, and tells the thread.
+    fn after_commit(&self, conn: &mut DbConnection) {
+        if self.restart_due.swap(false, Ordering::Relaxed)
+            && let Err(error) = checkpoint(conn)
+        {
+            tracing::warn!(%error, "a WAL checkpoint failed; the next one retries");
+        }
+        let _ = self.committed.try_send(());
+    }
+}
+
 /// Hands writes to the writer thread.
 #[derive(Clone)]
 pub(super) struct Writer {
@@ -118,13 +199,19 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`; it stops when every `Writer` is dropped.
-    pub(super) fn start(mut conn: DbConnection, clock: SharedClock) -> StorageResult<Writer> {
+    /// Starts the writer thread on `conn`, and the checkpoint thread on `checkpoints`; they
+    /// stop when every `Writer` is dropped.
+    pub(super) fn start(
+        mut conn: DbConnection,
+        checkpoints: DbConnection,
+        clock: SharedClock,
+    ) -> StorageResult<Writer> {
         // A multi-row INSERT inside a transaction first copies each page it changes to a
         // statement journal, so that a failing row can undo the statement alone; past 64 KiB
         // that journal is a temporary file, and its writes were nearly as many as the WAL's
         // during an import. On the writer it stays in memory.
-        conn.batch_execute("PRAGMA temp_store = MEMORY")?;
+        conn.batch_execute("PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0")?;
+        let checkpoints = Checkpoints::start(checkpoints)?;
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("hearth-sqlite-writer".into())
@@ -143,6 +230,9 @@ impl Writer {
                     }
                     for job in batch {
                         job.answer(failure.as_ref());
+                    }
+                    if failure.is_none() {
+                        checkpoints.after_commit(&mut conn);
                     }
                 }
             })
@@ -177,8 +267,7 @@ mod tests {
     use super::*;
     use diesel::RunQueryDsl;
     use diesel::sql_types::BigInt;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     #[derive(diesel::QueryableByName)]
     struct Row {
@@ -186,11 +275,17 @@ mod tests {
         v: i64,
     }
 
-    fn insert(conn: &mut DbConnection, v: i64) -> StorageResult<()> {
-        diesel::sql_query(format!("INSERT INTO t (v) VALUES ({v})"))
-            .execute(conn)
-            .map(|_| ())
-            .map_err(StorageError::Database)
+    /// Inserts `values` in one multi-row `INSERT OR FAIL`, as index rows are written: a row
+    /// that fails leaves the rows before it in place, for the transaction to undo.
+    fn insert(conn: &mut DbConnection, values: &[i64]) -> StorageResult<()> {
+        let rows: Vec<String> = values.iter().map(|v| format!("({v})")).collect();
+        diesel::sql_query(format!(
+            "INSERT OR FAIL INTO t (v) VALUES {}",
+            rows.join(", ")
+        ))
+        .execute(conn)
+        .map(|_| ())
+        .map_err(StorageError::Database)
     }
 
     /// A job inserting `values` in order, and where its caller's answer arrives.
@@ -202,7 +297,7 @@ mod tests {
         let runs = runs.clone();
         let work = move |conn: &mut DbConnection, _now: EpochMillis| {
             runs.fetch_add(1, Ordering::SeqCst);
-            values.iter().try_for_each(|&v| insert(conn, v))
+            insert(conn, values)
         };
         let pending = Pending {
             work,
@@ -258,10 +353,80 @@ mod tests {
     }
 
     #[test]
-    fn a_write_failing_alone_is_not_run_again() {
+    fn a_write_failing_alone_is_not_run_again_and_leaves_no_trace() {
         let (answers, kept, runs) = run_batch(&[&[7, 7]]);
         assert_eq!(answers, [false]);
         assert!(kept.is_empty(), "{kept:?}");
         assert_eq!(runs, 1);
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_thread_copies_commits_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let url = crate::config::DatabaseUrl::Sqlite(path.clone());
+        let open = || r2d2::ManageConnection::connect(&super::super::manager_for(&url)).unwrap();
+        let mut conn = open();
+        conn.batch_execute("CREATE TABLE t (v BLOB NOT NULL); PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let before = std::fs::metadata(&path).unwrap().len();
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let writer = Writer::start(open(), open(), clock).unwrap();
+        // 2 MiB: under SQLite's automatic threshold (1,000 pages), which the writer turns off
+        // anyway; only the checkpoint thread moves these pages into the file.
+        for _ in 0..8 {
+            writer
+                .submit(|conn, _| {
+                    diesel::sql_query("INSERT INTO t (v) VALUES (randomblob(262144))")
+                        .execute(conn)
+                        .map(|_| ())
+                        .map_err(StorageError::Database)
+                })
+                .await
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut size = before;
+        while size < before + 2 * 1024 * 1024 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            size = std::fs::metadata(&path).unwrap().len();
+        }
+        assert!(
+            size >= before + 2 * 1024 * 1024,
+            "the database file stayed at {size} bytes (from {before}): nothing was checkpointed"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_wal_starts_over_while_writes_keep_coming() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let url = crate::config::DatabaseUrl::Sqlite(path.clone());
+        let open = || r2d2::ManageConnection::connect(&super::super::manager_for(&url)).unwrap();
+        let mut conn = open();
+        conn.batch_execute("CREATE TABLE t (v BLOB NOT NULL)")
+            .unwrap();
+        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
+        let writer = Writer::start(open(), open(), clock).unwrap();
+        // 64 MiB in commits of 256 KiB, one after another: the checkpoint thread never finds
+        // the WAL fully copied, so without the writer's help the WAL would hold all of it.
+        for _ in 0..256 {
+            writer
+                .submit(|conn, _| {
+                    diesel::sql_query("INSERT INTO t (v) VALUES (randomblob(262144))")
+                        .execute(conn)
+                        .map(|_| ())
+                        .map_err(StorageError::Database)
+                })
+                .await
+                .unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("w.db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal < 48 * 1024 * 1024,
+            "the WAL grew to {wal} bytes for 64 MiB written: it never started over"
+        );
     }
 }
