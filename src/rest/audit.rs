@@ -2,7 +2,8 @@
 //! Patient compartment (or a Patient) becomes an R4 AuditEvent naming who (user and client
 //! app), which patient, what (the entity or the query), the action and the outcome. The
 //! request only hands a small record to a channel; a background task writes the events in
-//! batches (one multi-row insert per table), so auditing costs the request path next to
+//! batches (one multi-row insert per table, 128 events to a database write, so that the writes
+//! of clients never queue behind a whole batch), so auditing costs the request path next to
 //! nothing. Within a batch, the requests of one user through one app on one patient with the
 //! same action, interaction and outcome become one AuditEvent whose `period` spans them, whose
 //! entities are every resource they touched (50 to an event) and whose extension counts them:
@@ -29,6 +30,8 @@ const LINGER: Duration = Duration::from_millis(500);
 const ENTITIES: usize = 50;
 /// The extension counting the requests an AuditEvent stands for.
 pub const REQUEST_COUNT: &str = "http://hearth.health/fhir/StructureDefinition/audit-request-count";
+/// AuditEvents written in one database write at most.
+const WRITE: usize = 128;
 /// Events waiting at most; a request waits when the writer is this far behind.
 const QUEUE: usize = 20_000;
 
@@ -93,38 +96,39 @@ async fn write_batches(state: RestState, mut receiver: mpsc::Receiver<Record>) {
                 Ok(None) | Err(_) => break,
             }
         }
-        let mut delay = Duration::from_millis(100);
-        loop {
-            // A batch under load holds thousands of events to build and index: that work runs
-            // off the async workers, so the requests they serve do not wait behind it.
-            let built = {
-                let (state, records) = (state.clone(), std::mem::take(&mut batch));
-                tokio::task::spawn_blocking(move || {
-                    let events = items(&state, &records);
-                    (records, events)
-                })
-                .await
-            };
-            let events = match built {
-                Ok((records, events)) => {
-                    batch = records;
-                    events
-                }
-                Err(e) => {
-                    tracing::error!("building AuditEvents failed ({e}); a batch is lost");
-                    break;
-                }
-            };
-            match state.storage.import(events).await {
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!("writing {} AuditEvents failed ({e}); retrying", batch.len());
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
+        // A batch under load holds thousands of events to build and index: that work runs off
+        // the async workers, so the requests they serve do not wait behind it.
+        let built = {
+            let (state, records) = (state.clone(), std::mem::take(&mut batch));
+            tokio::task::spawn_blocking(move || {
+                let events = items(&state, &records);
+                (records, events)
+            })
+            .await
+        };
+        match built {
+            Ok((records, events)) => {
+                write_events(&state, events).await;
+                batch = records;
             }
+            Err(e) => tracing::error!("building AuditEvents failed ({e}); a batch is lost"),
         }
         batch.clear();
+    }
+}
+
+/// Writes AuditEvents [`WRITE`] at a time, each part retried until it is stored: the writes
+/// that queue behind one part wait for that part alone, not for the whole batch.
+async fn write_events(state: &RestState, mut events: Vec<ImportItem>) {
+    while !events.is_empty() {
+        let rest = events.split_off(events.len().min(WRITE));
+        let part = std::sync::Arc::new(std::mem::replace(&mut events, rest));
+        let mut delay = Duration::from_millis(100);
+        while let Err(e) = state.storage.import_shared(part.clone()).await {
+            tracing::warn!("writing {} AuditEvents failed ({e}); retrying", part.len());
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
     }
 }
 

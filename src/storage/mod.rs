@@ -333,7 +333,14 @@ impl Storage {
 
     /// Imports resources with their ids in one database transaction (see `import`).
     pub async fn import(&self, items: Vec<ImportItem>) -> StorageResult<Vec<Imported>> {
-        let items = std::sync::Arc::new(items);
+        self.import_shared(std::sync::Arc::new(items)).await
+    }
+
+    /// [`Storage::import`] of items the caller keeps, to try again after a failure.
+    pub async fn import_shared(
+        &self,
+        items: std::sync::Arc<Vec<ImportItem>>,
+    ) -> StorageResult<Vec<Imported>> {
         self.write(move |conn, now| import::run(conn, &items, now))
             .await
     }
