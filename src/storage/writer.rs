@@ -360,21 +360,21 @@ mod tests {
         assert_eq!(runs, 1);
     }
 
-    #[tokio::test]
-    async fn the_checkpoint_thread_copies_commits_into_the_database_file() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A writer on a new file with a table `t` of blobs, and the file's path.
+    fn blob_writer(dir: &tempfile::TempDir) -> (std::path::PathBuf, Writer) {
         let path = dir.path().join("w.db");
         let url = crate::config::DatabaseUrl::Sqlite(path.clone());
         let open = || r2d2::ManageConnection::connect(&super::super::manager_for(&url)).unwrap();
-        let mut conn = open();
-        conn.batch_execute("CREATE TABLE t (v BLOB NOT NULL); PRAGMA wal_checkpoint(TRUNCATE)")
+        open()
+            .batch_execute("CREATE TABLE t (v BLOB NOT NULL)")
             .unwrap();
-        let before = std::fs::metadata(&path).unwrap().len();
         let clock: SharedClock = Arc::new(crate::clock::SystemClock);
-        let writer = Writer::start(open(), open(), clock).unwrap();
-        // 2 MiB: under SQLite's automatic threshold (1,000 pages), which the writer turns off
-        // anyway; only the checkpoint thread moves these pages into the file.
-        for _ in 0..8 {
+        (path, Writer::start(open(), open(), clock).unwrap())
+    }
+
+    /// Commits `count` writes of 256 KiB through `writer`, one after another.
+    async fn write_blobs(writer: &Writer, count: usize) {
+        for _ in 0..count {
             writer
                 .submit(|conn, _| {
                     diesel::sql_query("INSERT INTO t (v) VALUES (randomblob(262144))")
@@ -385,6 +385,16 @@ mod tests {
                 .await
                 .unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_thread_copies_commits_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = blob_writer(&dir);
+        let before = std::fs::metadata(&path).unwrap().len();
+        // 2 MiB: under SQLite's automatic threshold (1,000 pages), which the writer turns off
+        // anyway; only the checkpoint thread moves these pages into the file.
+        write_blobs(&writer, 8).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut size = before;
         while size < before + 2 * 1024 * 1024 && std::time::Instant::now() < deadline {
@@ -400,29 +410,11 @@ mod tests {
     #[tokio::test]
     async fn the_wal_starts_over_while_writes_keep_coming() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let url = crate::config::DatabaseUrl::Sqlite(path.clone());
-        let open = || r2d2::ManageConnection::connect(&super::super::manager_for(&url)).unwrap();
-        let mut conn = open();
-        conn.batch_execute("CREATE TABLE t (v BLOB NOT NULL)")
-            .unwrap();
-        let clock: SharedClock = Arc::new(crate::clock::SystemClock);
-        let writer = Writer::start(open(), open(), clock).unwrap();
-        // 128 MiB in commits of 256 KiB, one after another: the checkpoint thread never finds
-        // the WAL fully copied, so without the writer's help the WAL would hold 64 MiB (where
-        // `journal_size_limit` would cut it back, had it ever started over) or more.
-        for _ in 0..512 {
-            writer
-                .submit(|conn, _| {
-                    diesel::sql_query("INSERT INTO t (v) VALUES (randomblob(262144))")
-                        .execute(conn)
-                        .map(|_| ())
-                        .map_err(StorageError::Database)
-                })
-                .await
-                .unwrap();
-        }
-        let wal = std::fs::metadata(dir.path().join("w.db-wal"))
+        let (path, writer) = blob_writer(&dir);
+        // 128 MiB, one commit after another: the checkpoint thread never finds the WAL fully
+        // copied, so without the writer's help the WAL would hold all of it.
+        write_blobs(&writer, 512).await;
+        let wal = std::fs::metadata(path.with_extension("db-wal"))
             .unwrap()
             .len();
         assert!(
