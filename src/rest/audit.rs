@@ -119,10 +119,10 @@ async fn write_batches(state: RestState, mut receiver: mpsc::Receiver<Record>) {
 
 /// Writes AuditEvents [`WRITE`] at a time, each part retried until it is stored: the writes
 /// that queue behind one part wait for that part alone, not for the whole batch.
-async fn write_events(state: &RestState, mut events: Vec<ImportItem>) {
-    while !events.is_empty() {
-        let rest = events.split_off(events.len().min(WRITE));
-        let part = std::sync::Arc::new(std::mem::replace(&mut events, rest));
+async fn write_events(state: &RestState, events: Vec<ImportItem>) {
+    let mut events = events.into_iter().peekable();
+    while events.peek().is_some() {
+        let part = std::sync::Arc::new(events.by_ref().take(WRITE).collect::<Vec<_>>());
         let mut delay = Duration::from_millis(100);
         while let Err(e) = state.storage.import_shared(part.clone()).await {
             tracing::warn!("writing {} AuditEvents failed ({e}); retrying", part.len());
