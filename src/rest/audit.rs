@@ -20,7 +20,7 @@ use super::RestState;
 use crate::auth::Access;
 use crate::fhir::ResourceId;
 use crate::fhir::instant::format_instant;
-use crate::storage::ImportItem;
+use crate::storage::{ImportItem, Storage};
 
 /// Requests gathered into one batch at most.
 const BATCH: usize = 10_000;
@@ -108,7 +108,7 @@ async fn write_batches(state: RestState, mut receiver: mpsc::Receiver<Record>) {
         };
         match built {
             Ok((records, events)) => {
-                write_events(&state, events).await;
+                write_events(&state.storage, events).await;
                 batch = records;
             }
             Err(e) => tracing::error!("building AuditEvents failed ({e}); a batch is lost"),
@@ -119,12 +119,12 @@ async fn write_batches(state: RestState, mut receiver: mpsc::Receiver<Record>) {
 
 /// Writes AuditEvents [`WRITE`] at a time, each part retried until it is stored: the writes
 /// that queue behind one part wait for that part alone, not for the whole batch.
-async fn write_events(state: &RestState, events: Vec<ImportItem>) {
+async fn write_events(storage: &Storage, events: Vec<ImportItem>) {
     let mut events = events.into_iter().peekable();
     while events.peek().is_some() {
         let part = std::sync::Arc::new(events.by_ref().take(WRITE).collect::<Vec<_>>());
         let mut delay = Duration::from_millis(100);
-        while let Err(e) = state.storage.import_shared(part.clone()).await {
+        while let Err(e) = storage.import_shared(part.clone()).await {
             tracing::warn!("writing {} AuditEvents failed ({e}); retrying", part.len());
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(10));
@@ -495,6 +495,32 @@ mod tests {
             referenced_patient(br#"{"resourceType":"Observation"}"#),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_written_in_parts_and_every_event_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("audit.db"));
+        let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
+        let storage = Storage::open(&url, 2, clock).unwrap();
+        let count = 2 * WRITE + 44;
+        let events = (0..count)
+            .map(|i| {
+                let id = ResourceId::parse(&format!("a{i}")).unwrap();
+                ImportItem {
+                    resource_type: "AuditEvent".into(),
+                    resource: json!({"resourceType": "AuditEvent", "id": id.to_string()}),
+                    id,
+                    index: Default::default(),
+                }
+            })
+            .collect();
+        write_events(&storage, events).await;
+        let stored = storage
+            .current_batch(Some("AuditEvent".into()), None, None, 1000)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), count);
     }
 
     #[test]
