@@ -206,10 +206,10 @@ impl Writer {
         checkpoints: DbConnection,
         clock: SharedClock,
     ) -> StorageResult<Writer> {
-        // A multi-row INSERT inside a transaction first copies each page it changes to a
-        // statement journal, so that a failing row can undo the statement alone; past 64 KiB
-        // that journal is a temporary file, and its writes were nearly as many as the WAL's
-        // during an import. On the writer it stays in memory.
+        // A savepoint, or a multi-row INSERT that may abort (the import's versions; index rows
+        // are inserted `OR FAIL` and need none), first copies each page it changes to a
+        // statement journal; past 64 KiB that journal is a temporary file, and its writes were
+        // nearly as many as the WAL's during an import. On the writer it stays in memory.
         conn.batch_execute("PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0")?;
         let checkpoints = Checkpoints::start(checkpoints)?;
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
