@@ -251,4 +251,131 @@ mod tests {
         release.join().unwrap();
         assert!(opened.is_ok(), "{:?}", opened.err());
     }
+
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct TokenRow {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        resource_id: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        ord: i64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+
+    fn plan(conn: &mut SqliteConnection, query: &str) -> String {
+        diesel::sql_query(format!("EXPLAIN QUERY PLAN {query}"))
+            .load::<Plan>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.detail)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn tokens(conn: &mut SqliteConnection) -> Vec<TokenRow> {
+        diesel::sql_query(
+            "SELECT resource_id, ord, value FROM search_token ORDER BY resource_id, value",
+        )
+        .load(conn)
+        .unwrap()
+    }
+
+    /// The migration that clusters the index rows by their owner keeps every row written
+    /// before it, and afterwards a write numbers its rows anew, a probe of one resource's rows
+    /// reads the primary key, and the URL index holds only the rows that have a URL.
+    #[test]
+    fn index_rows_survive_their_tables_being_clustered_by_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = ConnectionManager::new(DatabaseUrl::Sqlite(dir.path().join("t.db")));
+        let mut conn = manager.connect().unwrap();
+        run_migrations(&mut conn).unwrap();
+        let DbConnection::Sqlite(c) = &mut conn else {
+            unreachable!("a SQLite URL gives a SQLite connection")
+        };
+        let reverted = c.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
+        // The version of `2026-12-06-000010_clustered_index_rows`.
+        assert_eq!(reverted.to_string(), "20261206000010");
+        c.batch_execute(
+            "INSERT INTO search_token (resource_type, resource_id, code, system, value) VALUES \
+               ('Patient', 'a', 'identifier', 's', '1'), ('Patient', 'a', 'identifier', 's', '2'), \
+               ('Patient', 'b', 'gender', NULL, 'female'); \
+             INSERT INTO search_reference (resource_type, resource_id, code, target_type, target_id, target_url) VALUES \
+               ('Observation', 'o', 'subject', 'Patient', 'a', NULL), \
+               ('Observation', 'o', 'performer', NULL, NULL, 'http://elsewhere/Practitioner/1');",
+        )
+        .unwrap();
+        assert_eq!(run_migrations(&mut conn), Ok(1));
+        let DbConnection::Sqlite(c) = &mut conn else {
+            unreachable!()
+        };
+        let kept = tokens(c);
+        assert_eq!(
+            kept.iter()
+                .map(|r| (r.resource_id.as_str(), r.value.as_str()))
+                .collect::<Vec<_>>(),
+            [("a", "1"), ("a", "2"), ("b", "female")]
+        );
+        assert_ne!(kept[0].ord, kept[1].ord, "{kept:?}");
+        assert!(
+            diesel::sql_query("SELECT rowid FROM search_token")
+                .execute(c)
+                .is_err(),
+            "the index tables are WITHOUT ROWID"
+        );
+
+        let rows = crate::search::IndexRows {
+            tokens: ["3", "4"]
+                .map(|v| crate::search::extract::TokenRow {
+                    code: "identifier".into(),
+                    system: Some("s".into()),
+                    value: Some(v.into()),
+                    display: None,
+                })
+                .to_vec(),
+            ..Default::default()
+        };
+        super::super::index::clear(&mut conn, "Patient", "a").unwrap();
+        super::super::index::insert(&mut conn, "Patient", "a", &rows).unwrap();
+        let DbConnection::Sqlite(c) = &mut conn else {
+            unreachable!()
+        };
+        let written: Vec<(String, i64, String)> = tokens(c)
+            .into_iter()
+            .map(|r| (r.resource_id, r.ord, r.value))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                ("a".into(), 0, "3".into()),
+                ("a".into(), 1, "4".into()),
+                ("b".into(), kept[2].ord, "female".into())
+            ]
+        );
+
+        let probe = plan(
+            c,
+            "SELECT value FROM search_token INDEXED BY sqlite_autoindex_search_token_1 \
+             WHERE resource_type = 'Patient' AND resource_id = 'a' AND code = 'identifier'",
+        );
+        assert!(probe.contains("USING PRIMARY KEY"), "{probe}");
+        let by_url = plan(
+            c,
+            "SELECT resource_id FROM search_reference WHERE resource_type = 'Observation' \
+             AND code = 'performer' AND target_url = 'http://elsewhere/Practitioner/1'",
+        );
+        assert!(by_url.contains("search_reference_url"), "{by_url}");
+        let urls: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM pragma_index_list('search_reference') \
+              WHERE name = 'search_reference_url' AND partial = 1)",
+        ))
+        .get_result(c)
+        .unwrap();
+        assert_eq!(urls, 1);
+    }
 }

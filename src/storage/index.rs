@@ -13,7 +13,7 @@ use super::schema::{
 use super::sql::{Bind, Sql, execute};
 use crate::search::IndexRows;
 
-/// Rows per INSERT: 15 columns × 1000 stays under SQLite's 32,766 binds.
+/// Rows per INSERT: 16 columns × 1000 stays under SQLite's 32,766 binds.
 const CHUNK: usize = 1000;
 
 /// Removes every index row of a resource.
@@ -52,16 +52,24 @@ pub(super) fn insert(
     insert_many(conn, &[(t, id, rows)])
 }
 
-/// The rows of one index table for `resources`, each starting with its owner's type and id.
+/// The rows of one index table for `resources`, each starting with its owner's type and id
+/// and, on SQLite, its `ord`: its place among the owner's rows in this table, which completes
+/// the table's primary key `(resource_type, resource_id, code, ord)` there (see the migration
+/// `clustered_index_rows`; a write deletes all of a resource's rows before it writes them
+/// again, so numbering from 0 each time cannot collide).
 fn each<R>(
     resources: &[(&str, &str, &IndexRows)],
+    ord: bool,
     table: impl Fn(&IndexRows) -> &Vec<R>,
     row: impl Fn(&R) -> Vec<Bind>,
 ) -> Vec<Vec<Bind>> {
     let mut all = Vec::new();
     for &(t, id, rows) in resources {
-        for r in table(rows) {
+        for (i, r) in table(rows).iter().enumerate() {
             let mut values = vec![Bind::Text(t.to_owned()), Bind::Text(id.to_owned())];
+            if ord {
+                values.push(Bind::Int(i as i64));
+            }
             values.extend(row(r));
             all.push(values);
         }
@@ -84,6 +92,7 @@ pub(super) fn insert_many(
         "code, value_normalized, value_exact",
         each(
             resources,
+            !postgres,
             |rows| &rows.strings,
             |r| vec![text(&r.code), text(&r.normalized), text(&r.exact)],
         ),
@@ -93,6 +102,7 @@ pub(super) fn insert_many(
         "code, system, value, display",
         each(
             resources,
+            !postgres,
             |rows| &rows.tokens,
             |r| {
                 vec![
@@ -109,6 +119,7 @@ pub(super) fn insert_many(
         "code, start_ms, end_ms",
         each(
             resources,
+            !postgres,
             |rows| &rows.dates,
             |r| vec![text(&r.code), Bind::Int(r.start), Bind::Int(r.end)],
         ),
@@ -118,6 +129,7 @@ pub(super) fn insert_many(
         "code, low, high",
         each(
             resources,
+            !postgres,
             |rows| &rows.numbers,
             |r| vec![text(&r.code), Bind::Float(r.low), Bind::Float(r.high)],
         ),
@@ -127,6 +139,7 @@ pub(super) fn insert_many(
         "code, system, unit_code, low, high",
         each(
             resources,
+            !postgres,
             |rows| &rows.quantities,
             |r| {
                 vec![
@@ -144,6 +157,7 @@ pub(super) fn insert_many(
         "code, target_type, target_id, target_url",
         each(
             resources,
+            !postgres,
             |rows| &rows.references,
             |r| {
                 vec![
@@ -160,6 +174,7 @@ pub(super) fn insert_many(
         "code, value",
         each(
             resources,
+            !postgres,
             |rows| &rows.uris,
             |r| vec![text(&r.code), text(&r.value)],
         ),
@@ -167,7 +182,7 @@ pub(super) fn insert_many(
     tables.push((
         "search_composite",
         "code, s1_system, s1_value, s1_low, s1_high, s2_system, s2_value, s2_low, s2_high, s3_system, s3_value, s3_low, s3_high",
-        each(resources, |rows| &rows.composites, |r| {
+        each(resources, !postgres, |rows| &rows.composites, |r| {
                 let mut values = vec![text(&r.code)];
                 for slot in &r.slots {
                     values.extend([
@@ -194,7 +209,11 @@ pub(super) fn insert_many(
                 "INSERT OR FAIL INTO "
             })
             .push(table)
-            .push(" (resource_type, resource_id, ")
+            .push(if postgres {
+                " (resource_type, resource_id, "
+            } else {
+                " (resource_type, resource_id, ord, "
+            })
             .push(columns)
             .push(") VALUES ");
             for (i, row) in chunk.iter().enumerate() {

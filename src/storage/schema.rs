@@ -43,8 +43,10 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(resource_versions, resources);
 
-// The search index tables have no primary key in the database; the keys named here only
-// satisfy diesel's `table!`.
+// The search index tables have no primary key on PostgreSQL. On SQLite they are `WITHOUT
+// ROWID` tables keyed by `(resource_type, resource_id, code, ord)`, where `ord` (SQLite only,
+// written as SQL text by `index.rs`) tells a resource's rows apart. The keys named here only
+// satisfy diesel's `table!`, which is used to delete a resource's rows.
 
 diesel::table! {
     /// String parameter values, normalized (lower case, no accents) and exact.

@@ -73,14 +73,16 @@ impl Sql {
         self
     }
 
-    /// Names the owner index `(resource_type, resource_id, code)` of index table `table` for
-    /// the alias just written, on SQLite: a probe of one resource's index rows must read that
-    /// resource's rows, and without fresh planner statistics (a new or fast-growing database)
-    /// SQLite may prefer an index with more equality columns and read every row of the code
-    /// for each probe. PostgreSQL plans these probes well without a hint.
+    /// Names the owner index `(resource_type, resource_id, code, …)` of index table `table`
+    /// for the alias just written, on SQLite: a probe of one resource's index rows must read
+    /// that resource's rows, and without fresh planner statistics (a new or fast-growing
+    /// database) SQLite may prefer an index with more equality columns and read every row of
+    /// the code for each probe. On SQLite that index is the table's primary key (the tables are
+    /// `WITHOUT ROWID`), which SQLite names `sqlite_autoindex_{table}_1`. PostgreSQL plans these
+    /// probes well without a hint.
     pub(super) fn owner_index(&mut self, table: &str) -> &mut Self {
         if !self.postgres {
-            let _ = write!(self.text, " INDEXED BY {table}_owner");
+            let _ = write!(self.text, " INDEXED BY sqlite_autoindex_{table}_1");
         }
         self
     }
