@@ -6,7 +6,8 @@
 //! of clients never queue behind a whole batch), so auditing costs the request path next to
 //! nothing. The queue is bounded: a request takes room for its record first, and the writer
 //! gives the room back part by part as the events are stored, so a writer that falls behind
-//! slows every request a little rather than stopping them all until a whole batch is stored. Within a batch, the requests of one user through one app on one patient with the
+//! slows every request a little rather than stopping them all until a whole batch is stored.
+//! Within a batch, the requests of one user through one app on one patient with the
 //! same action, interaction and outcome become one AuditEvent whose `period` spans them, whose
 //! entities are every resource they touched (50 to an event) and whose extension counts them:
 //! a busy app reading one chart does not write an AuditEvent per read. AuditEvents are readable
