@@ -91,13 +91,27 @@ impl AuditTrail {
 
     /// Records a request (waits only when the writer is far behind).
     pub async fn record(&self, record: Record) {
-        match self.room.acquire().await {
-            Ok(permit) => permit.forget(),
-            Err(_) => unreachable!("the audit trail's room is never closed"),
-        }
-        if self.sender.send(record).is_err() {
+        // The room is closed when the writer stops, so no request waits for room that will
+        // never be given back.
+        let sent = match self.room.acquire().await {
+            Ok(permit) => {
+                permit.forget();
+                self.sender.send(record).is_ok()
+            }
+            Err(_) => false,
+        };
+        if !sent {
             tracing::error!("the audit writer has stopped; an AuditEvent was not recorded");
         }
+    }
+}
+
+/// Closes the room when dropped: when the writer's task ends, however it ends.
+struct ClosesRoom(Arc<Semaphore>);
+
+impl Drop for ClosesRoom {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -106,6 +120,7 @@ async fn write_batches(
     mut receiver: mpsc::UnboundedReceiver<Record>,
     room: Arc<Semaphore>,
 ) {
+    let _closes = ClosesRoom(room.clone());
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let Some(first) = receiver.recv().await else {
@@ -582,6 +597,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored.len(), count);
+    }
+
+    /// A request never waits for room once the writer has stopped, even when the writer
+    /// stopped with the room used up.
+    #[tokio::test]
+    async fn requests_do_not_wait_for_a_writer_that_has_stopped() {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let room = Arc::new(Semaphore::new(1));
+        let trail = AuditTrail {
+            sender,
+            room: room.clone(),
+        };
+        let record = Record {
+            at_ms: 0,
+            action: "R",
+            interaction: "read",
+            entity: None,
+            query: None,
+            patient: None,
+            status: 200,
+            subject: "u1".into(),
+            fhir_user: None,
+            client_id: "c1".into(),
+        };
+        trail.record(record.clone()).await;
+        // The writer's task ends (a panic would drop its guard the same way).
+        drop((receiver, ClosesRoom(room)));
+        let waited = tokio::time::timeout(Duration::from_secs(5), trail.record(record)).await;
+        assert!(
+            waited.is_ok(),
+            "a request waited for room after the writer stopped"
+        );
     }
 
     #[test]
