@@ -134,8 +134,8 @@ async fn write_batches(
                 Ok(None) | Err(_) => break,
             }
         }
-        // A batch under load holds thousands of events to build and index: that work runs off
-        // the async workers, so the requests they serve do not wait behind it.
+        // Under load a batch holds up to [`BATCH`] records whose events are built and indexed
+        // off the async workers, so the requests they serve do not wait behind that work.
         let waiting = batch.len();
         let built = {
             let (state, records) = (state.clone(), std::mem::take(&mut batch));

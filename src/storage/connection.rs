@@ -278,6 +278,13 @@ mod tests {
             .join("; ")
     }
 
+    fn sqlite(conn: &mut DbConnection) -> &mut SqliteConnection {
+        let DbConnection::Sqlite(c) = conn else {
+            unreachable!("a SQLite URL gives a SQLite connection")
+        };
+        c
+    }
+
     fn tokens(conn: &mut SqliteConnection) -> Vec<TokenRow> {
         diesel::sql_query(
             "SELECT resource_id, ord, value FROM search_token ORDER BY resource_id, value",
@@ -295,9 +302,7 @@ mod tests {
         let manager = ConnectionManager::new(DatabaseUrl::Sqlite(dir.path().join("t.db")));
         let mut conn = manager.connect().unwrap();
         run_migrations(&mut conn).unwrap();
-        let DbConnection::Sqlite(c) = &mut conn else {
-            unreachable!("a SQLite URL gives a SQLite connection")
-        };
+        let c = sqlite(&mut conn);
         let reverted = c.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
         // The version of `2026-12-06-000010_clustered_index_rows`.
         assert_eq!(reverted.to_string(), "20261206000010");
@@ -311,9 +316,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(run_migrations(&mut conn), Ok(1));
-        let DbConnection::Sqlite(c) = &mut conn else {
-            unreachable!()
-        };
+        let c = sqlite(&mut conn);
         let kept = tokens(c);
         assert_eq!(
             kept.iter()
@@ -342,9 +345,7 @@ mod tests {
         };
         super::super::index::clear(&mut conn, "Patient", "a").unwrap();
         super::super::index::insert(&mut conn, "Patient", "a", &rows).unwrap();
-        let DbConnection::Sqlite(c) = &mut conn else {
-            unreachable!()
-        };
+        let c = sqlite(&mut conn);
         let written: Vec<(String, i64, String)> = tokens(c)
             .into_iter()
             .map(|r| (r.resource_id, r.ord, r.value))
