@@ -8,7 +8,7 @@ pub use super::values::split_unescaped;
 use super::values::{
     parse_composite, parse_date, parse_number, parse_quantity, parse_reference, parse_token,
 };
-use crate::fhir::conformance::is_resource_type;
+use crate::fhir::conformance::{is_resource_type, resource_types};
 use crate::fhir::view::Summary;
 
 /// Largest page.
@@ -224,6 +224,10 @@ pub struct Include {
     pub target_type: Option<String>,
     /// `:iterate` (or R3's `:recurse`).
     pub iterate: bool,
+    /// For `*` (no `code`): the reference parameters it stands for, `(source type, code)`,
+    /// every one of the source type's (of every type for `*` alone). A reverse include probes
+    /// each one's lookup: there is no index of references by their target alone.
+    pub wildcard: Vec<(String, String)>,
 }
 
 /// A parsed search.
@@ -780,11 +784,32 @@ fn parse_include(registry: &Registry, name: &str, value: &str) -> Result<Include
             "{name}: '{t}' is not a resource type"
         )));
     }
+    let wildcard = if code.is_some() {
+        Vec::new()
+    } else {
+        let sources: Vec<&str> = if source == "*" {
+            resource_types().collect()
+        } else {
+            vec![source]
+        };
+        let mut params: Vec<(String, String)> = sources
+            .into_iter()
+            .flat_map(|s| {
+                registry
+                    .params(s)
+                    .filter(|p| p.kind == ParamType::Reference)
+                    .map(move |p| (s.to_owned(), p.code.clone()))
+            })
+            .collect();
+        params.sort_unstable();
+        params
+    };
     Ok(Include {
         source_type: source.to_owned(),
         code: code.map(str::to_owned),
         target_type: target.map(str::to_owned),
         iterate,
+        wildcard,
     })
 }
 
@@ -1011,5 +1036,36 @@ mod tests {
         assert!(s.revincludes[0].iterate);
         assert!(q("Observation", "_include=Observation:status").is_err());
         assert!(q("Observation", "_count=-1").is_err());
+    }
+
+    /// `*` names no parameter, so it is spelled out as every reference parameter it stands
+    /// for: a reverse include probes each one's lookup.
+    #[test]
+    fn a_wildcard_include_lists_the_reference_parameters_it_stands_for() {
+        let of_type = q("Patient", "_revinclude=Observation:*").unwrap();
+        let wildcard = &of_type.revincludes[0].wildcard;
+        for code in ["subject", "patient", "performer", "encounter"] {
+            assert!(
+                wildcard.contains(&("Observation".into(), code.into())),
+                "{code}: {wildcard:?}"
+            );
+        }
+        assert!(wildcard.iter().all(|(t, _)| t == "Observation"));
+        assert!(!wildcard.iter().any(|(_, c)| c == "code"), "{wildcard:?}");
+
+        let every = q("Patient", "_revinclude=*").unwrap();
+        let wildcard = &every.revincludes[0].wildcard;
+        for pair in [
+            ("Encounter", "subject"),
+            ("Provenance", "agent"),
+            ("Patient", "link"),
+        ] {
+            assert!(
+                wildcard.contains(&(pair.0.into(), pair.1.into())),
+                "{pair:?}"
+            );
+        }
+        let named = q("Patient", "_revinclude=Observation:subject").unwrap();
+        assert!(named.revincludes[0].wildcard.is_empty());
     }
 }

@@ -14,6 +14,8 @@ use crate::search::query::{Include, SearchQuery};
 const MAX_INCLUDED: usize = 1000;
 /// Rounds of `:iterate`.
 const MAX_ITERATIONS: usize = 4;
+/// Bound values in one statement of a `_revinclude` of `*`, at most.
+const WILDCARD_BINDS: usize = 16_000;
 
 #[derive(QueryableByName)]
 pub(super) struct TargetRow {
@@ -132,29 +134,45 @@ fn revinclude_sources(
         .collect();
     types.sort_unstable();
     types.dedup();
+    // The parameters to follow back: the one named, or every one `*` stands for. Each is a
+    // probe of its own lookup `(resource_type, code, target_id, …)`.
+    let params: Vec<(&str, &str)> = match &include.code {
+        Some(code) => vec![(include.source_type.as_str(), code.as_str())],
+        None => include
+            .wildcard
+            .iter()
+            .map(|(source, code)| (source.as_str(), code.as_str()))
+            .collect(),
+    };
     for t in types {
         let ids: Vec<&str> = targets
             .iter()
             .filter(|(tt, _)| tt == t)
             .map(|(_, id)| id.as_str())
             .collect();
-        let mut sql = Sql::new(postgres);
-        sql.push("SELECT DISTINCT x.resource_type, x.resource_id FROM search_reference x WHERE x.target_type = ");
-        sql.text(t).push(" AND x.target_id IN (");
-        sql.text_list(&ids);
-        sql.push(")");
-        if include.source_type != "*" {
-            sql.push(" AND x.resource_type = ")
-                .text(&include.source_type);
+        // Branches of one statement: each binds the ids again, and SQLite allows 500 at most.
+        let branches = (WILDCARD_BINDS / (ids.len() + 3)).clamp(1, 100);
+        for chunk in params.chunks(branches) {
+            let mut sql = Sql::new(postgres);
+            for (i, (source, code)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" UNION ALL ");
+                }
+                sql.push("SELECT x.resource_type, x.resource_id FROM search_reference x WHERE x.resource_type = ")
+                    .text(source)
+                    .push(" AND x.code = ")
+                    .text(code)
+                    .push(" AND x.target_id IN (")
+                    .text_list(&ids)
+                    .push(") AND x.target_type = ")
+                    .text(t);
+            }
+            out.extend(
+                load!(conn, &sql, TargetRow)?
+                    .into_iter()
+                    .map(|r| (r.resource_type, r.resource_id)),
+            );
         }
-        if let Some(code) = &include.code {
-            sql.push(" AND x.code = ").text(code);
-        }
-        out.extend(
-            load!(conn, &sql, TargetRow)?
-                .into_iter()
-                .map(|r| (r.resource_type, r.resource_id)),
-        );
     }
     Ok(out)
 }
