@@ -408,22 +408,32 @@ pub(super) fn planned<'q>(
         return Ok(std::borrow::Cow::Borrowed(query));
     }
     let measure = query.types.len() == 1;
-    let mut keyed = Vec::with_capacity(query.clauses.len());
-    for clause in &query.clauses {
-        let kind = clause
+    let kind = |clause: &crate::search::query::Clause| {
+        clause
             .per_type
             .iter()
             .map(|(_, c)| narrowness(c))
             .max()
-            .unwrap_or(9);
+            .unwrap_or(9)
+    };
+    // The clauses likely narrowest by their kind are counted first, and each count stops one
+    // row past the narrowest so far: which clause drives is all the counts decide, and a
+    // patient's dozen Observations need not wait for a common code to be counted to 2,000.
+    let mut clauses: Vec<_> = query.clauses.iter().collect();
+    clauses.sort_by_key(|c| kind(c));
+    let mut narrowest = DRIVE_LIMIT;
+    let mut keyed = Vec::with_capacity(clauses.len());
+    for clause in clauses {
         let rows = match (measure, clause.per_type.as_slice()) {
             (true, [(t, cond)]) if !matches!(cond, Condition::Ids(_)) => {
-                bounded_count(conn, postgres, t, cond, DRIVE_LIMIT)?.unwrap_or(DRIVE_LIMIT)
+                let limit = (narrowest + 1).min(DRIVE_LIMIT);
+                bounded_count(conn, postgres, t, cond, limit)?.unwrap_or(DRIVE_LIMIT)
             }
             (true, [(_, Condition::Ids(_))]) => 0,
             _ => DRIVE_LIMIT,
         };
-        keyed.push(((rows, kind), clause.clone()));
+        narrowest = narrowest.min(rows);
+        keyed.push(((rows, kind(clause)), clause.clone()));
     }
     // Two broad matches: count further, so the smaller of them drives.
     let capped = |clause: &crate::search::query::Clause| {
@@ -1023,6 +1033,74 @@ mod tests {
         assert!(back.before);
         assert_eq!(back.keys, c.keys);
         assert!(Cursor::decode("not a cursor").is_none());
+    }
+
+    /// Which clause drives is decided by counts of index rows, each stopped one row past the
+    /// narrowest so far: the narrowest still drives whether it is counted first or last, and
+    /// whatever the order of the parameters.
+    #[test]
+    fn the_narrowest_clause_drives_though_counts_stop_early() {
+        use crate::search::extract::{ReferenceRow, TokenRow};
+        use r2d2::ManageConnection;
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("p.db"));
+        let mut conn = super::super::manager_for(&url).connect().unwrap();
+        super::super::connection::run_migrations(&mut conn).unwrap();
+        // 40 Observations: all of patient `many`'s, all with code `common`; 3 with code `rare`;
+        // 2 of them (with code `common`) also with performer `few`.
+        for i in 0..40 {
+            let code = |c: &str| TokenRow {
+                code: "code".into(),
+                system: Some("s".into()),
+                value: Some(c.into()),
+                display: None,
+            };
+            let reference = |code: &str, id: &str| ReferenceRow {
+                code: code.into(),
+                target_type: Some("Patient".into()),
+                target_id: Some(id.into()),
+                target_url: None,
+            };
+            let mut rows = crate::search::IndexRows {
+                tokens: vec![code("common")],
+                references: vec![reference("patient", "many")],
+                ..Default::default()
+            };
+            if i < 3 {
+                rows.tokens.push(code("rare"));
+            }
+            if (10..12).contains(&i) {
+                rows.references.push(reference("performer", "few"));
+            }
+            super::super::index::insert(&mut conn, "Observation", &format!("o{i}"), &rows).unwrap();
+        }
+        let driver = |conn: &mut DbConnection, params: &[(&str, &str)]| {
+            let params: Vec<(String, String)> = params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let registry = crate::search::Registry::r4();
+            let query = crate::search::query::parse(
+                &registry,
+                vec!["Observation".into()],
+                &params,
+                "",
+                true,
+            )
+            .unwrap();
+            let planned = planned(conn, false, &query).unwrap();
+            format!("{:?}", planned.clauses[0].per_type[0].1)
+        };
+        // A reference is counted first by its kind; the token after it, to at most 41 rows.
+        let first = driver(&mut conn, &[("patient", "many"), ("code", "s|rare")]);
+        assert!(first.contains("\"rare\""), "{first}");
+        let first = driver(&mut conn, &[("code", "s|rare"), ("patient", "many")]);
+        assert!(first.contains("\"rare\""), "{first}");
+        // The reference is narrowest: the token is counted to 3 rows only, and still loses.
+        let first = driver(&mut conn, &[("code", "s|common"), ("performer", "few")]);
+        assert!(first.contains("\"few\""), "{first}");
+        let first = driver(&mut conn, &[("code", "s|rare"), ("performer", "few")]);
+        assert!(first.contains("\"few\""), "{first}");
     }
 
     #[test]
