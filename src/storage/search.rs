@@ -408,22 +408,21 @@ pub(super) fn planned<'q>(
         return Ok(std::borrow::Cow::Borrowed(query));
     }
     let measure = query.types.len() == 1;
-    let kind = |clause: &crate::search::query::Clause| {
-        clause
-            .per_type
-            .iter()
-            .map(|(_, c)| narrowness(c))
-            .max()
-            .unwrap_or(9)
-    };
     // The clauses likely narrowest by their kind are counted first, and each count stops one
     // row past the narrowest so far: which clause drives is all the counts decide, and a
     // patient's dozen Observations need not wait for a common code to be counted to 2,000.
-    let mut clauses: Vec<_> = query.clauses.iter().collect();
-    clauses.sort_by_key(|c| kind(c));
+    let mut clauses: Vec<_> = query
+        .clauses
+        .iter()
+        .map(|clause| {
+            let kind = clause.per_type.iter().map(|(_, c)| narrowness(c)).max();
+            (kind.unwrap_or(9), clause)
+        })
+        .collect();
+    clauses.sort_by_key(|(kind, _)| *kind);
     let mut narrowest = DRIVE_LIMIT;
     let mut keyed = Vec::with_capacity(clauses.len());
-    for clause in clauses {
+    for (kind, clause) in clauses {
         let rows = match (measure, clause.per_type.as_slice()) {
             (true, [(t, cond)]) if !matches!(cond, Condition::Ids(_)) => {
                 let limit = (narrowest + 1).min(DRIVE_LIMIT);
@@ -433,7 +432,7 @@ pub(super) fn planned<'q>(
             _ => DRIVE_LIMIT,
         };
         narrowest = narrowest.min(rows);
-        keyed.push(((rows, kind(clause)), clause.clone()));
+        keyed.push(((rows, kind), clause.clone()));
     }
     // Two broad matches: count further, so the smaller of them drives.
     let capped = |clause: &crate::search::query::Clause| {
