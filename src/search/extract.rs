@@ -125,7 +125,10 @@ pub fn extract(registry: &Registry, resource: &Value, base: &str) -> IndexRows {
     };
     let root = [Node::resource(resource)];
     for param in registry.params(t) {
-        if super::registry::ENGINE_PARAMS.contains(&param.code.as_str()) {
+        // A parameter that shares another's rows (`Registry::share_rows`) writes none.
+        if super::registry::ENGINE_PARAMS.contains(&param.code.as_str())
+            || param.stored_as.is_some()
+        {
             continue;
         }
         let Some(expr) = &param.expression else {
@@ -578,6 +581,8 @@ mod tests {
             name.contains(&"muller") && name.contains(&"zoe"),
             "{name:?}"
         );
+        // `phonetic` reads `name`'s rows (`Registry::share_rows`) and writes none of its own.
+        assert!(!r.strings.iter().any(|s| s.code == "phonetic"));
         assert!(
             r.strings
                 .iter()

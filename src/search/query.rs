@@ -518,7 +518,7 @@ fn parse_param(
         };
         return Ok(Condition::Missing {
             table,
-            code: code.to_owned(),
+            code: param.stored_code().to_owned(),
             missing,
         });
     }
@@ -528,7 +528,7 @@ fn parse_param(
     }
     let mut negate = false;
     let mut table = table;
-    let mut code_in_table = code.to_owned();
+    let mut code_in_table = param.stored_code().to_owned();
     let alternatives: Vec<ValueMatch> = match (param.kind, modifier) {
         (ParamType::String, None | Some("exact") | Some("contains")) => {
             let mode = match modifier {
@@ -725,7 +725,7 @@ fn parse_sort(registry: &Registry, types: &[String], value: &str) -> Result<Vec<
                 };
                 SortBy::Param {
                     table,
-                    code: code.to_owned(),
+                    code: param.stored_code().to_owned(),
                 }
             }
         };

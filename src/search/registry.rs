@@ -93,7 +93,22 @@ pub struct SearchParam {
     pub targets: Vec<String>,
     /// Components of a composite parameter.
     pub components: Vec<Component>,
+    /// The parameter whose index rows this one reads, when they would be the same rows: an
+    /// official string parameter with the same expression on this type as an official one
+    /// whose code sorts first (`Patient.phonetic` is `Patient.name`). Its own rows are not
+    /// written. See [`Registry::share_rows`].
+    pub stored_as: Option<String>,
 }
+
+impl SearchParam {
+    /// The code its index rows are stored under.
+    pub fn stored_code(&self) -> &str {
+        self.stored_as.as_deref().unwrap_or(&self.code)
+    }
+}
+
+/// The canonical URLs of the official R4 parameters start with this.
+const OFFICIAL: &str = "http://hl7.org/fhir/SearchParameter/";
 
 /// The registry. Lookups go through [`SharedRegistry::current`], which hands out a snapshot.
 #[derive(Debug, Default, Clone)]
@@ -214,19 +229,58 @@ impl Registry {
                 expression_text: expression_text.clone(),
                 targets: targets.clone(),
                 components: components.clone(),
+                stored_as: None,
             };
             self.by_type
                 .entry(t.to_owned())
                 .or_default()
                 .insert(code.to_owned(), Arc::new(param));
+            self.share_rows(t);
         }
         Ok(())
     }
 
     /// Removes the parameter with canonical `url` from every type.
     pub fn remove(&mut self, url: &str) {
-        for params in self.by_type.values_mut() {
-            params.retain(|_, p| p.url != url);
+        let types: Vec<String> = self.by_type.keys().cloned().collect();
+        for t in types {
+            if let Some(params) = self.by_type.get_mut(&t) {
+                params.retain(|_, p| p.url != url);
+            }
+            self.share_rows(&t);
+        }
+    }
+
+    /// Lets official string parameters of `resource_type` with the same expression share one
+    /// set of index rows, under the code that sorts first: their rows would be the same, and
+    /// each row costs a create two B-tree inserts (`benches/README.md`). Only official
+    /// parameters share: a SearchParameter created through the API writes rows under its own
+    /// code, so rows already stored never move to another code when one is added. When a
+    /// shared parameter is replaced by another definition, the other keeps its own code from
+    /// then on, and `$reindex` fills its rows for resources written before.
+    fn share_rows(&mut self, resource_type: &str) {
+        let Some(params) = self.by_type.get_mut(resource_type) else {
+            return;
+        };
+        let mut first_of: Vec<(Expr, String)> = Vec::new();
+        for param in params.values_mut() {
+            let shares = match &param.expression {
+                Some(expression)
+                    if param.kind == ParamType::String && param.url.starts_with(OFFICIAL) =>
+                {
+                    match first_of.iter().find(|(e, _)| e == expression) {
+                        Some((_, code)) => Some(code.clone()),
+                        None => {
+                            first_of.push((expression.clone(), param.code.clone()));
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            if param.stored_as != shares {
+                Arc::make_mut(param).stored_as = shares;
+            }
         }
     }
 
@@ -364,5 +418,42 @@ mod tests {
                 .contains(&"Patient".to_owned())
         );
         assert!(registry.params("Patient").count() > 25);
+    }
+
+    fn stored_code(registry: &Registry, t: &str, code: &str) -> String {
+        registry.get(t, code).unwrap().stored_code().to_owned()
+    }
+
+    #[test]
+    fn official_string_parameters_with_one_expression_share_their_rows() {
+        let mut registry = Registry::r4();
+        for t in ["Patient", "Practitioner", "Person", "RelatedPerson"] {
+            assert_eq!(stored_code(&registry, t, "phonetic"), "name", "{t}");
+            assert_eq!(stored_code(&registry, t, "name"), "name", "{t}");
+        }
+        assert_eq!(stored_code(&registry, "Patient", "family"), "family");
+        // References with one expression (`Coverage.patient` is `Coverage.beneficiary`) keep
+        // their own rows: includes, compartments and the access checks read them by code.
+        assert_eq!(stored_code(&registry, "Coverage", "patient"), "patient");
+        // A parameter created through the API never takes over rows, nor gives its own away.
+        registry
+            .add(&serde_json::json!({
+                "url": "http://example.org/SearchParameter/alias", "code": "alias",
+                "type": "string", "base": ["Patient"], "expression": "Patient.name"
+            }))
+            .unwrap();
+        assert_eq!(stored_code(&registry, "Patient", "alias"), "alias");
+        assert_eq!(stored_code(&registry, "Patient", "phonetic"), "name");
+        // When the parameter a code shares with is replaced, the code keeps its own rows again.
+        registry
+            .add(&serde_json::json!({
+                "url": "http://example.org/SearchParameter/name", "code": "name",
+                "type": "string", "base": ["Patient"], "expression": "Patient.name.family"
+            }))
+            .unwrap();
+        assert_eq!(stored_code(&registry, "Patient", "phonetic"), "phonetic");
+        assert_eq!(stored_code(&registry, "Practitioner", "phonetic"), "name");
+        registry.remove("http://example.org/SearchParameter/name");
+        assert_eq!(stored_code(&registry, "Patient", "phonetic"), "phonetic");
     }
 }
