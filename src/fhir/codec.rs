@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::narrative;
 use super::outcome::{Issue, IssueType};
+use super::path::JsonPath;
 
 fn strict() -> Option<DeserializationConfig> {
     Some(DeserializationConfig {
@@ -43,7 +44,7 @@ pub fn validate_structure(value: &Value) -> Result<(), Issue> {
             .get("resourceType")
             .and_then(Value::as_str)
             .unwrap_or("Resource");
-        match first_difference(value, &written, root) {
+        match first_difference(value, &written, &JsonPath::Root(root)) {
             None => Ok(()),
             Some(path) => Err(Issue::error(
                 IssueType::Structure,
@@ -56,38 +57,37 @@ pub fn validate_structure(value: &Value) -> Result<(), Issue> {
 
 /// The path of the first place where `input` and `model` differ; numbers are equal when their
 /// values are (`1E-2` and `0.01`).
-fn first_difference(input: &Value, model: &Value, path: &str) -> Option<String> {
+fn first_difference(input: &Value, model: &Value, path: &JsonPath<'_>) -> Option<String> {
     match (input, model) {
         (Value::Object(a), Value::Object(b)) => {
             for (key, value) in a {
-                let child = format!("{path}.{key}");
                 match b.get(key) {
                     Some(other) => {
-                        if let Some(found) = first_difference(value, other, &child) {
+                        if let Some(found) = first_difference(value, other, &path.field(key)) {
                             return Some(found);
                         }
                     }
-                    None => return Some(child),
+                    None => return Some(path.field(key).to_string()),
                 }
             }
             b.keys()
                 .find(|k| !a.contains_key(*k))
-                .map(|k| format!("{path}.{k}"))
+                .map(|k| path.field(k).to_string())
         }
         (Value::Array(a), Value::Array(b)) => {
             if a.len() != b.len() {
-                return Some(path.to_owned());
+                return Some(path.to_string());
             }
             a.iter()
                 .zip(b)
                 .enumerate()
-                .find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]")))
+                .find_map(|(i, (x, y))| first_difference(x, y, &path.item(i)))
         }
         (Value::Number(a), Value::Number(b)) => {
             let same = a == b || a.as_f64().zip(b.as_f64()).is_some_and(|(x, y)| x == y);
-            (!same).then(|| path.to_owned())
+            (!same).then(|| path.to_string())
         }
-        (a, b) => (a != b).then(|| path.to_owned()),
+        (a, b) => (a != b).then(|| path.to_string()),
     }
 }
 

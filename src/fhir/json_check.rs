@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::ResourceId;
 use super::outcome::{Issue, IssueType};
+use super::path::JsonPath;
 
 /// Deepest nesting accepted; serde_json already stops at 128 while parsing.
 const MAX_DEPTH: usize = 100;
@@ -53,7 +54,7 @@ pub fn check_resource(value: &Value, expected_type: Option<&str>) -> Result<Stri
         )]);
     }
     let mut issues = Vec::new();
-    check_object(object, &resource_type, 0, &mut issues);
+    check_object(object, &JsonPath::Root(&resource_type), 0, &mut issues);
     if let Some(id) = object.get("id") {
         match id.as_str() {
             Some(id) if ResourceId::parse(id).is_ok() => {}
@@ -73,10 +74,17 @@ pub fn check_resource(value: &Value, expected_type: Option<&str>) -> Result<Stri
     }
 }
 
-fn check_object(object: &Map<String, Value>, path: &str, depth: usize, issues: &mut Vec<Issue>) {
+fn check_object(
+    object: &Map<String, Value>,
+    path: &JsonPath<'_>,
+    depth: usize,
+    issues: &mut Vec<Issue>,
+) {
     if depth > MAX_DEPTH {
-        issues
-            .push(Issue::error(IssueType::TooCostly, "the resource is nested too deeply").at(path));
+        issues.push(
+            Issue::error(IssueType::TooCostly, "the resource is nested too deeply")
+                .at(path.to_string()),
+        );
         return;
     }
     if object.is_empty() {
@@ -85,21 +93,22 @@ fn check_object(object: &Map<String, Value>, path: &str, depth: usize, issues: &
                 IssueType::Structure,
                 "empty objects are not allowed in FHIR JSON",
             )
-            .at(path),
+            .at(path.to_string()),
         );
         return;
     }
     for (key, value) in object {
-        let child = format!("{path}.{key}");
         if key.is_empty() {
             issues.push(
-                Issue::error(IssueType::Structure, "empty property names are not allowed").at(path),
+                Issue::error(IssueType::Structure, "empty property names are not allowed")
+                    .at(path.to_string()),
             );
             continue;
         }
         // A primitive array may hold nulls where its `_key` twin carries the extensions.
-        let nulls_allowed = key.starts_with('_') || object.contains_key(&format!("_{key}"));
-        check_value(value, &child, depth + 1, nulls_allowed, issues);
+        let nulls_allowed =
+            key.starts_with('_') || (value.is_array() && object.contains_key(&format!("_{key}")));
+        check_value(value, &path.field(key), depth + 1, nulls_allowed, issues);
         if issues.len() >= 20 {
             return;
         }
@@ -108,21 +117,23 @@ fn check_object(object: &Map<String, Value>, path: &str, depth: usize, issues: &
 
 fn check_value(
     value: &Value,
-    path: &str,
+    path: &JsonPath<'_>,
     depth: usize,
     nulls_in_array: bool,
     issues: &mut Vec<Issue>,
 ) {
     match value {
-        Value::Null => issues
-            .push(Issue::error(IssueType::Structure, "null is not allowed in FHIR JSON").at(path)),
+        Value::Null => issues.push(
+            Issue::error(IssueType::Structure, "null is not allowed in FHIR JSON")
+                .at(path.to_string()),
+        ),
         Value::String(s) if s.is_empty() => {
             issues.push(
                 Issue::error(
                     IssueType::Value,
                     "empty strings are not allowed in FHIR JSON",
                 )
-                .at(path),
+                .at(path.to_string()),
             );
         }
         Value::Array(items) => {
@@ -132,19 +143,18 @@ fn check_value(
                         IssueType::Structure,
                         "empty arrays are not allowed in FHIR JSON",
                     )
-                    .at(path),
+                    .at(path.to_string()),
                 );
                 return;
             }
             for (i, item) in items.iter().enumerate() {
-                let child = format!("{path}[{i}]");
                 match item {
                     Value::Null if nulls_in_array => {}
                     Value::Array(_) => issues.push(
                         Issue::error(IssueType::Structure, "arrays of arrays are not allowed")
-                            .at(child),
+                            .at(path.item(i).to_string()),
                     ),
-                    _ => check_value(item, &child, depth + 1, false, issues),
+                    _ => check_value(item, &path.item(i), depth + 1, false, issues),
                 }
             }
         }

@@ -10,6 +10,7 @@ pub mod instant;
 mod json_check;
 mod narrative;
 pub mod outcome;
+mod path;
 pub mod primitives;
 pub mod profiles;
 pub mod references;

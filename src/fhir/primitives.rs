@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::outcome::{Issue, IssueType};
+use super::path::JsonPath;
 
 type ElementTypes = HashMap<String, HashMap<String, String>>;
 
@@ -37,7 +38,7 @@ pub fn check_primitives(resource: &Value) -> Vec<Issue> {
         walk_object(
             resource.as_object().into_iter().flatten(),
             t,
-            t,
+            &JsonPath::Root(t),
             &mut issues,
         );
     }
@@ -47,7 +48,7 @@ pub fn check_primitives(resource: &Value) -> Vec<Issue> {
 fn walk_object<'a>(
     fields: impl Iterator<Item = (&'a String, &'a Value)>,
     type_name: &str,
-    path: &str,
+    path: &JsonPath<'_>,
     issues: &mut Vec<Issue>,
 ) {
     let table = ELEMENTS.get(type_name);
@@ -55,7 +56,7 @@ fn walk_object<'a>(
         if issues.len() >= MAX_ISSUES {
             return;
         }
-        let child = format!("{path}.{key}");
+        let child = path.field(key);
         // `_name` carries the id and extensions of primitive `name`.
         let code = match key.strip_prefix('_') {
             Some(_) => "Element",
@@ -68,7 +69,7 @@ fn walk_object<'a>(
         match value {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    check_value(item, code, &format!("{child}[{i}]"), issues);
+                    check_value(item, code, &child.item(i), issues);
                 }
             }
             single => check_value(single, code, &child, issues),
@@ -76,7 +77,7 @@ fn walk_object<'a>(
     }
 }
 
-fn check_value(value: &Value, code: &str, path: &str, issues: &mut Vec<Issue>) {
+fn check_value(value: &Value, code: &str, path: &JsonPath<'_>, issues: &mut Vec<Issue>) {
     match (code, value) {
         (_, Value::Null) => {}
         ("Resource", Value::Object(fields)) => {
@@ -88,6 +89,7 @@ fn check_value(value: &Value, code: &str, path: &str, issues: &mut Vec<Issue>) {
         (code, Value::Object(fields)) => walk_object(fields.iter(), code, path, issues),
         (code, value) => {
             if let Some(problem) = primitive_problem(code, value) {
+                let path = path.to_string();
                 issues.push(Issue::error(IssueType::Value, format!("{path}: {problem}")).at(path));
             }
         }

@@ -102,9 +102,11 @@ pub struct IndexRows {
 
 impl IndexRows {
     fn dedup(&mut self) {
-        fn unique<T: Clone + Eq + std::hash::Hash>(rows: &mut Vec<T>) {
-            let mut seen = HashSet::new();
-            rows.retain(|r| seen.insert(r.clone()));
+        fn unique<T: Eq + std::hash::Hash>(rows: &mut Vec<T>) {
+            let mut seen = HashSet::with_capacity(rows.len());
+            let keep: Vec<bool> = rows.iter().map(|r| seen.insert(r)).collect();
+            let mut keep = keep.into_iter();
+            rows.retain(|_| keep.next().unwrap_or(true));
         }
         unique(&mut self.strings);
         unique(&mut self.tokens);

@@ -562,6 +562,10 @@ fn children<'a>(node: &Node<'a>, name: &str) -> Vec<Node<'a>> {
         push(value, ty);
         return out;
     }
+    if table.is_some_and(|t| t.contains_key(name)) {
+        // An element that is not a choice and is absent: no key can stand for it.
+        return out;
+    }
     // A choice element: `value` matches `valueQuantity`, `valueString`...
     for (key, value) in object {
         if let Some(suffix) = key.strip_prefix(name)
