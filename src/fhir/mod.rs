@@ -18,7 +18,7 @@ pub mod view;
 
 use std::fmt;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use codec::{json_to_xml, xml_to_json};
 use outcome::{Issue, IssueType};
@@ -143,70 +143,115 @@ pub fn strip_version_meta(resource: &mut Value) {
 
 /// Sets the server-owned fields of a resource about to be stored: `id`, `meta.versionId` and
 /// `meta.lastUpdated`, keeping `resourceType`, `id` and `meta` first. Returns the bytes stored
-/// and served. The resource is serialized in place, not copied: a write may run twice (see the
-/// SQLite writer), and a copy of a large resource per run was most of this function's cost.
+/// and served. (A write that knows its resource before its version uses [`Unstamped`].)
 pub fn stamp(
     resource: &Value,
     id: &ResourceId,
     version: VersionId,
     last_updated: instant::EpochMillis,
 ) -> Vec<u8> {
-    let Value::Object(fields) = resource else {
-        return serde_json::to_vec(resource).unwrap_or_default();
-    };
-    let stamped = Stamped {
-        fields,
-        id,
-        version,
-        last_updated: instant::format_instant(last_updated),
-    };
-    serde_json::to_vec(&stamped).unwrap_or_default()
+    Unstamped::new(resource).stamp(id, version, last_updated)
 }
 
-/// A resource's fields as [`stamp`] writes them.
-struct Stamped<'a> {
-    fields: &'a Map<String, Value>,
-    id: &'a ResourceId,
-    version: VersionId,
-    last_updated: String,
+/// A resource serialized before its write, all but the fields the write assigns (`id`,
+/// `meta.versionId` and `meta.lastUpdated`): [`Unstamped::stamp`] only puts those in front of
+/// bytes written earlier. A write's version and time are known only inside the database
+/// transaction, and on SQLite that runs on the one writer thread, which is the limit on
+/// writes; so the serializing is done before, on the request's own thread.
+#[derive(Debug, Clone)]
+pub struct Unstamped {
+    /// `resourceType`'s value, serialized (empty when the resource has none).
+    resource_type: Vec<u8>,
+    /// `meta`'s other fields, each as `,"name":value`.
+    meta: Vec<u8>,
+    /// The resource's other fields, each as `,"name":value`.
+    rest: Vec<u8>,
+    /// Set when the resource is not a JSON object: stored as it is.
+    whole: Option<Vec<u8>>,
 }
 
-impl serde::Serialize for Stamped<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        if let Some(resource_type) = self.fields.get("resourceType") {
-            map.serialize_entry("resourceType", resource_type)?;
-        }
-        map.serialize_entry("id", self.id.as_str())?;
-        map.serialize_entry("meta", &StampedMeta(self))?;
-        for (name, value) in self.fields {
-            if !matches!(name.as_str(), "resourceType" | "id" | "meta") {
-                map.serialize_entry(name, value)?;
-            }
-        }
-        map.end()
-    }
-}
-
-/// `meta` as [`stamp`] writes it: the version and time first, then the client's other fields.
-struct StampedMeta<'a>(&'a Stamped<'a>);
-
-impl serde::Serialize for StampedMeta<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("versionId", &self.0.version.to_string())?;
-        map.serialize_entry("lastUpdated", &self.0.last_updated)?;
-        if let Some(Value::Object(meta)) = self.0.fields.get("meta") {
-            for (name, value) in meta {
+impl Unstamped {
+    /// Serializes `resource` but for its `id`, `meta.versionId` and `meta.lastUpdated`.
+    pub fn new(resource: &Value) -> Unstamped {
+        let Value::Object(fields) = resource else {
+            return Unstamped {
+                resource_type: Vec::new(),
+                meta: Vec::new(),
+                rest: Vec::new(),
+                whole: Some(serde_json::to_vec(resource).unwrap_or_default()),
+            };
+        };
+        let resource_type = fields
+            .get("resourceType")
+            .and_then(|t| serde_json::to_vec(t).ok())
+            .unwrap_or_default();
+        let mut meta = Vec::new();
+        if let Some(Value::Object(entries)) = fields.get("meta") {
+            for (name, value) in entries {
                 if !matches!(name.as_str(), "versionId" | "lastUpdated") {
-                    map.serialize_entry(name, value)?;
+                    write_entry(&mut meta, name, value);
                 }
             }
         }
-        map.end()
+        let mut rest = Vec::with_capacity(1024);
+        for (name, value) in fields {
+            if !matches!(name.as_str(), "resourceType" | "id" | "meta") {
+                write_entry(&mut rest, name, value);
+            }
+        }
+        Unstamped {
+            resource_type,
+            meta,
+            rest,
+            whole: None,
+        }
     }
+
+    /// The stored bytes of this resource as version `version` of `id`, written at
+    /// `last_updated`: `resourceType`, `id` and `meta` first, the version and time first in
+    /// `meta`, as compact JSON.
+    pub fn stamp(
+        &self,
+        id: &ResourceId,
+        version: VersionId,
+        last_updated: instant::EpochMillis,
+    ) -> Vec<u8> {
+        if let Some(whole) = &self.whole {
+            return whole.clone();
+        }
+        let mut out = Vec::with_capacity(self.rest.len() + self.meta.len() + 160);
+        out.push(b'{');
+        if !self.resource_type.is_empty() {
+            out.extend_from_slice(b"\"resourceType\":");
+            out.extend_from_slice(&self.resource_type);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"id\":");
+        write_json(&mut out, id.as_str());
+        out.extend_from_slice(b",\"meta\":{\"versionId\":");
+        write_json(&mut out, &version.to_string());
+        out.extend_from_slice(b",\"lastUpdated\":");
+        write_json(&mut out, &instant::format_instant(last_updated));
+        out.extend_from_slice(&self.meta);
+        out.push(b'}');
+        out.extend_from_slice(&self.rest);
+        out.push(b'}');
+        out
+    }
+}
+
+/// Appends `,"name":value` as compact JSON.
+fn write_entry(out: &mut Vec<u8>, name: &str, value: &Value) {
+    out.push(b',');
+    write_json(out, name);
+    out.push(b':');
+    write_json(out, value);
+}
+
+/// Appends `value` as compact JSON (writing to a `Vec` fails only for a value that is not
+/// JSON, which a `Value` and a `str` never are).
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 #[cfg(test)]
@@ -223,6 +268,48 @@ mod tests {
             String::from_utf8(bytes).unwrap(),
             r#"{"resourceType":"Patient","id":"abc","meta":{"versionId":"2","lastUpdated":"1970-01-01T00:00:00.000Z","profile":["http://p"]},"gender":"male"}"#
         );
+    }
+
+    #[test]
+    fn unstamped_writes_what_serde_json_writes() {
+        let id = ResourceId::parse("x.1").unwrap();
+        for resource in [
+            json!({"resourceType": "Observation", "status": "final", "valueString": "a \"q\" \u{e9}\n",
+                "meta": {"lastUpdated": "2001-01-01T00:00:00Z", "tag": [{"code": "t"}]}, "id": "old"}),
+            json!({"resourceType": "Basic", "meta": {"versionId": "3"}}),
+            json!({"resourceType": "Basic"}),
+            json!({"code": {"text": "no type"}}),
+            json!(["not", "a", "resource"]),
+        ] {
+            let mut expected = json!({});
+            if let Some(t) = resource.get("resourceType") {
+                expected["resourceType"] = t.clone();
+            }
+            let bytes = stamp(&resource, &id, 12, 1_000);
+            if !resource.is_object() {
+                assert_eq!(bytes, serde_json::to_vec(&resource).unwrap());
+                continue;
+            }
+            expected["id"] = json!("x.1");
+            let mut meta = json!({"versionId": "12", "lastUpdated": "1970-01-01T00:00:01.000Z"});
+            for (k, v) in resource
+                .get("meta")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                if k != "versionId" && k != "lastUpdated" {
+                    meta[k] = v.clone();
+                }
+            }
+            expected["meta"] = meta;
+            for (k, v) in resource.as_object().unwrap() {
+                if !matches!(k.as_str(), "resourceType" | "id" | "meta") {
+                    expected[k] = v.clone();
+                }
+            }
+            assert_eq!(String::from_utf8(bytes).unwrap(), expected.to_string());
+        }
     }
 
     #[test]

@@ -4,12 +4,12 @@
 //! single writer already does.
 
 use diesel::prelude::*;
-use serde_json::Value;
 
 use super::connection::DbConnection;
+use super::index::Rows;
 use super::{DeleteOutcome, StorageResult, StoredVersion, search, versions};
 use crate::fhir::instant::EpochMillis;
-use crate::fhir::{ResourceId, VersionId};
+use crate::fhir::{ResourceId, Unstamped, VersionId};
 use crate::search::IndexRows;
 use crate::search::query::SearchQuery;
 
@@ -46,7 +46,7 @@ pub(super) fn create(
     conn: &mut DbConnection,
     query: &SearchQuery,
     key: &str,
-    resource: &Value,
+    resource: &Unstamped,
     index: &IndexRows,
     now: EpochMillis,
 ) -> StorageResult<Conditional> {
@@ -56,26 +56,38 @@ pub(super) fn create(
         return Ok(Conditional::Matched(found));
     }
     let t = &query.types[0];
-    versions::create(conn, t, resource, index, now).map(Conditional::Written)
+    let id = ResourceId::generate();
+    versions::create(conn, (t, &id), resource, Rows::Extracted(index), now)
+        .map(Conditional::Written)
 }
 
 pub(super) fn update(
     conn: &mut DbConnection,
     query: &SearchQuery,
     key: &str,
-    resource: &Value,
+    (resource, body_id): (&Unstamped, Option<&str>),
     index: &IndexRows,
     if_match: Option<VersionId>,
     now: EpochMillis,
 ) -> StorageResult<Conditional> {
     lock(conn, key)?;
     let t = &query.types[0];
-    let body_id = resource.get("id").and_then(Value::as_str);
     let found = search::matching(conn, query, 2)?;
     match found.as_slice() {
         [] => match body_id.and_then(|id| ResourceId::parse(id).ok()) {
-            Some(id) => versions::update(conn, t, &id, resource, index, if_match, now),
-            None => versions::create(conn, t, resource, index, now),
+            Some(id) => versions::update(
+                conn,
+                t,
+                &id,
+                resource,
+                Rows::Extracted(index),
+                if_match,
+                now,
+            ),
+            None => {
+                let id = ResourceId::generate();
+                versions::create(conn, (t, &id), resource, Rows::Extracted(index), now)
+            }
         }
         .map(Conditional::Written),
         [one] => {
@@ -85,10 +97,17 @@ pub(super) fn update(
             let id = ResourceId::parse(one).map_err(|e| {
                 super::StorageError::Task(format!("stored id is invalid: {}", e.diagnostics))
             })?;
-            let mut resource = resource.clone();
-            resource["id"] = Value::String(one.clone());
-            versions::update(conn, t, &id, &resource, index, if_match, now)
-                .map(Conditional::Written)
+            // The stored resource takes the match's id (the body's, if any, is the same).
+            versions::update(
+                conn,
+                t,
+                &id,
+                resource,
+                Rows::Extracted(index),
+                if_match,
+                now,
+            )
+            .map(Conditional::Written)
         }
         _ => Ok(Conditional::Matched(found)),
     }

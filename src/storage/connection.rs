@@ -346,7 +346,13 @@ mod tests {
             ..Default::default()
         };
         super::super::index::clear(&mut conn, "Patient", "a").unwrap();
-        super::super::index::insert(&mut conn, "Patient", "a", &rows).unwrap();
+        super::super::index::insert(
+            &mut conn,
+            "Patient",
+            "a",
+            super::super::index::Rows::Extracted(&rows),
+        )
+        .unwrap();
         let c = sqlite(&mut conn);
         let written: Vec<(String, i64, String)> = tokens(c)
             .into_iter()

@@ -47,11 +47,35 @@ fn comparable(mut value: Value) -> Value {
 /// Rows per multi-row statement.
 const CHUNK: usize = 500;
 
+/// What a batch's write can use that is made before it runs (on SQLite the write runs on the
+/// one writer thread, the limit on writes): each item's stored bytes but for the version, and
+/// the index inserts of all items, for the usual case where every item is written.
+pub(super) struct Prepared {
+    bodies: Vec<fhir::Unstamped>,
+    inserts: index::Inserts,
+}
+
+/// Prepares the write of `items` for PostgreSQL or SQLite.
+pub(super) fn prepare(postgres: bool, items: &[ImportItem]) -> Prepared {
+    let rows: Vec<(&str, &str, &IndexRows)> = items
+        .iter()
+        .map(|i| (i.resource_type.as_str(), i.id.as_str(), &i.index))
+        .collect();
+    Prepared {
+        bodies: items
+            .iter()
+            .map(|i| fhir::Unstamped::new(&i.resource))
+            .collect(),
+        inserts: index::Inserts::new(postgres, &rows),
+    }
+}
+
 /// Writes a batch: the current versions are read in one query per type, and the new versions,
 /// current-version rows and index rows are written with one multi-row statement per table.
 pub(super) fn run(
     conn: &mut DbConnection,
     items: &[ImportItem],
+    prepared: Option<&Prepared>,
     now: EpochMillis,
 ) -> StorageResult<Vec<Imported>> {
     let mut keys = HashSet::new();
@@ -66,7 +90,7 @@ pub(super) fn run(
     let mut done = Vec::with_capacity(items.len());
     let mut new_versions = Vec::new();
     let mut written = Vec::new();
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
         let (t, id) = (item.resource_type.as_str(), item.id.as_str());
         let previous = current.get(&(t.to_owned(), id.to_owned()));
         let live = previous.filter(|p| !p.deleted);
@@ -79,7 +103,10 @@ pub(super) fn run(
         }
         let version_id = previous.map_or(1, |p| p.version_id + 1);
         let last_updated = previous.map_or(now, |p| now.max(p.last_updated));
-        let content = fhir::stamp(&item.resource, &item.id, version_id, last_updated);
+        let content = match prepared {
+            Some(p) => p.bodies[i].stamp(&item.id, version_id, last_updated),
+            None => fhir::stamp(&item.resource, &item.id, version_id, last_updated),
+        };
         if live.is_some() {
             index::clear(conn, t, id)?;
         }
@@ -143,11 +170,16 @@ pub(super) fn run(
             on_backend!(conn, c => diesel::insert_into(resources::table).values(&fresh).execute(c))?;
         }
     }
-    let rows: Vec<(&str, &str, &IndexRows)> = written
-        .iter()
-        .map(|i| (i.resource_type.as_str(), i.id.as_str(), &i.index))
-        .collect();
-    index::insert_many(conn, &rows)?;
+    match prepared {
+        Some(p) if written.len() == items.len() => p.inserts.run(conn)?,
+        _ => {
+            let rows: Vec<(&str, &str, &IndexRows)> = written
+                .iter()
+                .map(|i| (i.resource_type.as_str(), i.id.as_str(), &i.index))
+                .collect();
+            index::insert_many(conn, &rows)?;
+        }
+    }
     Ok(done)
 }
 
@@ -215,7 +247,7 @@ fn one_by_one(
             previous.as_ref(),
             WriteMethod::Put,
             content,
-            Some(&item.index),
+            Some(index::Rows::Extracted(&item.index)),
             now,
         )?;
         done.push(if version.created {

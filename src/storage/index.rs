@@ -39,17 +39,28 @@ pub(super) fn clear(conn: &mut DbConnection, t: &str, id: &str) -> StorageResult
     Ok(())
 }
 
+/// The index rows a write stores with its version: extracted, or already made into their
+/// INSERT statements.
+#[derive(Clone, Copy)]
+pub(super) enum Rows<'a> {
+    /// Extracted rows, whose statements the write builds.
+    Extracted(&'a IndexRows),
+    /// Statements built before the write ([`Inserts::new`]).
+    Built(&'a Inserts),
+}
+
 /// Writes the index rows of a resource (after [`clear`] when it had rows before): one
-/// multi-row INSERT per table. The statements are built as SQL text so that each backend
-/// caches one prepared statement per table and row count (diesel does not cache its own
-/// multi-row inserts, and preparing them was most of a write's cost on SQLite).
+/// multi-row INSERT per table.
 pub(super) fn insert(
     conn: &mut DbConnection,
     t: &str,
     id: &str,
-    rows: &IndexRows,
+    rows: Rows<'_>,
 ) -> StorageResult<()> {
-    insert_many(conn, &[(t, id, rows)])
+    match rows {
+        Rows::Extracted(rows) => insert_many(conn, &[(t, id, rows)]),
+        Rows::Built(inserts) => inserts.run(conn),
+    }
 }
 
 /// The rows of one index table for `resources`, each starting with its owner's type and id
@@ -84,6 +95,33 @@ pub(super) fn insert_many(
     resources: &[(&str, &str, &IndexRows)],
 ) -> StorageResult<()> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
+    Inserts::new(postgres, resources).run(conn)
+}
+
+/// The INSERT statements of index rows. They are built as SQL text so that each backend caches
+/// one prepared statement per table and row count (diesel does not cache its own multi-row
+/// inserts, and preparing them was most of a write's cost on SQLite). A write whose resource
+/// and id are known before it runs builds them first, on the request's thread: on SQLite the
+/// write itself runs on the one writer thread, the limit on writes.
+pub(super) struct Inserts(Vec<Sql>);
+
+impl Inserts {
+    /// The statements writing `resources`' rows, for PostgreSQL or SQLite.
+    pub(super) fn new(postgres: bool, resources: &[(&str, &str, &IndexRows)]) -> Inserts {
+        Inserts(statements(postgres, resources))
+    }
+
+    /// Runs the statements.
+    pub(super) fn run(&self, conn: &mut DbConnection) -> StorageResult<()> {
+        for sql in &self.0 {
+            execute!(conn, sql)?;
+        }
+        Ok(())
+    }
+}
+
+/// One multi-row INSERT per table that has rows (per chunk of [`CHUNK`] rows).
+fn statements(postgres: bool, resources: &[(&str, &str, &IndexRows)]) -> Vec<Sql> {
     let text = |s: &str| Bind::Text(s.to_owned());
     let opt = |s: &Option<String>| Bind::OptText(s.clone());
     let mut tables: Vec<(&str, &str, Vec<Vec<Bind>>)> = Vec::with_capacity(8);
@@ -195,8 +233,10 @@ pub(super) fn insert_many(
                 values
             }),
     ));
+    let mut statements = Vec::new();
     for (table, columns, values) in tables {
-        for chunk in values.chunks(CHUNK) {
+        let mut rows = values.into_iter().peekable();
+        while rows.peek().is_some() {
             let mut sql = Sql::new(postgres);
             // `OR FAIL` on SQLite: a multi-row INSERT that may abort (these tables have NOT
             // NULL columns) otherwise first copies every page it changes into a statement
@@ -216,9 +256,9 @@ pub(super) fn insert_many(
             })
             .push(columns)
             .push(") VALUES ");
-            for (i, row) in chunk.iter().enumerate() {
+            for (i, row) in rows.by_ref().take(CHUNK).enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" });
-                for (j, value) in row.iter().cloned().enumerate() {
+                for (j, value) in row.into_iter().enumerate() {
                     if j > 0 {
                         sql.push(", ");
                     }
@@ -226,8 +266,8 @@ pub(super) fn insert_many(
                 }
                 sql.push(")");
             }
-            execute!(conn, &sql)?;
+            statements.push(sql);
         }
     }
-    Ok(())
+    statements
 }

@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::clock::SharedClock;
 use crate::config::DatabaseUrl;
 use crate::fhir::instant::EpochMillis;
-use crate::fhir::{ResourceId, VersionId};
+use crate::fhir::{ResourceId, Unstamped, VersionId};
 use crate::search::IndexRows;
 pub use conditional::{Conditional, MAX_CONDITIONAL_DELETES};
 use connection::{ConnectionManager, DbConnection};
@@ -249,6 +249,11 @@ impl Storage {
         })
     }
 
+    /// Whether the database is PostgreSQL (SQLite otherwise).
+    fn postgres(&self) -> bool {
+        self.sqlite_writer.is_none()
+    }
+
     /// Runs blocking database work on a database thread.
     async fn with_conn<T, F>(&self, work: F) -> StorageResult<T>
     where
@@ -289,9 +294,17 @@ impl Storage {
         resource: Value,
         index: IndexRows,
     ) -> StorageResult<StoredVersion> {
-        let t = resource_type.to_owned();
-        self.write(move |conn, now| versions::create(conn, &t, &resource, &index, now))
-            .await
+        // The id, the stored bytes (but for the version) and the index inserts are made here,
+        // so that the write itself (on SQLite, the one writer thread) only runs them.
+        let (t, id) = (resource_type.to_owned(), ResourceId::generate());
+        let resource = Unstamped::new(&resource);
+        let inserts = index::Inserts::new(self.postgres(), &[(&t, id.as_str(), &index)]);
+        drop(index);
+        self.write(move |conn, now| {
+            let rows = index::Rows::Built(&inserts);
+            versions::create(conn, (&t, &id), &resource, rows, now)
+        })
+        .await
     }
 
     /// Updates a resource, or creates it with the given id; `if_match` is the version the client
@@ -305,8 +318,12 @@ impl Storage {
         if_match: Option<VersionId>,
     ) -> StorageResult<StoredVersion> {
         let (t, id) = (resource_type.to_owned(), id.clone());
+        let resource = Unstamped::new(&resource);
+        let inserts = index::Inserts::new(self.postgres(), &[(&t, id.as_str(), &index)]);
+        drop(index);
         self.write(move |conn, now| {
-            versions::update(conn, &t, &id, &resource, &index, if_match, now)
+            let rows = index::Rows::Built(&inserts);
+            versions::update(conn, &t, &id, &resource, rows, if_match, now)
         })
         .await
     }
@@ -326,8 +343,8 @@ impl Storage {
     /// Runs the steps of a FHIR transaction in one database transaction: all of them, in
     /// order, or none.
     pub async fn transaction(&self, steps: Vec<TxStep>) -> StorageResult<Vec<TxDone>> {
-        let steps = std::sync::Arc::new(steps);
-        self.write(move |conn, now| transaction::run(conn, &steps, now))
+        let inserts = transaction::inserts(self.postgres(), &steps);
+        self.write(move |conn, now| transaction::run(conn, &steps, &inserts, now))
             .await
     }
 
@@ -341,7 +358,14 @@ impl Storage {
         &self,
         items: std::sync::Arc<Vec<ImportItem>>,
     ) -> StorageResult<Vec<Imported>> {
-        self.write(move |conn, now| import::run(conn, &items, now))
+        // Serializing and building the inserts of many resources is CPU work: not on an async
+        // worker, and not on the SQLite writer either (see `import::Prepared`).
+        let postgres = self.postgres();
+        let shared = items.clone();
+        let prepared = tokio::task::spawn_blocking(move || import::prepare(postgres, &shared))
+            .await
+            .map_err(|e| StorageError::Task(format!("preparing an import failed: {e}")))?;
+        self.write(move |conn, now| import::run(conn, &items, Some(&prepared), now))
             .await
     }
 
@@ -405,6 +429,7 @@ impl Storage {
         resource: Value,
         index: IndexRows,
     ) -> StorageResult<Conditional> {
+        let resource = Unstamped::new(&resource);
         self.write(move |conn, now| conditional::create(conn, &query, &key, &resource, &index, now))
             .await
     }
@@ -418,8 +443,14 @@ impl Storage {
         index: IndexRows,
         if_match: Option<VersionId>,
     ) -> StorageResult<Conditional> {
+        let body_id = resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let resource = Unstamped::new(&resource);
         self.write(move |conn, now| {
-            conditional::update(conn, &query, &key, &resource, &index, if_match, now)
+            let body = (&resource, body_id.as_deref());
+            conditional::update(conn, &query, &key, body, &index, if_match, now)
         })
         .await
     }

@@ -87,7 +87,7 @@ pub(super) fn rewrite(
             continue;
         }
         index::clear(conn, &resource.resource_type, &resource.id)?;
-        index::insert(conn, &resource.resource_type, &resource.id, rows)?;
+        index::insert_many(conn, &[(&resource.resource_type, &resource.id, rows)])?;
         done += 1;
     }
     Ok(done)

@@ -1071,7 +1071,13 @@ mod tests {
             if (10..12).contains(&i) {
                 rows.references.push(reference("performer", "few"));
             }
-            super::super::index::insert(&mut conn, "Observation", &format!("o{i}"), &rows).unwrap();
+            super::super::index::insert(
+                &mut conn,
+                "Observation",
+                &format!("o{i}"),
+                super::super::index::Rows::Extracted(&rows),
+            )
+            .unwrap();
         }
         let driver = |conn: &mut DbConnection, params: &[(&str, &str)]| {
             let params: Vec<(String, String)> = params

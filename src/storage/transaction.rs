@@ -4,14 +4,12 @@
 //! version, and each conditional match is checked again, so a transaction whose reads went stale
 //! fails as a whole with [`StorageError::Stale`] and can be planned again.
 
-use serde_json::Value;
-
 use super::connection::DbConnection;
 use super::{
-    StorageError, StorageResult, StoredVersion, WriteMethod, conditional, search, versions,
+    StorageError, StorageResult, StoredVersion, WriteMethod, conditional, index, search, versions,
 };
 use crate::fhir::instant::EpochMillis;
-use crate::fhir::{self, ResourceId, VersionId};
+use crate::fhir::{ResourceId, Unstamped, VersionId};
 use crate::search::IndexRows;
 use crate::search::query::SearchQuery;
 
@@ -58,8 +56,8 @@ pub enum TxStep {
         resource_type: String,
         /// The id (assigned by the planner for a create).
         id: ResourceId,
-        /// The resource, references resolved.
-        resource: Value,
+        /// The resource, references resolved, serialized but for its version.
+        resource: Unstamped,
         /// Its index rows.
         index: IndexRows,
         /// `POST` or `PUT`.
@@ -122,7 +120,32 @@ fn met(
     }
 }
 
-fn step(conn: &mut DbConnection, step: &TxStep, now: EpochMillis) -> StorageResult<TxDone> {
+/// The index inserts of each step that writes a resource, built before the transaction runs
+/// (see [`index::Inserts`]).
+pub(super) fn inserts(postgres: bool, steps: &[TxStep]) -> Vec<Option<index::Inserts>> {
+    steps
+        .iter()
+        .map(|step| match step {
+            TxStep::Write {
+                resource_type,
+                id,
+                index,
+                ..
+            } => Some(index::Inserts::new(
+                postgres,
+                &[(resource_type, id.as_str(), index)],
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn step(
+    conn: &mut DbConnection,
+    step: &TxStep,
+    inserts: Option<&index::Inserts>,
+    now: EpochMillis,
+) -> StorageResult<TxDone> {
     match step {
         TxStep::Delete {
             resource_type,
@@ -162,14 +185,14 @@ fn step(conn: &mut DbConnection, step: &TxStep, now: EpochMillis) -> StorageResu
                 versions::current(conn, resource_type, id)?
             };
             met(previous.as_ref(), *expect, &format!("{resource_type}/{id}"))?;
-            let content = |version, at| fhir::stamp(resource, id, version, at);
+            let content = |version, at| resource.stamp(id, version, at);
             versions::append(
                 conn,
                 (resource_type, id),
                 previous.as_ref(),
                 *method,
                 content,
-                Some(index),
+                Some(inserts.map_or(index::Rows::Extracted(index), index::Rows::Built)),
                 now,
             )
             .map(TxDone::Stored)
@@ -195,11 +218,12 @@ fn step(conn: &mut DbConnection, step: &TxStep, now: EpochMillis) -> StorageResu
 pub(super) fn run(
     conn: &mut DbConnection,
     steps: &[TxStep],
+    inserts: &[Option<index::Inserts>],
     now: EpochMillis,
 ) -> StorageResult<Vec<TxDone>> {
     let mut done = Vec::with_capacity(steps.len());
-    for s in steps {
-        match step(conn, s, now) {
+    for (i, s) in steps.iter().enumerate() {
+        match step(conn, s, inserts.get(i).and_then(Option::as_ref), now) {
             Ok(d) => done.push(d),
             // Database errors stay as they are: the PostgreSQL path retries unique violations.
             Err(e @ StorageError::Database(_)) => return Err(e),

@@ -3,17 +3,16 @@
 //! `(type, id, version)` shows that a concurrent writer got there first.
 
 use diesel::prelude::*;
-use serde_json::Value;
 
 use super::connection::{DbConnection, on_backend};
+use super::index::Rows;
 
 // Lookups by key use `get_result`, not `first`: `first` binds `LIMIT ?`, and SQLite re-prepares
 // a statement whose bound LIMIT value it planned with, on every execution.
 use super::schema::{resource_versions, resources};
 use super::{DeleteOutcome, StorageError, StorageResult, StoredVersion, WriteMethod};
 use crate::fhir::instant::EpochMillis;
-use crate::fhir::{self, ResourceId, VersionId};
-use crate::search::IndexRows;
+use crate::fhir::{ResourceId, Unstamped, VersionId};
 
 /// A row of `resource_versions`.
 #[derive(Queryable, Selectable)]
@@ -119,7 +118,7 @@ pub(super) fn append(
     previous: Option<&Current>,
     method: WriteMethod,
     content: impl FnOnce(VersionId, EpochMillis) -> Vec<u8>,
-    index: Option<&IndexRows>,
+    index: Option<Rows<'_>>,
     now: EpochMillis,
 ) -> StorageResult<StoredVersion> {
     let version_id = previous.map_or(1, |p| p.version_id + 1);
@@ -181,18 +180,18 @@ pub(super) fn append(
     })
 }
 
+/// Creates resource `id` (a new server-assigned id, [`ResourceId::generate`]).
 pub(super) fn create(
     conn: &mut DbConnection,
-    t: &str,
-    resource: &Value,
-    index: &IndexRows,
+    (t, id): (&str, &ResourceId),
+    resource: &Unstamped,
+    index: Rows<'_>,
     now: EpochMillis,
 ) -> StorageResult<StoredVersion> {
-    let id = ResourceId::generate();
-    let content = |version, at| fhir::stamp(resource, &id, version, at);
+    let content = |version, at| resource.stamp(id, version, at);
     append(
         conn,
-        (t, &id),
+        (t, id),
         None,
         WriteMethod::Post,
         content,
@@ -216,14 +215,14 @@ pub(super) fn update(
     conn: &mut DbConnection,
     t: &str,
     id: &ResourceId,
-    resource: &Value,
-    index: &IndexRows,
+    resource: &Unstamped,
+    index: Rows<'_>,
     if_match: Option<VersionId>,
     now: EpochMillis,
 ) -> StorageResult<StoredVersion> {
     let previous = current(conn, t, id)?;
     check_precondition(previous.as_ref(), if_match)?;
-    let content = |version, at| fhir::stamp(resource, id, version, at);
+    let content = |version, at| resource.stamp(id, version, at);
     append(
         conn,
         (t, id),

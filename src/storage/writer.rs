@@ -50,7 +50,9 @@ trait Job: Send {
 struct Pending<T, F> {
     work: F,
     result: Option<StorageResult<T>>,
-    caller: oneshot::Sender<StorageResult<T>>,
+    /// Gets the result, and `work` back: what a write captured (a parsed resource, its index
+    /// rows) is dropped on the caller's thread, not on the writer's.
+    caller: oneshot::Sender<(StorageResult<T>, F)>,
 }
 
 impl<T, F> Job for Pending<T, F>
@@ -71,14 +73,19 @@ where
     }
 
     fn answer(self: Box<Self>, commit_failure: Option<&StorageError>) {
-        let result = match (commit_failure, self.result) {
+        let Pending {
+            work,
+            result,
+            caller,
+        } = *self;
+        let result = match (commit_failure, result) {
             (Some(error), _) => Err(StorageError::Task(format!("commit failed: {error}"))),
             (None, Some(result)) => result,
             (None, None) => Err(StorageError::Task(
                 "the SQLite writer skipped a write".into(),
             )),
         };
-        let _ = self.caller.send(result);
+        let _ = caller.send((result, work));
     }
 }
 
@@ -247,7 +254,7 @@ impl Writer {
         T: Send + 'static,
         F: Fn(&mut DbConnection, EpochMillis) -> StorageResult<T> + Send + 'static,
     {
-        let (caller, answered) = oneshot::channel::<StorageResult<T>>();
+        let (caller, answered) = oneshot::channel::<(StorageResult<T>, F)>();
         let job = Pending {
             work,
             result: None,
@@ -256,9 +263,10 @@ impl Writer {
         self.queue
             .send(Box::new(job))
             .map_err(|_| StorageError::Task("the SQLite writer has stopped".into()))?;
-        answered
+        let (result, _work) = answered
             .await
-            .map_err(|_| StorageError::Task("the SQLite writer dropped a write".into()))?
+            .map_err(|_| StorageError::Task("the SQLite writer dropped a write".into()))?;
+        result
     }
 }
 
@@ -292,7 +300,10 @@ mod tests {
     fn job(
         values: &'static [i64],
         runs: &Arc<AtomicUsize>,
-    ) -> (Box<dyn Job>, oneshot::Receiver<StorageResult<()>>) {
+    ) -> (
+        Box<dyn Job>,
+        oneshot::Receiver<(StorageResult<()>, impl Send + 'static)>,
+    ) {
         let (caller, answered) = oneshot::channel();
         let runs = runs.clone();
         let work = move |conn: &mut DbConnection, _now: EpochMillis| {
@@ -323,7 +334,7 @@ mod tests {
         }
         let answers = answers
             .iter_mut()
-            .map(|answer| answer.try_recv().unwrap().is_ok())
+            .map(|answer| answer.try_recv().unwrap().0.is_ok())
             .collect();
         let kept = diesel::sql_query("SELECT v FROM t ORDER BY v")
             .load::<Row>(&mut conn)

@@ -735,7 +735,7 @@ impl Planner<'_> {
                 entry,
                 resource_type,
                 id,
-                resource,
+                resource: crate::fhir::Unstamped::new(&resource),
                 index,
                 method,
                 expect,
