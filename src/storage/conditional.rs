@@ -72,22 +72,12 @@ pub(super) fn update(
 ) -> StorageResult<Conditional> {
     lock(conn, key)?;
     let t = &query.types[0];
+    let rows = Rows::Extracted(index);
     let found = search::matching(conn, query, 2)?;
     match found.as_slice() {
         [] => match body_id.and_then(|id| ResourceId::parse(id).ok()) {
-            Some(id) => versions::update(
-                conn,
-                t,
-                &id,
-                resource,
-                Rows::Extracted(index),
-                if_match,
-                now,
-            ),
-            None => {
-                let id = ResourceId::generate();
-                versions::create(conn, (t, &id), resource, Rows::Extracted(index), now)
-            }
+            Some(id) => versions::update(conn, t, &id, resource, rows, if_match, now),
+            None => versions::create(conn, (t, &ResourceId::generate()), resource, rows, now),
         }
         .map(Conditional::Written),
         [one] => {
@@ -98,16 +88,7 @@ pub(super) fn update(
                 super::StorageError::Task(format!("stored id is invalid: {}", e.diagnostics))
             })?;
             // The stored resource takes the match's id (the body's, if any, is the same).
-            versions::update(
-                conn,
-                t,
-                &id,
-                resource,
-                Rows::Extracted(index),
-                if_match,
-                now,
-            )
-            .map(Conditional::Written)
+            versions::update(conn, t, &id, resource, rows, if_match, now).map(Conditional::Written)
         }
         _ => Ok(Conditional::Matched(found)),
     }
