@@ -106,9 +106,28 @@ pub(super) fn insert_many(
 pub(super) struct Inserts(Vec<Sql>);
 
 impl Inserts {
-    /// The statements writing `resources`' rows, for PostgreSQL or SQLite.
+    /// The statements writing `resources`' rows, for PostgreSQL or SQLite. On PostgreSQL each
+    /// statement is a round trip to the server, so the tables' INSERTs go as one statement
+    /// (`WITH w0 AS (INSERT …), w1 AS (INSERT …) INSERT …`) as long as its binds stay under
+    /// the protocol's limit.
     pub(super) fn new(postgres: bool, resources: &[(&str, &str, &IndexRows)]) -> Inserts {
-        Inserts(statements(postgres, resources))
+        let statements = statements(postgres, resources);
+        if !postgres {
+            return Inserts(statements);
+        }
+        let mut joined = Vec::new();
+        let mut group: Vec<Sql> = Vec::new();
+        for sql in statements {
+            let binds: usize = group.iter().map(|g| g.binds.len()).sum();
+            if !group.is_empty() && binds + sql.binds.len() > POSTGRES_BINDS {
+                joined.push(with_clauses(std::mem::take(&mut group)));
+            }
+            group.push(sql);
+        }
+        if !group.is_empty() {
+            joined.push(with_clauses(group));
+        }
+        Inserts(joined)
     }
 
     /// Runs the statements.
@@ -118,6 +137,28 @@ impl Inserts {
         }
         Ok(())
     }
+}
+
+/// Most binds in one PostgreSQL statement (the protocol counts them in 16 bits).
+const POSTGRES_BINDS: usize = 65_535;
+
+/// PostgreSQL statements run as one: all but the last as data-modifying `WITH` clauses.
+fn with_clauses(mut group: Vec<Sql>) -> Sql {
+    let Some(last) = group.pop() else {
+        return Sql::new(true);
+    };
+    if group.is_empty() {
+        return last;
+    }
+    let mut sql = Sql::new(true);
+    for (i, part) in group.into_iter().enumerate() {
+        sql.push(if i == 0 { "WITH " } else { ", " })
+            .push(&format!("w{i} AS ("))
+            .append(part)
+            .push(")");
+    }
+    sql.push(" ").append(last);
+    sql
 }
 
 /// One multi-row INSERT per table that has rows (per chunk of [`CHUNK`] rows).
@@ -270,4 +311,57 @@ fn statements(postgres: bool, resources: &[(&str, &str, &IndexRows)]) -> Vec<Sql
         }
     }
     statements
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::extract::{StringRow, TokenRow};
+
+    /// A resource's rows: `strings` string rows (5 binds each on PostgreSQL) and `tokens`
+    /// token rows (6 each).
+    fn rows(strings: usize, tokens: usize) -> IndexRows {
+        IndexRows {
+            strings: (0..strings)
+                .map(|i| StringRow {
+                    code: "name".into(),
+                    normalized: format!("n{i}"),
+                    exact: format!("N{i}"),
+                })
+                .collect(),
+            tokens: (0..tokens)
+                .map(|i| TokenRow {
+                    code: "identifier".into(),
+                    system: Some("urn:s".into()),
+                    value: Some(format!("v{i}")),
+                    display: None,
+                })
+                .collect(),
+            ..IndexRows::default()
+        }
+    }
+
+    #[test]
+    fn postgres_joins_the_tables_inserts_into_one_statement_under_the_bind_limit() {
+        let few = rows(3, 2);
+        let joined = Inserts::new(true, &[("Patient", "a", &few)]);
+        assert_eq!(joined.0.len(), 1);
+        assert!(
+            joined.0[0]
+                .text
+                .starts_with("WITH w0 AS (INSERT INTO search_string")
+        );
+        assert_eq!(joined.0[0].binds.len(), 3 * 5 + 2 * 6);
+        // SQLite runs one statement per table.
+        assert_eq!(Inserts::new(false, &[("Patient", "a", &few)]).0.len(), 2);
+
+        // 12 chunks of 1,000 rows: 60,000 string binds and 12,000 token binds, more than one
+        // PostgreSQL statement may carry.
+        let many = rows(12_000, 2_000);
+        let split = Inserts::new(true, &[("Patient", "a", &many)]);
+        assert!(split.0.len() >= 2, "{} statements", split.0.len());
+        assert!(split.0.iter().all(|s| s.binds.len() <= POSTGRES_BINDS));
+        let total: usize = split.0.iter().map(|s| s.binds.len()).sum();
+        assert_eq!(total, 12_000 * 5 + 2_000 * 6);
+    }
 }
