@@ -16,8 +16,38 @@ use crate::search::IndexRows;
 /// Rows per INSERT: 16 columns × 1000 stays under SQLite's 32,766 binds.
 const CHUNK: usize = 1000;
 
-/// Removes every index row of a resource.
+/// The index tables.
+const TABLES: [&str; 8] = [
+    "search_string",
+    "search_token",
+    "search_date",
+    "search_number",
+    "search_quantity",
+    "search_reference",
+    "search_uri",
+    "search_composite",
+];
+
+/// Removes every index row of a resource. On PostgreSQL, where each statement is a round trip
+/// to the server, the tables' DELETEs go as one statement (`WITH d0 AS (DELETE …), … DELETE …`).
 pub(super) fn clear(conn: &mut DbConnection, t: &str, id: &str) -> StorageResult<()> {
+    if let DbConnection::Postgres(_) = conn {
+        let deletes = TABLES
+            .iter()
+            .map(|table| {
+                let mut sql = Sql::new(true);
+                sql.push("DELETE FROM ")
+                    .push(table)
+                    .push(" WHERE resource_type = ")
+                    .text(t)
+                    .push(" AND resource_id = ")
+                    .text(id);
+                sql
+            })
+            .collect();
+        execute!(conn, &with_clauses(deletes))?;
+        return Ok(());
+    }
     macro_rules! clear_table {
         ($table:ident) => {
             on_backend!(conn, c => diesel::delete(
@@ -103,39 +133,55 @@ pub(super) fn insert_many(
 /// inserts, and preparing them was most of a write's cost on SQLite). A write whose resource
 /// and id are known before it runs builds them first, on the request's thread: on SQLite the
 /// write itself runs on the one writer thread, the limit on writes.
-pub(super) struct Inserts(Vec<Sql>);
+pub(super) struct Inserts {
+    /// One multi-row INSERT per table (per chunk of rows).
+    statements: Vec<Sql>,
+    postgres: bool,
+}
 
 impl Inserts {
-    /// The statements writing `resources`' rows, for PostgreSQL or SQLite. On PostgreSQL each
-    /// statement is a round trip to the server, so the tables' INSERTs go as one statement
-    /// (`WITH w0 AS (INSERT …), w1 AS (INSERT …) INSERT …`) as long as its binds stay under
-    /// the protocol's limit.
+    /// The statements writing `resources`' rows, for PostgreSQL or SQLite.
     pub(super) fn new(postgres: bool, resources: &[(&str, &str, &IndexRows)]) -> Inserts {
-        let statements = statements(postgres, resources);
-        if !postgres {
-            return Inserts(statements);
+        Inserts {
+            statements: statements(postgres, resources),
+            postgres,
         }
+    }
+
+    /// Runs the statements: on SQLite one per table, on PostgreSQL as few as
+    /// [`Inserts::after`] makes.
+    pub(super) fn run(&self, conn: &mut DbConnection) -> StorageResult<()> {
+        if !self.postgres {
+            for sql in &self.statements {
+                execute!(conn, sql)?;
+            }
+            return Ok(());
+        }
+        for sql in &self.after(Vec::new()) {
+            execute!(conn, sql)?;
+        }
+        Ok(())
+    }
+
+    /// PostgreSQL statements that run `leading` and then these inserts. Each statement is a
+    /// round trip to the server, so they go as one statement (`WITH w0 AS (INSERT …), w1 AS
+    /// (INSERT …) INSERT …`) as long as its binds stay under the protocol's limit.
+    pub(super) fn after(&self, leading: Vec<Sql>) -> Vec<Sql> {
         let mut joined = Vec::new();
         let mut group: Vec<Sql> = Vec::new();
-        for sql in statements {
-            let binds: usize = group.iter().map(|g| g.binds.len()).sum();
+        let mut binds = 0;
+        for sql in leading.into_iter().chain(self.statements.iter().cloned()) {
             if !group.is_empty() && binds + sql.binds.len() > POSTGRES_BINDS {
                 joined.push(with_clauses(std::mem::take(&mut group)));
+                binds = 0;
             }
+            binds += sql.binds.len();
             group.push(sql);
         }
         if !group.is_empty() {
             joined.push(with_clauses(group));
         }
-        Inserts(joined)
-    }
-
-    /// Runs the statements.
-    pub(super) fn run(&self, conn: &mut DbConnection) -> StorageResult<()> {
-        for sql in &self.0 {
-            execute!(conn, sql)?;
-        }
-        Ok(())
+        joined
     }
 }
 
@@ -344,24 +390,43 @@ mod tests {
     #[test]
     fn postgres_joins_the_tables_inserts_into_one_statement_under_the_bind_limit() {
         let few = rows(3, 2);
-        let joined = Inserts::new(true, &[("Patient", "a", &few)]);
-        assert_eq!(joined.0.len(), 1);
+        let joined = Inserts::new(true, &[("Patient", "a", &few)]).after(Vec::new());
+        assert_eq!(joined.len(), 1);
         assert!(
-            joined.0[0]
+            joined[0]
                 .text
                 .starts_with("WITH w0 AS (INSERT INTO search_string")
         );
-        assert_eq!(joined.0[0].binds.len(), 3 * 5 + 2 * 6);
+        assert_eq!(joined[0].binds.len(), 3 * 5 + 2 * 6);
         // SQLite runs one statement per table.
-        assert_eq!(Inserts::new(false, &[("Patient", "a", &few)]).0.len(), 2);
+        assert_eq!(
+            Inserts::new(false, &[("Patient", "a", &few)])
+                .statements
+                .len(),
+            2
+        );
+        // Leading statements go first, in the same statement.
+        let mut version = Sql::new(true);
+        version
+            .push("INSERT INTO resources (resource_id) VALUES (")
+            .text("a")
+            .push(")");
+        let with_version = Inserts::new(true, &[("Patient", "a", &few)]).after(vec![version]);
+        assert_eq!(with_version.len(), 1);
+        assert!(
+            with_version[0]
+                .text
+                .starts_with("WITH w0 AS (INSERT INTO resources (resource_id) VALUES ($1)), w1 AS (INSERT INTO search_string")
+        );
+        assert_eq!(with_version[0].binds[0], Bind::Text("a".into()));
 
         // 12 chunks of 1,000 rows: 60,000 string binds and 12,000 token binds, more than one
         // PostgreSQL statement may carry.
         let many = rows(12_000, 2_000);
-        let split = Inserts::new(true, &[("Patient", "a", &many)]);
-        assert!(split.0.len() >= 2, "{} statements", split.0.len());
-        assert!(split.0.iter().all(|s| s.binds.len() <= POSTGRES_BINDS));
-        let total: usize = split.0.iter().map(|s| s.binds.len()).sum();
+        let split = Inserts::new(true, &[("Patient", "a", &many)]).after(Vec::new());
+        assert!(split.len() >= 2, "{} statements", split.len());
+        assert!(split.iter().all(|s| s.binds.len() <= POSTGRES_BINDS));
+        let total: usize = split.iter().map(|s| s.binds.len()).sum();
         assert_eq!(total, 12_000 * 5 + 2_000 * 6);
     }
 }

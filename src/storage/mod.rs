@@ -300,6 +300,15 @@ impl Storage {
         let resource = Unstamped::new(&resource);
         let inserts = index::Inserts::new(self.postgres(), &[(&t, id.as_str(), &index)]);
         drop(index);
+        if self.postgres() {
+            // A new id cannot meet a concurrent write: no retry, no transaction around it.
+            return self
+                .with_conn(move |conn, storage| {
+                    let now = storage.clock.now_millis();
+                    versions::create_postgres(conn, (&t, &id), &resource, &inserts, now)
+                })
+                .await;
+        }
         self.write(move |conn, now| {
             let rows = index::Rows::Built(&inserts);
             versions::create(conn, (&t, &id), &resource, rows, now)

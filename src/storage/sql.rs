@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use diesel::sql_types::{BigInt, Double, Nullable, Text};
+use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
 /// A value bound to a placeholder.
@@ -22,10 +22,14 @@ pub(super) enum Bind {
     /// A nullable double column's value.
     #[serde(rename = "of")]
     OptFloat(Option<f64>),
+    /// A binary column's value.
+    #[serde(rename = "b")]
+    Bytes(Vec<u8>),
 }
 
 /// SQL text with its binds. The text shows each placeholder in the backend's style (for logs);
 /// `marks` remembers where they are, so that diesel writes the real ones when it runs the query.
+#[derive(Clone)]
 pub(super) struct Sql {
     pub(super) text: String,
     pub(super) binds: Vec<Bind>,
@@ -127,12 +131,14 @@ where
     DB: diesel::backend::Backend
         + diesel::sql_types::HasSqlType<Text>
         + diesel::sql_types::HasSqlType<BigInt>
-        + diesel::sql_types::HasSqlType<Double>,
+        + diesel::sql_types::HasSqlType<Double>
+        + diesel::sql_types::HasSqlType<Binary>,
     Option<String>: diesel::serialize::ToSql<Nullable<Text>, DB>,
     Option<f64>: diesel::serialize::ToSql<Nullable<Double>, DB>,
     String: diesel::serialize::ToSql<Text, DB>,
     i64: diesel::serialize::ToSql<BigInt, DB>,
     f64: diesel::serialize::ToSql<Double, DB>,
+    Vec<u8>: diesel::serialize::ToSql<Binary, DB>,
 {
     fn walk_ast<'b>(
         &'b self,
@@ -148,6 +154,7 @@ where
                 Bind::Float(v) => out.push_bind_param::<Double, _>(v)?,
                 Bind::OptText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
                 Bind::OptFloat(v) => out.push_bind_param::<Nullable<Double>, _>(v)?,
+                Bind::Bytes(v) => out.push_bind_param::<Binary, _>(v)?,
             }
         }
         out.push_sql(&self.0.text[at..]);

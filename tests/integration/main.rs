@@ -25,4 +25,5 @@ mod search;
 mod search_cases;
 mod search_drift;
 mod smart;
+mod statements;
 mod triage;
