@@ -59,6 +59,38 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode =
 const POSTGRES_SETTINGS: &str =
     "SET plan_cache_mode = force_custom_plan; SET statement_timeout = '30s';";
 
+thread_local! {
+    /// Whether the PostgreSQL connection this database thread holds plans its statements once
+    /// for all values ([`plan_once`]). Connections start planning with each run's values.
+    static PLANS_ONCE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tells that this thread holds a new connection, which plans with each run's values.
+pub(super) fn held_anew() {
+    PLANS_ONCE.with(|p| p.set(false));
+}
+
+/// On PostgreSQL, plans the connection's next statements once for all values (`true`), or
+/// again with each run's values (`false`, how every connection starts). Planning a search is
+/// a third of its cost on the server, and the plan of a search by one plain condition does not
+/// depend on the values; other searches keep their plans made with the values (see
+/// [`POSTGRES_SETTINGS`]). The setting is changed only when it differs from what this thread's
+/// connection has, and never inside a transaction: a transaction that rolls back would undo it
+/// behind our back.
+pub(super) fn plan_once(conn: &mut DbConnection, once: bool) -> diesel::QueryResult<()> {
+    if let DbConnection::Postgres(c) = conn
+        && PLANS_ONCE.with(std::cell::Cell::get) != once
+    {
+        c.batch_execute(if once {
+            "SET plan_cache_mode = force_generic_plan"
+        } else {
+            "SET plan_cache_mode = force_custom_plan"
+        })?;
+        PLANS_ONCE.with(|p| p.set(once));
+    }
+    Ok(())
+}
+
 /// Hands out connections to the configured database.
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {

@@ -397,8 +397,11 @@ impl Storage {
         dates: Vec<String>,
     ) -> StorageResult<Vec<IndexValue>> {
         let t = resource_type.to_owned();
-        self.with_conn(move |conn, _| projection::project(conn, &t, &queries, &tokens, &dates))
-            .await
+        self.with_conn(move |conn, _| {
+            connection::plan_once(conn, false)?;
+            projection::project(conn, &t, &queries, &tokens, &dates)
+        })
+        .await
     }
 
     /// Refreshes the planner statistics (SQLite; see `connection::optimize`). Search plans
@@ -415,8 +418,11 @@ impl Storage {
 
     /// The database's query plans for a search (see `benches/README.md`).
     pub async fn explain(&self, query: crate::search::query::SearchQuery) -> StorageResult<String> {
-        self.with_conn(move |conn, _| search::explain(conn, &query))
-            .await
+        self.with_conn(move |conn, _| {
+            connection::plan_once(conn, false)?;
+            search::explain(conn, &query)
+        })
+        .await
     }
 
     /// Ids of the live resources that match `query`, at most `limit` (conditional
@@ -426,8 +432,11 @@ impl Storage {
         query: crate::search::query::SearchQuery,
         limit: usize,
     ) -> StorageResult<Vec<String>> {
-        self.with_conn(move |conn, _| search::matching(conn, &query, limit))
-            .await
+        self.with_conn(move |conn, _| {
+            connection::plan_once(conn, false)?;
+            search::matching(conn, &query, limit)
+        })
+        .await
     }
 
     /// Conditional create: creates unless `query` matches; `key` names the criteria.
@@ -580,6 +589,9 @@ impl Storage {
             return writer.submit(work).await;
         }
         self.with_conn(move |conn, storage| {
+            // A write may search (conditional writes): with the values, and set outside the
+            // transaction.
+            connection::plan_once(conn, false)?;
             for _ in 0..20 {
                 let now = storage.clock.now_millis();
                 match conn.transaction(|conn| work(conn, now)) {

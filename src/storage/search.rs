@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
-use super::connection::DbConnection;
+use super::connection::{DbConnection, plan_once};
 use super::includes::{TargetRow, includes};
 use super::predicates::{MAX_CHAR, date_predicate, value_predicate};
 use super::sql::{Bind, Sql, load};
@@ -687,6 +687,11 @@ struct CountRow {
 /// Runs a search.
 pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageResult<SearchPage> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
+    // A search of one type by one plain condition reads one lookup index the same way for
+    // every value: on PostgreSQL its statements are planned once ([`plan_once`]), unless the
+    // match is so broad that the page walks the resources instead (below).
+    let once = one_plain_match(query);
+    plan_once(conn, once)?;
     let query = &*planned(conn, postgres, query)?;
     let mut page = SearchPage::default();
     let count_only = query.summary == Some(crate::fhir::view::Summary::Count);
@@ -724,6 +729,9 @@ pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageRes
     }
     let before = cursor.as_ref().is_some_and(|c| c.before);
     let plan = choose_plan(conn, postgres, query)?;
+    if once && plan != Plan::Drive {
+        plan_once(conn, false)?;
+    }
     let sql = page_sql(query, &kinds, cursor.as_ref(), postgres, plan);
     tracing::debug!(sql = sql.text, binds = ?sql.binds, "search page");
     let mut rows = load!(conn, &sql, PageRow)?;
@@ -759,6 +767,18 @@ pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageRes
         page.included = includes(conn, postgres, query, &page.matches)?;
     }
     Ok(page)
+}
+
+/// Whether a search is of one type by one plain (not negated) match, in id order.
+fn one_plain_match(query: &SearchQuery) -> bool {
+    query.sort.is_empty()
+        && matches!(
+            (query.types.as_slice(), query.clauses.as_slice()),
+            ([_], [clause]) if matches!(
+                clause.per_type.as_slice(),
+                [(_, Condition::Match { negate: false, .. })]
+            )
+        )
 }
 
 /// The count of matches. A search of one type with one plain condition counts its index rows

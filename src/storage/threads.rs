@@ -33,6 +33,7 @@ impl DbThreads {
                     while let Ok(job) = queue.recv() {
                         if held.is_none() {
                             held = pool.get().ok();
+                            super::connection::held_anew();
                         }
                         match held.as_mut() {
                             Some(conn) => {

@@ -1,9 +1,9 @@
-//! What a write sends to PostgreSQL, counted on the connection: a create is one statement, its
-//! own transaction, with its version, its current-version row and its index rows.
+//! What the storage sends to PostgreSQL, recorded on the connection: a create is one
+//! statement, its own transaction, with its version, its current-version row and its index
+//! rows; a search by one plain condition is planned once for all values, and every other
+//! search, and every write, with its values.
 
-use std::sync::Arc;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::prelude::*;
@@ -16,28 +16,60 @@ use serde_json::json;
 
 use crate::support::TestDatabase;
 
-/// The schema of this test's database: only its connections are counted (the instrumentation
-/// is process-wide).
-static SCHEMA: OnceLock<String> = OnceLock::new();
-static STATEMENTS: AtomicUsize = AtomicUsize::new(0);
+/// Every statement sent on a connection to a test schema, with the schema (the
+/// instrumentation is process-wide, and tests run side by side).
+static SENT: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
 #[derive(Default)]
-struct Count {
-    mine: bool,
+struct Record {
+    schema: Option<String>,
 }
 
-impl Instrumentation for Count {
+impl Instrumentation for Record {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
             InstrumentationEvent::StartEstablishConnection { url, .. } => {
-                self.mine = SCHEMA.get().is_some_and(|s| url.contains(s.as_str()));
+                self.schema = url
+                    .split_once("search_path%3D")
+                    .map(|(_, schema)| schema.to_owned());
             }
-            InstrumentationEvent::StartQuery { .. } if self.mine => {
-                STATEMENTS.fetch_add(1, Ordering::SeqCst);
+            InstrumentationEvent::StartQuery { query, .. } => {
+                if let Some(schema) = &self.schema {
+                    SENT.lock()
+                        .unwrap()
+                        .push((schema.clone(), query.to_string()));
+                }
             }
             _ => {}
         }
     }
+}
+
+/// A storage on a new PostgreSQL schema whose statements are recorded, with one connection.
+fn recorded_storage() -> Option<(TestDatabase, String, Storage)> {
+    static INSTALL: Once = Once::new();
+    let database = TestDatabase::postgres()?;
+    let TestDatabase::Postgres { schema, .. } = &database else {
+        unreachable!()
+    };
+    let schema = schema.clone();
+    INSTALL.call_once(|| {
+        diesel::connection::set_default_instrumentation(|| Some(Box::new(Record::default())))
+            .expect("instrumentation");
+    });
+    let url = DatabaseUrl::parse(&database.url()).unwrap();
+    let storage = Storage::open(&url, 1, Arc::new(hearth::clock::SystemClock)).unwrap();
+    Some((database, schema, storage))
+}
+
+/// The statements sent to `schema` so far.
+fn sent(schema: &str) -> Vec<String> {
+    SENT.lock()
+        .unwrap()
+        .iter()
+        .filter(|(s, _)| s == schema)
+        .map(|(_, sql)| sql.clone())
+        .collect()
 }
 
 #[derive(QueryableByName)]
@@ -48,19 +80,9 @@ struct Count64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_on_postgresql_is_one_statement_with_all_its_rows() {
-    let Some(database) = TestDatabase::postgres() else {
+    let Some((database, schema, storage)) = recorded_storage() else {
         return;
     };
-    let TestDatabase::Postgres { schema, .. } = &database else {
-        unreachable!()
-    };
-    SCHEMA
-        .set(schema.clone())
-        .expect("one test sets the schema");
-    diesel::connection::set_default_instrumentation(|| Some(Box::new(Count::default())))
-        .expect("instrumentation");
-    let url = DatabaseUrl::parse(&database.url()).unwrap();
-    let storage = Storage::open(&url, 1, Arc::new(hearth::clock::SystemClock)).unwrap();
     let registry = Registry::r4();
     let patient = json!({
         "resourceType": "Patient",
@@ -78,12 +100,12 @@ async fn a_create_on_postgresql_is_one_statement_with_all_its_rows() {
         .create("Patient", patient.clone(), index.clone())
         .await
         .unwrap();
-    let before = STATEMENTS.load(Ordering::SeqCst);
+    let before = sent(&schema).len();
     let created = storage
         .create("Patient", patient, index.clone())
         .await
         .unwrap();
-    let statements = STATEMENTS.load(Ordering::SeqCst) - before;
+    let statements = sent(&schema).len() - before;
     assert_eq!(statements, 1, "a create sent {statements} statements");
 
     // Everything the statement wrote is there.
@@ -117,12 +139,12 @@ async fn a_create_on_postgresql_is_one_statement_with_all_its_rows() {
     // An update replaces the index rows: the old ones go in one statement for all tables.
     let renamed = json!({"resourceType": "Patient", "name": [{"family": "Windsor"}]});
     let renamed_index = extract(&registry, &renamed, "http://localhost/fhir");
-    let before = STATEMENTS.load(Ordering::SeqCst);
+    let before = sent(&schema).len();
     storage
         .update("Patient", &id, renamed, renamed_index.clone(), Some(1))
         .await
         .unwrap();
-    let statements = STATEMENTS.load(Ordering::SeqCst) - before;
+    let statements = sent(&schema).len() - before;
     // BEGIN, the current version, the version, the current-version row, the old rows' delete,
     // the new rows, COMMIT.
     assert!(statements <= 7, "an update sent {statements} statements");
@@ -141,4 +163,92 @@ async fn a_create_on_postgresql_is_one_statement_with_all_its_rows() {
         .n;
         assert_eq!(n as usize, expected, "{table} rows after the update");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_by_one_plain_condition_is_planned_once_and_others_with_their_values() {
+    let Some((_database, schema, storage)) = recorded_storage() else {
+        return;
+    };
+    let registry = Registry::r4();
+    let base = "http://localhost/fhir";
+    let acme = json!({"resourceType": "Organization", "name": "Acme"});
+    let acme_id = ResourceId::parse("acme").unwrap();
+    storage
+        .update(
+            "Organization",
+            &acme_id,
+            acme.clone(),
+            extract(&registry, &acme, base),
+            None,
+        )
+        .await
+        .unwrap();
+    for family in ["Chalmers", "Windsor"] {
+        let patient = json!({"resourceType": "Patient", "name": [{"family": family}],
+            "managingOrganization": {"reference": "Organization/acme"}});
+        let index = extract(&registry, &patient, base);
+        storage.create("Patient", patient, index).await.unwrap();
+    }
+    let query = |name: &str, value: &str| {
+        let params = vec![(name.to_owned(), value.to_owned())];
+        hearth::search::query::parse(&registry, vec!["Patient".into()], &params, "", true).unwrap()
+    };
+    // The plan settings sent since `mark`, and where each other statement was.
+    let since = |mark: usize| sent(&schema)[mark..].to_vec();
+    let settings = |sql: &[String]| -> Vec<&'static str> {
+        sql.iter()
+            .filter_map(|s| {
+                if s.contains("plan_cache_mode = force_generic_plan") {
+                    Some("once")
+                } else if s.contains("plan_cache_mode = force_custom_plan") {
+                    Some("with values")
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+
+    // By name, twice: planned once, set once.
+    let mark = sent(&schema).len();
+    for _ in 0..2 {
+        let page = storage.search(query("name", "chal")).await.unwrap();
+        assert_eq!(page.matches.len(), 1);
+    }
+    assert_eq!(settings(&since(mark)), ["once"]);
+
+    // A chained search plans with its values.
+    let mark = sent(&schema).len();
+    let page = storage
+        .search(query("organization.name", "acme"))
+        .await
+        .unwrap();
+    assert_eq!(page.matches.len(), 2);
+    assert_eq!(settings(&since(mark)), ["with values"]);
+
+    // A conditional create searches inside its transaction: the setting goes back to plans with
+    // the values before the transaction begins, never inside it (a rollback would undo it).
+    storage.search(query("name", "wind")).await.unwrap();
+    let mark = sent(&schema).len();
+    let patient = json!({"resourceType": "Patient", "name": [{"family": "Windsor"}]});
+    let index = extract(&registry, &patient, base);
+    let done = storage
+        .create_if_none(
+            query("name", "windsor"),
+            "Patient?name=windsor".into(),
+            patient,
+            index,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(done, hearth::storage::Conditional::Matched(ref ids) if ids.len() == 1));
+    let sql = since(mark);
+    assert_eq!(settings(&sql), ["with values"], "{sql:#?}");
+    let set = sql
+        .iter()
+        .position(|s| s.contains("plan_cache_mode"))
+        .unwrap();
+    let begin = sql.iter().position(|s| s.starts_with("BEGIN")).unwrap();
+    assert!(set < begin, "{sql:#?}");
 }
