@@ -29,7 +29,7 @@ const TABLES: [&str; 8] = [
 ];
 
 /// Removes every index row of a resource. On PostgreSQL, where each statement is a round trip
-/// to the server, the tables' DELETEs go as one statement (`WITH d0 AS (DELETE …), … DELETE …`).
+/// to the server, the tables' DELETEs go as one statement (`WITH w0 AS (DELETE …), … DELETE …`).
 pub(super) fn clear(conn: &mut DbConnection, t: &str, id: &str) -> StorageResult<()> {
     if let DbConnection::Postgres(_) = conn {
         let deletes = TABLES

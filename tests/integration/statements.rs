@@ -78,6 +78,17 @@ struct Count64 {
     n: i64,
 }
 
+/// The rows of `table` that belong to resource `id`.
+fn rows_of(conn: &mut PgConnection, table: &str, id: &str) -> usize {
+    diesel::sql_query(format!(
+        "SELECT COUNT(*) AS n FROM {table} WHERE resource_id = $1"
+    ))
+    .bind::<Text, _>(id)
+    .get_result::<Count64>(conn)
+    .unwrap()
+    .n as usize
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_on_postgresql_is_one_statement_with_all_its_rows() {
     let Some((database, schema, storage)) = recorded_storage() else {
@@ -120,21 +131,13 @@ async fn a_create_on_postgresql_is_one_statement_with_all_its_rows() {
         ("search_date", index.dates.len()),
         ("search_reference", index.references.len()),
     ] {
-        let n = diesel::sql_query(format!(
-            "SELECT COUNT(*) AS n FROM {table} WHERE resource_id = $1"
-        ))
-        .bind::<Text, _>(&created.id)
-        .get_result::<Count64>(&mut conn)
-        .unwrap()
-        .n;
-        assert_eq!(n as usize, expected, "{table} rows");
+        assert_eq!(
+            rows_of(&mut conn, table, &created.id),
+            expected,
+            "{table} rows"
+        );
     }
-    let n = diesel::sql_query("SELECT COUNT(*) AS n FROM resource_versions WHERE resource_id = $1")
-        .bind::<Text, _>(&created.id)
-        .get_result::<Count64>(&mut conn)
-        .unwrap()
-        .n;
-    assert_eq!(n, 1);
+    assert_eq!(rows_of(&mut conn, "resource_versions", &created.id), 1);
 
     // An update replaces the index rows: the old ones go in one statement for all tables.
     let renamed = json!({"resourceType": "Patient", "name": [{"family": "Windsor"}]});
@@ -154,14 +157,8 @@ async fn a_create_on_postgresql_is_one_statement_with_all_its_rows() {
         ("search_date", 0),
         ("search_reference", 0),
     ] {
-        let n = diesel::sql_query(format!(
-            "SELECT COUNT(*) AS n FROM {table} WHERE resource_id = $1"
-        ))
-        .bind::<Text, _>(&created.id)
-        .get_result::<Count64>(&mut conn)
-        .unwrap()
-        .n;
-        assert_eq!(n as usize, expected, "{table} rows after the update");
+        let n = rows_of(&mut conn, table, &created.id);
+        assert_eq!(n, expected, "{table} rows after the update");
     }
 }
 
