@@ -89,6 +89,8 @@ pub struct Config {
     pub max_bundle_entries: usize,
     /// Connections in the database pool.
     pub db_pool_size: u32,
+    /// Bytes of resource contents that searches keep in memory (0: none).
+    pub content_cache_bytes: u64,
     /// The echo triage calendar, as written (checked by `triage` when the server starts).
     pub triage: TriageSettings,
     /// Load the demo data at start (`serve --demo`).
@@ -185,6 +187,7 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_bundle_entries", &self.max_bundle_entries)
             .field("db_pool_size", &self.db_pool_size)
+            .field("content_cache_bytes", &self.content_cache_bytes)
             .field("triage", &self.triage)
             .field("demo", &self.demo)
             .field("accounts", &self.accounts)
@@ -210,6 +213,8 @@ pub struct Overrides {
     pub max_bundle_entries: Option<u64>,
     /// `db_pool_size` / `HEARTH_DB_POOL_SIZE`.
     pub db_pool_size: Option<u32>,
+    /// `content_cache_mb` / `HEARTH_CONTENT_CACHE_MB`.
+    pub content_cache_mb: Option<u64>,
     /// `triage_region` / `HEARTH_TRIAGE_REGION`.
     pub triage_region: Option<String>,
     /// `triage_window` / `HEARTH_TRIAGE_WINDOW`.
@@ -266,6 +271,7 @@ impl Overrides {
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
             max_bundle_entries: over.max_bundle_entries.or(self.max_bundle_entries),
             db_pool_size: over.db_pool_size.or(self.db_pool_size),
+            content_cache_mb: over.content_cache_mb.or(self.content_cache_mb),
             triage_region: over.triage_region.or(self.triage_region),
             triage_window: over.triage_window.or(self.triage_window),
             triage_guidelines_url: over.triage_guidelines_url.or(self.triage_guidelines_url),
@@ -323,6 +329,7 @@ impl Overrides {
                 lookup("HEARTH_MAX_BUNDLE_ENTRIES"),
             )?,
             db_pool_size: number("HEARTH_DB_POOL_SIZE", lookup("HEARTH_DB_POOL_SIZE"))?,
+            content_cache_mb: number("HEARTH_CONTENT_CACHE_MB", lookup("HEARTH_CONTENT_CACHE_MB"))?,
             triage_region: lookup("HEARTH_TRIAGE_REGION"),
             triage_window: lookup("HEARTH_TRIAGE_WINDOW"),
             triage_guidelines_url: lookup("HEARTH_TRIAGE_GUIDELINES_URL"),
@@ -477,6 +484,13 @@ impl Config {
                 message: "must be between 1 and 512".into(),
             });
         }
+        let content_cache_mb = o.content_cache_mb.unwrap_or(256);
+        if content_cache_mb > 1 << 20 {
+            return Err(ConfigError::Invalid {
+                name: "HEARTH_CONTENT_CACHE_MB",
+                message: "must be between 0 and 1048576".into(),
+            });
+        }
         Ok(Config {
             addr,
             data_dir,
@@ -485,6 +499,7 @@ impl Config {
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             max_bundle_entries: usize::try_from(max_bundle_entries).unwrap_or(usize::MAX),
             db_pool_size,
+            content_cache_bytes: content_cache_mb << 20,
             triage: TriageSettings {
                 region: o.triage_region,
                 window: o.triage_window,

@@ -66,9 +66,11 @@ const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 /// Opens the configured database and runs its migrations.
 pub async fn open_storage(config: &Config, clock: SharedClock) -> Result<Storage, AppError> {
     let (url, size) = (config.database.clone(), config.db_pool_size);
+    let cache = config.content_cache_bytes;
     tokio::task::spawn_blocking(move || Storage::open(&url, size, clock))
         .await
         .map_err(|e| AppError::Storage(StorageError::Task(e.to_string())))?
+        .map(|storage| storage.with_content_cache(cache))
         .map_err(AppError::from)
 }
 

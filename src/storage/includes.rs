@@ -2,10 +2,11 @@
 //! that point at them, fetched after the page.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Binary, Text};
+use diesel::sql_types::{BigInt, Text};
 
 use super::StorageResult;
 use super::connection::DbConnection;
+use super::contents::{Contents, VersionKey};
 use super::search::Hit;
 use super::sql::{Sql, load};
 use crate::search::query::{Include, SearchQuery};
@@ -27,6 +28,7 @@ pub(super) struct TargetRow {
 
 pub(super) fn includes(
     conn: &mut DbConnection,
+    contents: &Contents,
     postgres: bool,
     query: &SearchQuery,
     matches: &[Hit],
@@ -57,7 +59,7 @@ pub(super) fn includes(
             break;
         }
         wanted.truncate(MAX_INCLUDED.saturating_sub(included.len()));
-        let found = fetch(conn, postgres, &wanted)?;
+        let found = fetch(conn, contents, postgres, &wanted)?;
         sources = found
             .iter()
             .map(|h| (h.resource_type.clone(), h.id.clone()))
@@ -178,25 +180,27 @@ fn revinclude_sources(
 }
 
 #[derive(QueryableByName)]
-struct ContentRow {
+struct CurrentRow {
     #[diesel(sql_type = Text)]
     resource_type: String,
     #[diesel(sql_type = Text)]
     resource_id: String,
-    #[diesel(sql_type = Binary)]
-    content: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    version_id: i64,
 }
 
-/// The current content of live resources, by `(type, id)`.
+/// The current content of live resources, by `(type, id)`: their versions from `resources`,
+/// then the contents of those ([`Contents::load`]).
 fn fetch(
     conn: &mut DbConnection,
+    contents: &Contents,
     postgres: bool,
     keys: &[(String, String)],
 ) -> StorageResult<Vec<Hit>> {
-    let mut out = Vec::new();
+    let mut current: Vec<VersionKey> = Vec::new();
     for chunk in keys.chunks(500) {
         let mut sql = Sql::new(postgres);
-        sql.push("SELECT r.resource_type, r.resource_id, v.content FROM resources r JOIN resource_versions v ON v.resource_type = r.resource_type AND v.resource_id = r.resource_id AND v.version_id = r.version_id WHERE r.deleted = FALSE AND (");
+        sql.push("SELECT r.resource_type, r.resource_id, r.version_id FROM resources r WHERE r.deleted = FALSE AND (");
         for (i, (t, id)) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(" OR ");
@@ -208,11 +212,20 @@ fn fetch(
                 .push(")");
         }
         sql.push(") ORDER BY r.resource_type, r.resource_id");
-        out.extend(load!(conn, &sql, ContentRow)?.into_iter().map(|r| Hit {
-            resource_type: r.resource_type,
-            id: r.resource_id,
-            content: r.content,
-        }));
+        current.extend(
+            load!(conn, &sql, CurrentRow)?
+                .into_iter()
+                .map(|r| (r.resource_type, r.resource_id, r.version_id)),
+        );
     }
-    Ok(out)
+    let loaded = contents.load(conn, postgres, &current)?;
+    Ok(current
+        .into_iter()
+        .zip(loaded)
+        .map(|((resource_type, id, _), content)| Hit {
+            resource_type,
+            id,
+            content,
+        })
+        .collect())
 }

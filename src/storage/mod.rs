@@ -6,6 +6,7 @@
 pub mod accounts;
 mod conditional;
 mod connection;
+mod contents;
 mod history;
 mod import;
 mod includes;
@@ -21,6 +22,8 @@ mod threads;
 mod transaction;
 mod versions;
 mod writer;
+
+use std::sync::Arc;
 
 use diesel::Connection;
 use serde_json::Value;
@@ -74,6 +77,9 @@ pub enum StorageError {
     /// What a transaction read while it was planned changed before it was written.
     #[error("{0}")]
     Stale(String),
+    /// The database lacks a row another of its rows names (restored or edited underneath).
+    #[error("the database is inconsistent: {0}")]
+    Inconsistent(String),
     /// A step of a transaction failed (and the whole transaction with it).
     #[error("entry {entry}: {source}")]
     Entry {
@@ -177,6 +183,8 @@ pub struct Storage {
     threads: threads::DbThreads,
     /// On SQLite, the group-commit writer; PostgreSQL writes from any pooled connection.
     sqlite_writer: Option<writer::Writer>,
+    /// The contents of versions that searches have read.
+    contents: Arc<contents::Contents>,
 }
 
 impl Storage {
@@ -246,7 +254,15 @@ impl Storage {
             clock,
             threads,
             sqlite_writer,
+            contents: Arc::new(contents::Contents::new(contents::DEFAULT_BYTES)),
         })
+    }
+
+    /// Keeps at most `bytes` of the versions' contents that searches read in memory (none
+    /// when 0), instead of the default 256 MiB.
+    pub fn with_content_cache(mut self, bytes: u64) -> Storage {
+        self.contents = Arc::new(contents::Contents::new(bytes));
+        self
     }
 
     /// Whether the database is PostgreSQL (SQLite otherwise).
@@ -383,7 +399,7 @@ impl Storage {
         &self,
         query: crate::search::query::SearchQuery,
     ) -> StorageResult<SearchPage> {
-        self.with_conn(move |conn, _| search::search(conn, &query))
+        self.with_conn(move |conn, storage| search::search(conn, &storage.contents, &query))
             .await
     }
 

@@ -7,10 +7,11 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
+use diesel::sql_types::{BigInt, Double, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
 use super::connection::{DbConnection, plan_once};
+use super::contents::{Contents, VersionKey};
 use super::includes::{TargetRow, includes};
 use super::predicates::{MAX_CHAR, date_predicate, value_predicate};
 use super::sql::{Bind, Sql, load};
@@ -27,7 +28,7 @@ pub struct Hit {
     /// Its id.
     pub id: String,
     /// Its current content.
-    pub content: Vec<u8>,
+    pub content: std::sync::Arc<[u8]>,
 }
 
 /// One page of results.
@@ -634,8 +635,8 @@ struct PageRow {
     resource_type: String,
     #[diesel(sql_type = Text)]
     resource_id: String,
-    #[diesel(sql_type = Binary)]
-    content: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    version_id: i64,
     #[diesel(sql_type = Nullable<Text>)]
     t0: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -685,7 +686,11 @@ struct CountRow {
 }
 
 /// Runs a search.
-pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageResult<SearchPage> {
+pub(super) fn search(
+    conn: &mut DbConnection,
+    contents: &Contents,
+    query: &SearchQuery,
+) -> StorageResult<SearchPage> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
     // A search of one type by one plain condition reads one lookup index the same way for
     // every value: on PostgreSQL its statements are planned once ([`plan_once`]), unless the
@@ -755,16 +760,22 @@ pub(super) fn search(conn: &mut DbConnection, query: &SearchQuery) -> StorageRes
     if page.total.is_none() && query.total == Total::Default && cursor.is_none() && !more {
         page.total = Some(rows.len() as i64);
     }
-    page.matches = rows
+    let keys: Vec<VersionKey> = rows
         .into_iter()
-        .map(|r| Hit {
-            resource_type: r.resource_type,
-            id: r.resource_id,
-            content: r.content,
+        .map(|r| (r.resource_type, r.resource_id, r.version_id))
+        .collect();
+    let loaded = contents.load(conn, postgres, &keys)?;
+    page.matches = keys
+        .into_iter()
+        .zip(loaded)
+        .map(|((resource_type, id, _), content)| Hit {
+            resource_type,
+            id,
+            content,
         })
         .collect();
     if !query.includes.is_empty() || !query.revincludes.is_empty() {
-        page.included = includes(conn, postgres, query, &page.matches)?;
+        page.included = includes(conn, contents, postgres, query, &page.matches)?;
     }
     Ok(page)
 }
@@ -817,8 +828,9 @@ fn count_sql(query: &SearchQuery, postgres: bool) -> Sql {
     sql
 }
 
-/// The page query: the matches with their sort keys, ordered and limited (after the cursor
-/// when there is one), and only then joined to their content.
+/// The page query: the matches with their current versions and sort keys, ordered and limited
+/// (after the cursor when there is one). Their contents are read afterwards
+/// ([`Contents::load`]), from memory where they can be.
 fn page_sql(
     query: &SearchQuery,
     kinds: &[KeyKind],
@@ -828,7 +840,7 @@ fn page_sql(
 ) -> Sql {
     let before = cursor.is_some_and(|c| c.before);
     let mut sql = Sql::new(postgres);
-    sql.push("SELECT p.resource_type, p.resource_id, v.content");
+    sql.push("SELECT p.resource_type, p.resource_id, p.version_id");
     for slot in 0..3 {
         let kind = kinds.get(slot).copied();
         let column = |k: KeyKind, cast: &str| {
@@ -889,7 +901,7 @@ fn page_sql(
     };
     order(&mut sql, "s.");
     sql.push(" LIMIT ").bind(Bind::Int(query.count as i64 + 1));
-    sql.push(") p JOIN resource_versions v ON v.resource_type = p.resource_type AND v.resource_id = p.resource_id AND v.version_id = p.version_id");
+    sql.push(") p");
     order(&mut sql, "p.");
     sql
 }

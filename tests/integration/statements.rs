@@ -249,3 +249,64 @@ async fn a_search_by_one_plain_condition_is_planned_once_and_others_with_their_v
     let begin = sql.iter().position(|s| s.starts_with("BEGIN")).unwrap();
     assert!(set < begin, "{sql:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_reads_each_version_s_content_from_postgresql_once() {
+    let Some((_database, schema, storage)) = recorded_storage() else {
+        return;
+    };
+    let registry = Registry::r4();
+    let base = "http://localhost/fhir";
+    let patient = |born: &str| json!({"resourceType": "Patient", "name": [{"family": "Chalmers"}], "birthDate": born});
+    let mut ids = Vec::new();
+    for born in ["1970-01-01", "1971-01-01"] {
+        let index = extract(&registry, &patient(born), base);
+        let created = storage
+            .create("Patient", patient(born), index)
+            .await
+            .unwrap();
+        ids.push(ResourceId::parse(&created.id).unwrap());
+    }
+    let search = || {
+        let params = vec![("name".to_owned(), "chalmers".to_owned())];
+        let query =
+            hearth::search::query::parse(&registry, vec!["Patient".into()], &params, "", true)
+                .unwrap();
+        storage.search(query)
+    };
+    // Statements since `mark` that read contents.
+    let reads = |mark: usize| {
+        sent(&schema)[mark..]
+            .iter()
+            .filter(|s| s.contains("FROM resource_versions"))
+            .count()
+    };
+    let born = |page: &hearth::storage::SearchPage| -> Vec<String> {
+        page.matches
+            .iter()
+            .map(|h| serde_json::from_slice::<serde_json::Value>(&h.content).unwrap())
+            .map(|v| v["birthDate"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // The first search reads both contents in one statement, the second none.
+    let mark = sent(&schema).len();
+    let page = search().await.unwrap();
+    assert_eq!(born(&page), ["1970-01-01", "1971-01-01"]);
+    assert_eq!(reads(mark), 1);
+    let mark = sent(&schema).len();
+    let page = search().await.unwrap();
+    assert_eq!(born(&page), ["1970-01-01", "1971-01-01"]);
+    assert_eq!(reads(mark), 0);
+
+    // An update makes a new version: only its content is read, and it is what is served.
+    let index = extract(&registry, &patient("1980-02-02"), base);
+    storage
+        .update("Patient", &ids[0], patient("1980-02-02"), index, Some(1))
+        .await
+        .unwrap();
+    let mark = sent(&schema).len();
+    let page = search().await.unwrap();
+    assert_eq!(born(&page), ["1980-02-02", "1971-01-01"]);
+    assert_eq!(reads(mark), 1);
+}

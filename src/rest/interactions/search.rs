@@ -420,12 +420,12 @@ fn searchset(
         let outcome = Hit {
             resource_type: "OperationOutcome".into(),
             id: uuid::Uuid::new_v4().to_string(),
-            content: json(&operation_outcome(&issues)),
+            content: json(&operation_outcome(&issues)).into(),
         };
         out.extend_from_slice(if first { b",\"entry\":[" } else { b"," });
         first = false;
         out.extend_from_slice(b"{\"resource\":");
-        out.extend(outcome.content);
+        out.extend_from_slice(&outcome.content);
         out.extend_from_slice(b",\"search\":{\"mode\":\"outcome\"}}");
     }
     if !first {

@@ -1,0 +1,226 @@
+//! The contents of resource versions, kept in memory. A version's content never changes once
+//! stored (a write adds a version; nothing rewrites or removes one), so a copy keyed by
+//! `(type, id, versionId)` is never stale, whichever Hearth node wrote it. Searches and
+//! includes choose their resources and versions from the index and `resources`, take what
+//! they can from here, and read only the others from `resource_versions`: a page of 50 then
+//! costs the database no probe of that table once its resources have been seen.
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Binary, Text};
+
+use super::StorageResult;
+use super::connection::DbConnection;
+use super::sql::{Sql, load};
+
+/// A version: its type, id and version id.
+pub type VersionKey = (String, String, i64);
+
+/// Bytes of content kept by default (`content_cache_mb`).
+pub const DEFAULT_BYTES: u64 = 256 << 20;
+
+/// Versions read in one statement at most.
+const CHUNK: usize = 500;
+
+/// Weighs an entry by its content's bytes, with its key and the cache's own bookkeeping.
+#[derive(Clone, Copy)]
+struct Bytes;
+
+impl quick_cache::Weighter<VersionKey, Arc<[u8]>> for Bytes {
+    fn weight(&self, key: &VersionKey, content: &Arc<[u8]>) -> u64 {
+        (content.len() + key.0.len() + key.1.len() + 64) as u64
+    }
+}
+
+/// The cache; empty and unused when its size is 0.
+pub struct Contents {
+    cache: Option<quick_cache::sync::Cache<VersionKey, Arc<[u8]>, Bytes>>,
+}
+
+impl Contents {
+    /// A cache holding at most `bytes` of content (none when 0).
+    pub fn new(bytes: u64) -> Contents {
+        let cache = (bytes > 0).then(|| {
+            // quick_cache sizes its tables by the items it expects: a 4 KB resource each.
+            let items = usize::try_from(bytes / 4096).unwrap_or(usize::MAX).max(16);
+            quick_cache::sync::Cache::with_weighter(items, bytes, Bytes)
+        });
+        Contents { cache }
+    }
+
+    /// The content of each version of `keys`, in their order: from the cache where it is, the
+    /// others from `resource_versions` (one statement for up to 500), which are then kept.
+    pub fn load(
+        &self,
+        conn: &mut DbConnection,
+        postgres: bool,
+        keys: &[VersionKey],
+    ) -> StorageResult<Vec<Arc<[u8]>>> {
+        let mut out: Vec<Option<Arc<[u8]>>> = match &self.cache {
+            Some(cache) => keys.iter().map(|k| cache.get(k)).collect(),
+            None => vec![None; keys.len()],
+        };
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+        for chunk in missing.chunks(CHUNK) {
+            let mut sql = Sql::new(postgres);
+            sql.push(
+                "SELECT resource_type, resource_id, version_id, content FROM resource_versions WHERE ",
+            );
+            for (n, &i) in chunk.iter().enumerate() {
+                let (t, id, version) = &keys[i];
+                if n > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("(resource_type = ")
+                    .text(t)
+                    .push(" AND resource_id = ")
+                    .text(id)
+                    .push(" AND version_id = ")
+                    .bind(super::sql::Bind::Int(*version))
+                    .push(")");
+            }
+            for row in load!(conn, &sql, VersionRow)? {
+                let content: Arc<[u8]> = row.content.into();
+                // A key may be asked for twice (a resource both matched and included).
+                for &i in chunk {
+                    let (t, id, version) = &keys[i];
+                    if *version == row.version_id
+                        && *id == row.resource_id
+                        && *t == row.resource_type
+                    {
+                        out[i] = Some(content.clone());
+                    }
+                }
+                if let Some(cache) = &self.cache {
+                    cache.insert(
+                        (row.resource_type, row.resource_id, row.version_id),
+                        content,
+                    );
+                }
+            }
+        }
+        // Every version named comes from a resource's row, and versions are never removed:
+        // one not found means the database changed under the server (restored, edited).
+        out.into_iter()
+            .zip(keys)
+            .map(|(content, (t, id, version))| {
+                content.ok_or_else(|| {
+                    super::StorageError::Inconsistent(format!(
+                        "version {version} of {t}/{id} is named by the resource but not stored"
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(QueryableByName)]
+struct VersionRow {
+    #[diesel(sql_type = Text)]
+    resource_type: String,
+    #[diesel(sql_type = Text)]
+    resource_id: String,
+    #[diesel(sql_type = BigInt)]
+    version_id: i64,
+    #[diesel(sql_type = Binary)]
+    content: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    use serde_json::json;
+
+    use crate::config::DatabaseUrl;
+    use crate::fhir::ResourceId;
+    use crate::search::{Registry, extract, query};
+    use crate::storage::{Storage, StorageError};
+
+    /// A search serves the version that `resources` names, never an older one it read before,
+    /// with the cache and without; `_include` the same. Without the cache, a version the
+    /// database lost is an error that names it, never an empty resource.
+    #[test]
+    fn searches_serve_the_current_version_with_or_without_the_cache() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let registry = Registry::r4();
+        let base = "http://h/fhir";
+        for bytes in [0, super::DEFAULT_BYTES] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("hearth.db");
+            let storage = Storage::open(
+                &DatabaseUrl::Sqlite(path.clone()),
+                2,
+                Arc::new(crate::clock::SystemClock),
+            )
+            .unwrap()
+            .with_content_cache(bytes);
+            let org = json!({"resourceType": "Organization", "name": "Acme"});
+            let org_id = ResourceId::parse("acme").unwrap();
+            let write_org = |content: serde_json::Value| {
+                let index = extract(&registry, &content, base);
+                storage.update("Organization", &org_id, content, index, None)
+            };
+            rt.block_on(write_org(org)).unwrap();
+            let patient = |born: &str| {
+                json!({"resourceType": "Patient", "name": [{"family": "Chalmers"}],
+                    "birthDate": born, "managingOrganization": {"reference": "Organization/acme"}})
+            };
+            let first = patient("1970-01-01");
+            let index = extract(&registry, &first, base);
+            let created = rt
+                .block_on(storage.create("Patient", first, index))
+                .unwrap();
+            let id = ResourceId::parse(&created.id).unwrap();
+            let search = || {
+                let params = vec![
+                    ("name".to_owned(), "chalmers".to_owned()),
+                    ("_include".to_owned(), "Patient:organization".to_owned()),
+                ];
+                let q = query::parse(&registry, vec!["Patient".into()], &params, "", true).unwrap();
+                rt.block_on(storage.search(q))
+            };
+            let text = |content: &[u8]| String::from_utf8(content.to_vec()).unwrap();
+            let page = search().unwrap();
+            assert!(text(&page.matches[0].content).contains("1970-01-01"));
+            assert!(text(&page.included[0].content).contains("Acme"));
+
+            let second = patient("1980-02-02");
+            let index = extract(&registry, &second, base);
+            rt.block_on(storage.update("Patient", &id, second, index, Some(1)))
+                .unwrap();
+            rt.block_on(write_org(
+                json!({"resourceType": "Organization", "name": "Acme Two"}),
+            ))
+            .unwrap();
+            let page = search().unwrap();
+            let served = text(&page.matches[0].content);
+            assert!(served.contains("1980-02-02"), "{bytes}: {served}");
+            assert!(served.contains(r#""versionId":"2""#), "{bytes}: {served}");
+            assert!(text(&page.included[0].content).contains("Acme Two"));
+
+            if bytes == 0 {
+                let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+                diesel::sql_query(
+                    "DELETE FROM resource_versions WHERE resource_type = 'Patient' AND version_id = 2",
+                )
+                .execute(&mut conn)
+                .unwrap();
+                match search() {
+                    Err(StorageError::Inconsistent(detail)) => {
+                        assert!(
+                            detail.contains(&format!("version 2 of Patient/{id}")),
+                            "{detail}"
+                        );
+                    }
+                    other => panic!(
+                        "expected an inconsistency, got {:?}",
+                        other.map(|p| p.matches.len())
+                    ),
+                }
+            }
+        }
+    }
+}
