@@ -484,7 +484,7 @@ impl Config {
                 message: "must be between 1 and 512".into(),
             });
         }
-        let content_cache_mb = o.content_cache_mb.unwrap_or(256);
+        let content_cache_mb = o.content_cache_mb.unwrap_or(128);
         if content_cache_mb > 1 << 20 {
             return Err(ConfigError::Invalid {
                 name: "HEARTH_CONTENT_CACHE_MB",

@@ -1,11 +1,17 @@
 //! The contents of resource versions, kept in memory. A version's content never changes once
 //! stored (a write adds a version; nothing rewrites or removes one), so a copy keyed by
-//! `(type, id, versionId)` is never stale, whichever Hearth node wrote it. Searches and
-//! includes choose their resources and versions from the index and `resources`, take what
-//! they can from here, and read only the others from `resource_versions`: a page of 50 then
-//! costs the database no probe of that table once its resources have been seen.
+//! `(type, id, versionId)` is never stale, whichever Hearth node wrote it.
+//!
+//! Searches and includes of a kind whose resources were found here lately choose their
+//! resources and versions from the index and `resources` alone, take the contents from here,
+//! and read only those missing from `resource_versions`: a page of 50 then costs the database
+//! no probe of that table. Other searches read the contents with the page, in the same
+//! statement as before, and keep them: on PostgreSQL a second statement for a page that is not
+//! here costs more than the probes it would save (`benches/README.md`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Text};
@@ -18,7 +24,7 @@ use super::sql::{Sql, load};
 pub type VersionKey = (String, String, i64);
 
 /// Bytes of content kept by default (`content_cache_mb`).
-pub const DEFAULT_BYTES: u64 = 256 << 20;
+pub const DEFAULT_BYTES: u64 = 128 << 20;
 
 /// Versions read in one statement at most.
 const CHUNK: usize = 500;
@@ -33,9 +39,31 @@ impl quick_cache::Weighter<VersionKey, Arc<[u8]>> for Bytes {
     }
 }
 
+/// Kinds of search whose warmth is kept at most; past this, the estimates start over.
+const KINDS: usize = 4096;
+/// A kind counts as warm once this share of its resources was found here, on average.
+const WARM: f32 = 0.9;
+
 /// The cache; empty and unused when its size is 0.
 pub struct Contents {
     cache: Option<quick_cache::sync::Cache<VersionKey, Arc<[u8]>, Bytes>>,
+    /// Per kind of search (see [`Kind`]): a moving average of the share of its resources
+    /// found here.
+    warmth: Mutex<HashMap<u64, f32>>,
+}
+
+/// A kind of search or include: what its resources have in common, hashed (the types and
+/// parameters, not the values).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Kind(pub u64);
+
+impl Kind {
+    /// The kind of whatever `parts` describe.
+    pub fn of(parts: impl Hash) -> Kind {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        parts.hash(&mut hasher);
+        Kind(hasher.finish())
+    }
 }
 
 impl Contents {
@@ -46,7 +74,80 @@ impl Contents {
             let items = usize::try_from(bytes / 4096).unwrap_or(usize::MAX).max(16);
             quick_cache::sync::Cache::with_weighter(items, bytes, Bytes)
         });
-        Contents { cache }
+        Contents {
+            cache,
+            warmth: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the resources of a search of `kind` are likely all here, so that its query
+    /// should leave their contents out.
+    pub fn warm(&self, kind: Kind) -> bool {
+        self.cache.is_some()
+            && self
+                .warmth
+                .lock()
+                .map(|w| w.get(&kind.0).is_some_and(|&share| share >= WARM))
+                .unwrap_or(false)
+    }
+
+    fn learn(&self, kind: Kind, found: usize, of: usize) {
+        if of == 0 || self.cache.is_none() {
+            return;
+        }
+        if let Ok(mut warmth) = self.warmth.lock() {
+            if warmth.len() >= KINDS && !warmth.contains_key(&kind.0) {
+                warmth.clear();
+            }
+            let share = found as f32 / of as f32;
+            let average = warmth.entry(kind.0).or_insert(share);
+            *average = 0.5 * *average + 0.5 * share;
+        }
+    }
+
+    /// The contents of versions a query returned, each with its content when the query read
+    /// it (kept here from then on) or `None` (taken from here, or read now). `kind` learns how
+    /// many were here already.
+    pub fn complete(
+        &self,
+        conn: &mut DbConnection,
+        postgres: bool,
+        kind: Kind,
+        rows: Vec<(VersionKey, Option<Vec<u8>>)>,
+    ) -> StorageResult<Vec<(VersionKey, Arc<[u8]>)>> {
+        let total = rows.len();
+        let mut found = 0;
+        let mut out: Vec<(VersionKey, Option<Arc<[u8]>>)> = Vec::with_capacity(total);
+        for (key, content) in rows {
+            let content = match (content, &self.cache) {
+                (Some(bytes), Some(cache)) => {
+                    if cache.get(&key).is_some() {
+                        found += 1;
+                    }
+                    let bytes: Arc<[u8]> = bytes.into();
+                    cache.insert(key.clone(), bytes.clone());
+                    Some(bytes)
+                }
+                (Some(bytes), None) => Some(bytes.into()),
+                (None, Some(cache)) => {
+                    let hit = cache.get(&key);
+                    found += usize::from(hit.is_some());
+                    hit
+                }
+                (None, None) => None,
+            };
+            out.push((key, content));
+        }
+        self.learn(kind, found, total);
+        if out.iter().all(|(_, c)| c.is_some()) {
+            return Ok(out
+                .into_iter()
+                .map(|(k, c)| (k, c.unwrap_or_default()))
+                .collect());
+        }
+        let keys: Vec<VersionKey> = out.iter().map(|(k, _)| k.clone()).collect();
+        let loaded = self.load(conn, postgres, &keys)?;
+        Ok(keys.into_iter().zip(loaded).collect())
     }
 
     /// The content of each version of `keys`, in their order: from the cache where it is, the
@@ -140,8 +241,8 @@ mod tests {
     use crate::storage::{Storage, StorageError};
 
     /// A search serves the version that `resources` names, never an older one it read before,
-    /// with the cache and without; `_include` the same. Without the cache, a version the
-    /// database lost is an error that names it, never an empty resource.
+    /// with the cache and without, cold or warm; `_include` the same. A version the database
+    /// lost, asked for by a warm search, is an error that names it, never an empty resource.
     #[test]
     fn searches_serve_the_current_version_with_or_without_the_cache() {
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -157,13 +258,14 @@ mod tests {
             )
             .unwrap()
             .with_content_cache(bytes);
-            let org = json!({"resourceType": "Organization", "name": "Acme"});
             let org_id = ResourceId::parse("acme").unwrap();
-            let write_org = |content: serde_json::Value| {
+            let write_org = |name: &str| {
+                let content = json!({"resourceType": "Organization", "name": name});
                 let index = extract(&registry, &content, base);
-                storage.update("Organization", &org_id, content, index, None)
+                rt.block_on(storage.update("Organization", &org_id, content, index, None))
+                    .unwrap();
             };
-            rt.block_on(write_org(org)).unwrap();
+            write_org("Acme");
             let patient = |born: &str| {
                 json!({"resourceType": "Patient", "name": [{"family": "Chalmers"}],
                     "birthDate": born, "managingOrganization": {"reference": "Organization/acme"}})
@@ -174,6 +276,12 @@ mod tests {
                 .block_on(storage.create("Patient", first, index))
                 .unwrap();
             let id = ResourceId::parse(&created.id).unwrap();
+            let update = |born: &str, version: i64| {
+                let content = patient(born);
+                let index = extract(&registry, &content, base);
+                rt.block_on(storage.update("Patient", &id, content, index, Some(version)))
+                    .unwrap();
+            };
             let search = || {
                 let params = vec![
                     ("name".to_owned(), "chalmers".to_owned()),
@@ -183,35 +291,40 @@ mod tests {
                 rt.block_on(storage.search(q))
             };
             let text = |content: &[u8]| String::from_utf8(content.to_vec()).unwrap();
-            let page = search().unwrap();
-            assert!(text(&page.matches[0].content).contains("1970-01-01"));
-            assert!(text(&page.included[0].content).contains("Acme"));
+            // Cold, then warm (with the cache): the same answer.
+            for _ in 0..8 {
+                let page = search().unwrap();
+                assert!(text(&page.matches[0].content).contains("1970-01-01"));
+                assert!(text(&page.included[0].content).contains(r#""name":"Acme""#));
+            }
+            assert_eq!(
+                storage.contents.warm(kind_of_name_search(&registry)),
+                bytes > 0
+            );
 
-            let second = patient("1980-02-02");
-            let index = extract(&registry, &second, base);
-            rt.block_on(storage.update("Patient", &id, second, index, Some(1)))
-                .unwrap();
-            rt.block_on(write_org(
-                json!({"resourceType": "Organization", "name": "Acme Two"}),
-            ))
-            .unwrap();
+            update("1980-02-02", 1);
+            write_org("Acme Two");
             let page = search().unwrap();
             let served = text(&page.matches[0].content);
             assert!(served.contains("1980-02-02"), "{bytes}: {served}");
             assert!(served.contains(r#""versionId":"2""#), "{bytes}: {served}");
             assert!(text(&page.included[0].content).contains("Acme Two"));
 
-            if bytes == 0 {
+            if bytes > 0 {
+                for _ in 0..8 {
+                    search().unwrap();
+                }
+                update("1990-03-03", 2);
                 let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
                 diesel::sql_query(
-                    "DELETE FROM resource_versions WHERE resource_type = 'Patient' AND version_id = 2",
+                    "DELETE FROM resource_versions WHERE resource_type = 'Patient' AND version_id = 3",
                 )
                 .execute(&mut conn)
                 .unwrap();
                 match search() {
                     Err(StorageError::Inconsistent(detail)) => {
                         assert!(
-                            detail.contains(&format!("version 2 of Patient/{id}")),
+                            detail.contains(&format!("version 3 of Patient/{id}")),
                             "{detail}"
                         );
                     }
@@ -222,5 +335,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn kind_of_name_search(registry: &Registry) -> super::Kind {
+        let params = vec![
+            ("name".to_owned(), "chalmers".to_owned()),
+            ("_include".to_owned(), "Patient:organization".to_owned()),
+        ];
+        let q = query::parse(registry, vec!["Patient".into()], &params, "", true).unwrap();
+        crate::storage::search::kind_of(&q)
     }
 }

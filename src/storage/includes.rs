@@ -2,11 +2,11 @@
 //! that point at them, fetched after the page.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 
 use super::StorageResult;
 use super::connection::DbConnection;
-use super::contents::{Contents, VersionKey};
+use super::contents::{Contents, Kind};
 use super::search::Hit;
 use super::sql::{Sql, load};
 use crate::search::query::{Include, SearchQuery};
@@ -59,7 +59,16 @@ pub(super) fn includes(
             break;
         }
         wanted.truncate(MAX_INCLUDED.saturating_sub(included.len()));
-        let found = fetch(conn, contents, postgres, &wanted)?;
+        // What these resources have in common: the include parameters of the round.
+        let kind = Kind::of((
+            round,
+            format!(
+                "{:?}{:?}",
+                specs(&query.includes),
+                specs(&query.revincludes)
+            ),
+        ));
+        let found = fetch(conn, contents, kind, postgres, &wanted)?;
         sources = found
             .iter()
             .map(|h| (h.resource_type.clone(), h.id.clone()))
@@ -187,20 +196,30 @@ struct CurrentRow {
     resource_id: String,
     #[diesel(sql_type = BigInt)]
     version_id: i64,
+    #[diesel(sql_type = Nullable<Binary>)]
+    content: Option<Vec<u8>>,
 }
 
-/// The current content of live resources, by `(type, id)`: their versions from `resources`,
-/// then the contents of those ([`Contents::load`]).
+/// The current content of live resources, by `(type, id)`: their versions from `resources`
+/// with their contents, or without them when includes of `kind` find them in memory
+/// ([`Contents::complete`]).
 fn fetch(
     conn: &mut DbConnection,
     contents: &Contents,
+    kind: Kind,
     postgres: bool,
     keys: &[(String, String)],
 ) -> StorageResult<Vec<Hit>> {
-    let mut current: Vec<VersionKey> = Vec::new();
+    let with_content = !contents.warm(kind);
+    let mut current = Vec::new();
     for chunk in keys.chunks(500) {
         let mut sql = Sql::new(postgres);
-        sql.push("SELECT r.resource_type, r.resource_id, r.version_id FROM resources r WHERE r.deleted = FALSE AND (");
+        sql.push(match (with_content, postgres) {
+            (true, _) => "SELECT r.resource_type, r.resource_id, r.version_id, v.content FROM resources r JOIN resource_versions v ON v.resource_type = r.resource_type AND v.resource_id = r.resource_id AND v.version_id = r.version_id",
+            (false, true) => "SELECT r.resource_type, r.resource_id, r.version_id, CAST(NULL AS BYTEA) AS content FROM resources r",
+            (false, false) => "SELECT r.resource_type, r.resource_id, r.version_id, CAST(NULL AS BLOB) AS content FROM resources r",
+        });
+        sql.push(" WHERE r.deleted = FALSE AND (");
         for (i, (t, id)) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(" OR ");
@@ -215,13 +234,12 @@ fn fetch(
         current.extend(
             load!(conn, &sql, CurrentRow)?
                 .into_iter()
-                .map(|r| (r.resource_type, r.resource_id, r.version_id)),
+                .map(|r| ((r.resource_type, r.resource_id, r.version_id), r.content)),
         );
     }
-    let loaded = contents.load(conn, postgres, &current)?;
-    Ok(current
+    Ok(contents
+        .complete(conn, postgres, kind, current)?
         .into_iter()
-        .zip(loaded)
         .map(|((resource_type, id, _), content)| Hit {
             resource_type,
             id,

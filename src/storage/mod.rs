@@ -259,7 +259,7 @@ impl Storage {
     }
 
     /// Keeps at most `bytes` of the versions' contents that searches read in memory (none
-    /// when 0), instead of the default 256 MiB.
+    /// when 0), instead of the default 128 MiB.
     pub fn with_content_cache(mut self, bytes: u64) -> Storage {
         self.contents = Arc::new(contents::Contents::new(bytes));
         self

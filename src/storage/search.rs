@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Nullable, Text};
+use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
 use super::connection::{DbConnection, plan_once};
-use super::contents::{Contents, VersionKey};
+use super::contents::{Contents, Kind};
 use super::includes::{TargetRow, includes};
 use super::predicates::{MAX_CHAR, date_predicate, value_predicate};
 use super::sql::{Bind, Sql, load};
@@ -637,6 +637,8 @@ struct PageRow {
     resource_id: String,
     #[diesel(sql_type = BigInt)]
     version_id: i64,
+    #[diesel(sql_type = Nullable<Binary>)]
+    content: Option<Vec<u8>>,
     #[diesel(sql_type = Nullable<Text>)]
     t0: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -737,7 +739,9 @@ pub(super) fn search(
     if once && plan != Plan::Drive {
         plan_once(conn, false)?;
     }
-    let sql = page_sql(query, &kinds, cursor.as_ref(), postgres, plan);
+    let kind = kind_of(query);
+    let with_content = !contents.warm(kind);
+    let sql = page_sql(query, &kinds, cursor.as_ref(), postgres, plan, with_content);
     tracing::debug!(sql = sql.text, binds = ?sql.binds, "search page");
     let mut rows = load!(conn, &sql, PageRow)?;
     let more = rows.len() > query.count;
@@ -760,14 +764,13 @@ pub(super) fn search(
     if page.total.is_none() && query.total == Total::Default && cursor.is_none() && !more {
         page.total = Some(rows.len() as i64);
     }
-    let keys: Vec<VersionKey> = rows
+    let rows = rows
         .into_iter()
-        .map(|r| (r.resource_type, r.resource_id, r.version_id))
+        .map(|r| ((r.resource_type, r.resource_id, r.version_id), r.content))
         .collect();
-    let loaded = contents.load(conn, postgres, &keys)?;
-    page.matches = keys
+    page.matches = contents
+        .complete(conn, postgres, kind, rows)?
         .into_iter()
-        .zip(loaded)
         .map(|((resource_type, id, _), content)| Hit {
             resource_type,
             id,
@@ -778,6 +781,68 @@ pub(super) fn search(
         page.included = includes(conn, contents, postgres, query, &page.matches)?;
     }
     Ok(page)
+}
+
+/// What kind of search `query` is, for [`Contents::warm`]: its types and the shape of its
+/// conditions (parameters, modifiers and nesting, not values).
+pub(super) fn kind_of(query: &SearchQuery) -> Kind {
+    fn shape(out: &mut String, cond: &Condition) {
+        match cond {
+            Condition::Ids(_) => out.push_str("_id"),
+            Condition::LastUpdated(_) => out.push_str("_lastUpdated"),
+            Condition::Match { code, negate, .. } => {
+                out.push_str(code);
+                if *negate {
+                    out.push_str(":not");
+                }
+            }
+            Condition::Missing { code, .. } => {
+                out.push_str(code);
+                out.push_str(":missing");
+            }
+            Condition::Chain { code, targets } => {
+                out.push_str(code);
+                for (t, inner) in targets {
+                    out.push_str(".");
+                    out.push_str(t);
+                    out.push_str("(");
+                    shape(out, inner);
+                    out.push_str(")");
+                }
+            }
+            Condition::Has {
+                source_type,
+                code,
+                inner,
+            } => {
+                out.push_str("_has:");
+                out.push_str(source_type);
+                out.push_str(":");
+                out.push_str(code);
+                out.push_str("(");
+                shape(out, inner);
+                out.push_str(")");
+            }
+            Condition::Or(list) => {
+                out.push_str("or(");
+                for c in list {
+                    shape(out, c);
+                    out.push_str(",");
+                }
+                out.push_str(")");
+            }
+        }
+    }
+    let mut out = query.types.join(",");
+    for clause in &query.clauses {
+        for (t, cond) in &clause.per_type {
+            out.push_str("&");
+            out.push_str(t);
+            out.push_str(":");
+            shape(&mut out, cond);
+        }
+    }
+    Kind::of(out)
 }
 
 /// Whether a search is of one type by one plain (not negated) match, in id order.
@@ -829,18 +894,24 @@ fn count_sql(query: &SearchQuery, postgres: bool) -> Sql {
 }
 
 /// The page query: the matches with their current versions and sort keys, ordered and limited
-/// (after the cursor when there is one). Their contents are read afterwards
-/// ([`Contents::load`]), from memory where they can be.
+/// (after the cursor when there is one), and only then joined to their contents, unless they
+/// are to come from memory ([`Contents::complete`]).
 fn page_sql(
     query: &SearchQuery,
     kinds: &[KeyKind],
     cursor: Option<&Cursor>,
     postgres: bool,
     plan: Plan,
+    with_content: bool,
 ) -> Sql {
     let before = cursor.is_some_and(|c| c.before);
     let mut sql = Sql::new(postgres);
     sql.push("SELECT p.resource_type, p.resource_id, p.version_id");
+    sql.push(match (with_content, postgres) {
+        (true, _) => ", v.content",
+        (false, true) => ", CAST(NULL AS BYTEA) AS content",
+        (false, false) => ", CAST(NULL AS BLOB) AS content",
+    });
     for slot in 0..3 {
         let kind = kinds.get(slot).copied();
         let column = |k: KeyKind, cast: &str| {
@@ -902,6 +973,9 @@ fn page_sql(
     order(&mut sql, "s.");
     sql.push(" LIMIT ").bind(Bind::Int(query.count as i64 + 1));
     sql.push(") p");
+    if with_content {
+        sql.push(" JOIN resource_versions v ON v.resource_type = p.resource_type AND v.resource_id = p.resource_id AND v.version_id = p.version_id");
+    }
     order(&mut sql, "p.");
     sql
 }
@@ -961,7 +1035,7 @@ pub(super) fn explain(conn: &mut DbConnection, query: &SearchQuery) -> StorageRe
     let query = &*planned(conn, postgres, query)?;
     let kinds: Vec<KeyKind> = query.sort.iter().map(|k| key_kind(&k.by)).collect();
     let plan = choose_plan(conn, postgres, query)?;
-    let mut statements = vec![page_sql(query, &kinds, None, postgres, plan)];
+    let mut statements = vec![page_sql(query, &kinds, None, postgres, plan, true)];
     if matches!(query.total, Total::Accurate | Total::Estimate) {
         statements.push(count_sql(query, postgres));
     }

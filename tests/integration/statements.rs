@@ -251,7 +251,7 @@ async fn a_search_by_one_plain_condition_is_planned_once_and_others_with_their_v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_search_reads_each_version_s_content_from_postgresql_once() {
+async fn a_warm_search_reads_no_content_from_postgresql_and_a_new_version_alone() {
     let Some((_database, schema, storage)) = recorded_storage() else {
         return;
     };
@@ -274,12 +274,18 @@ async fn a_search_reads_each_version_s_content_from_postgresql_once() {
                 .unwrap();
         storage.search(query)
     };
-    // Statements since `mark` that read contents.
+    // Statements since `mark` that read contents: joined to the page, or on their own.
     let reads = |mark: usize| {
-        sent(&schema)[mark..]
+        let sql = sent(&schema)[mark..].to_vec();
+        let joined = sql
+            .iter()
+            .filter(|s| s.contains("JOIN resource_versions"))
+            .count();
+        let alone = sql
             .iter()
             .filter(|s| s.contains("FROM resource_versions"))
-            .count()
+            .count();
+        (joined, alone)
     };
     let born = |page: &hearth::storage::SearchPage| -> Vec<String> {
         page.matches
@@ -289,15 +295,27 @@ async fn a_search_reads_each_version_s_content_from_postgresql_once() {
             .collect()
     };
 
-    // The first search reads both contents in one statement, the second none.
+    // A first search reads the contents with its page, in the same statement.
     let mark = sent(&schema).len();
     let page = search().await.unwrap();
     assert_eq!(born(&page), ["1970-01-01", "1971-01-01"]);
-    assert_eq!(reads(mark), 1);
-    let mark = sent(&schema).len();
-    let page = search().await.unwrap();
-    assert_eq!(born(&page), ["1970-01-01", "1971-01-01"]);
-    assert_eq!(reads(mark), 0);
+    assert_eq!(reads(mark), (1, 0));
+    // Once searches of this kind find their contents in memory, they read none.
+    let mut warm = false;
+    for _ in 0..8 {
+        let mark = sent(&schema).len();
+        let page = search().await.unwrap();
+        assert_eq!(born(&page), ["1970-01-01", "1971-01-01"]);
+        if reads(mark) == (0, 0) {
+            warm = true;
+            break;
+        }
+    }
+    assert!(
+        warm,
+        "searches kept reading the contents: {:#?}",
+        sent(&schema)
+    );
 
     // An update makes a new version: only its content is read, and it is what is served.
     let index = extract(&registry, &patient("1980-02-02"), base);
@@ -308,5 +326,5 @@ async fn a_search_reads_each_version_s_content_from_postgresql_once() {
     let mark = sent(&schema).len();
     let page = search().await.unwrap();
     assert_eq!(born(&page), ["1980-02-02", "1971-01-01"]);
-    assert_eq!(reads(mark), 1);
+    assert_eq!(reads(mark), (0, 1));
 }
