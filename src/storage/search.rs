@@ -803,11 +803,11 @@ pub(super) fn kind_of(query: &SearchQuery) -> Kind {
             Condition::Chain { code, targets } => {
                 out.push_str(code);
                 for (t, inner) in targets {
-                    out.push_str(".");
+                    out.push('.');
                     out.push_str(t);
-                    out.push_str("(");
+                    out.push('(');
                     shape(out, inner);
-                    out.push_str(")");
+                    out.push(')');
                 }
             }
             Condition::Has {
@@ -817,28 +817,28 @@ pub(super) fn kind_of(query: &SearchQuery) -> Kind {
             } => {
                 out.push_str("_has:");
                 out.push_str(source_type);
-                out.push_str(":");
+                out.push(':');
                 out.push_str(code);
-                out.push_str("(");
+                out.push('(');
                 shape(out, inner);
-                out.push_str(")");
+                out.push(')');
             }
             Condition::Or(list) => {
                 out.push_str("or(");
                 for c in list {
                     shape(out, c);
-                    out.push_str(",");
+                    out.push(',');
                 }
-                out.push_str(")");
+                out.push(')');
             }
         }
     }
     let mut out = query.types.join(",");
     for clause in &query.clauses {
         for (t, cond) in &clause.per_type {
-            out.push_str("&");
+            out.push('&');
             out.push_str(t);
-            out.push_str(":");
+            out.push(':');
             shape(&mut out, cond);
         }
     }
