@@ -19,6 +19,7 @@ use diesel::sql_types::{BigInt, Binary, Text};
 use super::StorageResult;
 use super::connection::DbConnection;
 use super::sql::{Sql, load};
+use crate::search::query::{Condition, SearchQuery};
 
 /// A version: its type, id and version id.
 pub type VersionKey = (String, String, i64);
@@ -63,6 +64,68 @@ impl Kind {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         parts.hash(&mut hasher);
         Kind(hasher.finish())
+    }
+
+    /// What kind of search `query` is, for [`Contents::warm`]: its types and the shape of its
+    /// conditions (parameters, modifiers and nesting, not values).
+    pub fn search(query: &SearchQuery) -> Kind {
+        fn shape(out: &mut String, cond: &Condition) {
+            match cond {
+                Condition::Ids(_) => out.push_str("_id"),
+                Condition::LastUpdated(_) => out.push_str("_lastUpdated"),
+                Condition::Match { code, negate, .. } => {
+                    out.push_str(code);
+                    if *negate {
+                        out.push_str(":not");
+                    }
+                }
+                Condition::Missing { code, .. } => {
+                    out.push_str(code);
+                    out.push_str(":missing");
+                }
+                Condition::Chain { code, targets } => {
+                    out.push_str(code);
+                    for (t, inner) in targets {
+                        out.push('.');
+                        out.push_str(t);
+                        out.push('(');
+                        shape(out, inner);
+                        out.push(')');
+                    }
+                }
+                Condition::Has {
+                    source_type,
+                    code,
+                    inner,
+                } => {
+                    out.push_str("_has:");
+                    out.push_str(source_type);
+                    out.push(':');
+                    out.push_str(code);
+                    out.push('(');
+                    shape(out, inner);
+                    out.push(')');
+                }
+                Condition::Or(list) => {
+                    out.push_str("or(");
+                    for c in list {
+                        shape(out, c);
+                        out.push(',');
+                    }
+                    out.push(')');
+                }
+            }
+        }
+        let mut out = query.types.join(",");
+        for clause in &query.clauses {
+            for (t, cond) in &clause.per_type {
+                out.push('&');
+                out.push_str(t);
+                out.push(':');
+                shape(&mut out, cond);
+            }
+        }
+        Kind::of(out)
     }
 }
 
@@ -120,14 +183,17 @@ impl Contents {
         let mut out: Vec<(VersionKey, Option<Arc<[u8]>>)> = Vec::with_capacity(total);
         for (key, content) in rows {
             let content = match (content, &self.cache) {
-                (Some(bytes), Some(cache)) => {
-                    if cache.get(&key).is_some() {
+                (Some(bytes), Some(cache)) => match cache.get(&key) {
+                    Some(kept) => {
                         found += 1;
+                        Some(kept)
                     }
-                    let bytes: Arc<[u8]> = bytes.into();
-                    cache.insert(key.clone(), bytes.clone());
-                    Some(bytes)
-                }
+                    None => {
+                        let bytes: Arc<[u8]> = bytes.into();
+                        cache.insert(key.clone(), bytes.clone());
+                        Some(bytes)
+                    }
+                },
                 (Some(bytes), None) => Some(bytes.into()),
                 (None, Some(cache)) => {
                     let hit = cache.get(&key);
@@ -139,15 +205,19 @@ impl Contents {
             out.push((key, content));
         }
         self.learn(kind, found, total);
-        if out.iter().all(|(_, c)| c.is_some()) {
-            return Ok(out
-                .into_iter()
-                .map(|(k, c)| (k, c.unwrap_or_default()))
-                .collect());
-        }
-        let keys: Vec<VersionKey> = out.iter().map(|(k, _)| k.clone()).collect();
-        let loaded = self.load(conn, postgres, &keys)?;
-        Ok(keys.into_iter().zip(loaded).collect())
+        let missing: Vec<VersionKey> = out
+            .iter()
+            .filter(|(_, c)| c.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut loaded = self.load(conn, postgres, &missing)?.into_iter();
+        Ok(out
+            .into_iter()
+            .map(|(k, c)| {
+                let content = c.or_else(|| loaded.next()).unwrap_or_default();
+                (k, content)
+            })
+            .collect())
     }
 
     /// The content of each version of `keys`, in their order: from the cache where it is, the
@@ -181,23 +251,19 @@ impl Contents {
                     .bind(super::sql::Bind::Int(*version))
                     .push(")");
             }
+            // Where each version goes in `out` (one may be asked for twice).
+            let mut wanted: HashMap<&VersionKey, Vec<usize>> = HashMap::new();
+            for &i in chunk {
+                wanted.entry(&keys[i]).or_default().push(i);
+            }
             for row in load!(conn, &sql, VersionRow)? {
                 let content: Arc<[u8]> = row.content.into();
-                // A key may be asked for twice (a resource both matched and included).
-                for &i in chunk {
-                    let (t, id, version) = &keys[i];
-                    if *version == row.version_id
-                        && *id == row.resource_id
-                        && *t == row.resource_type
-                    {
-                        out[i] = Some(content.clone());
-                    }
+                let key = (row.resource_type, row.resource_id, row.version_id);
+                for &i in wanted.get(&key).into_iter().flatten() {
+                    out[i] = Some(content.clone());
                 }
                 if let Some(cache) = &self.cache {
-                    cache.insert(
-                        (row.resource_type, row.resource_id, row.version_id),
-                        content,
-                    );
+                    cache.insert(key, content);
                 }
             }
         }
@@ -343,6 +409,6 @@ mod tests {
             ("_include".to_owned(), "Patient:organization".to_owned()),
         ];
         let q = query::parse(registry, vec!["Patient".into()], &params, "", true).unwrap();
-        crate::storage::search::kind_of(&q)
+        super::Kind::search(&q)
     }
 }

@@ -739,7 +739,7 @@ pub(super) fn search(
     if once && plan != Plan::Drive {
         plan_once(conn, false)?;
     }
-    let kind = kind_of(query);
+    let kind = Kind::search(query);
     let with_content = !contents.warm(kind);
     let sql = page_sql(query, &kinds, cursor.as_ref(), postgres, plan, with_content);
     tracing::debug!(sql = sql.text, binds = ?sql.binds, "search page");
@@ -781,68 +781,6 @@ pub(super) fn search(
         page.included = includes(conn, contents, postgres, query, &page.matches)?;
     }
     Ok(page)
-}
-
-/// What kind of search `query` is, for [`Contents::warm`]: its types and the shape of its
-/// conditions (parameters, modifiers and nesting, not values).
-pub(super) fn kind_of(query: &SearchQuery) -> Kind {
-    fn shape(out: &mut String, cond: &Condition) {
-        match cond {
-            Condition::Ids(_) => out.push_str("_id"),
-            Condition::LastUpdated(_) => out.push_str("_lastUpdated"),
-            Condition::Match { code, negate, .. } => {
-                out.push_str(code);
-                if *negate {
-                    out.push_str(":not");
-                }
-            }
-            Condition::Missing { code, .. } => {
-                out.push_str(code);
-                out.push_str(":missing");
-            }
-            Condition::Chain { code, targets } => {
-                out.push_str(code);
-                for (t, inner) in targets {
-                    out.push('.');
-                    out.push_str(t);
-                    out.push('(');
-                    shape(out, inner);
-                    out.push(')');
-                }
-            }
-            Condition::Has {
-                source_type,
-                code,
-                inner,
-            } => {
-                out.push_str("_has:");
-                out.push_str(source_type);
-                out.push(':');
-                out.push_str(code);
-                out.push('(');
-                shape(out, inner);
-                out.push(')');
-            }
-            Condition::Or(list) => {
-                out.push_str("or(");
-                for c in list {
-                    shape(out, c);
-                    out.push(',');
-                }
-                out.push(')');
-            }
-        }
-    }
-    let mut out = query.types.join(",");
-    for clause in &query.clauses {
-        for (t, cond) in &clause.per_type {
-            out.push('&');
-            out.push_str(t);
-            out.push(':');
-            shape(&mut out, cond);
-        }
-    }
-    Kind::of(out)
 }
 
 /// Whether a search is of one type by one plain (not negated) match, in id order.
