@@ -18,6 +18,7 @@ use diesel::sql_types::{BigInt, Binary, Text};
 
 use super::StorageResult;
 use super::connection::DbConnection;
+use super::search::Hit;
 use super::sql::{Sql, load};
 use crate::search::query::{Condition, SearchQuery};
 
@@ -26,6 +27,15 @@ pub type VersionKey = (String, String, i64);
 
 /// Bytes of content kept by default (`content_cache_mb`).
 pub const DEFAULT_BYTES: u64 = 128 << 20;
+
+/// The content column of a query that leaves the contents to [`Contents::complete`].
+pub fn no_content(postgres: bool) -> &'static str {
+    if postgres {
+        "CAST(NULL AS BYTEA) AS content"
+    } else {
+        "CAST(NULL AS BLOB) AS content"
+    }
+}
 
 /// Versions read in one statement at most.
 const CHUNK: usize = 500;
@@ -168,7 +178,7 @@ impl Contents {
         }
     }
 
-    /// The contents of versions a query returned, each with its content when the query read
+    /// The resources of versions a query returned, each with its content when the query read
     /// it (kept here from then on) or `None` (taken from here, or read now). `kind` learns how
     /// many were here already.
     pub fn complete(
@@ -177,7 +187,7 @@ impl Contents {
         postgres: bool,
         kind: Kind,
         rows: Vec<(VersionKey, Option<Vec<u8>>)>,
-    ) -> StorageResult<Vec<(VersionKey, Arc<[u8]>)>> {
+    ) -> StorageResult<Vec<Hit>> {
         let total = rows.len();
         let mut found = 0;
         let mut out: Vec<(VersionKey, Option<Arc<[u8]>>)> = Vec::with_capacity(total);
@@ -213,9 +223,10 @@ impl Contents {
         let mut loaded = self.load(conn, postgres, &missing)?.into_iter();
         Ok(out
             .into_iter()
-            .map(|(k, c)| {
-                let content = c.or_else(|| loaded.next()).unwrap_or_default();
-                (k, content)
+            .map(|((resource_type, id, _), c)| Hit {
+                resource_type,
+                id,
+                content: c.or_else(|| loaded.next()).unwrap_or_default(),
             })
             .collect())
     }

@@ -6,7 +6,7 @@ use diesel::sql_types::{BigInt, Binary, Nullable, Text};
 
 use super::StorageResult;
 use super::connection::DbConnection;
-use super::contents::{Contents, Kind};
+use super::contents::{Contents, Kind, no_content};
 use super::search::Hit;
 use super::sql::{Sql, load};
 use crate::search::query::{Include, SearchQuery};
@@ -214,11 +214,12 @@ fn fetch(
     let mut current = Vec::new();
     for chunk in keys.chunks(500) {
         let mut sql = Sql::new(postgres);
-        sql.push(match (with_content, postgres) {
-            (true, _) => "SELECT r.resource_type, r.resource_id, r.version_id, v.content FROM resources r JOIN resource_versions v ON v.resource_type = r.resource_type AND v.resource_id = r.resource_id AND v.version_id = r.version_id",
-            (false, true) => "SELECT r.resource_type, r.resource_id, r.version_id, CAST(NULL AS BYTEA) AS content FROM resources r",
-            (false, false) => "SELECT r.resource_type, r.resource_id, r.version_id, CAST(NULL AS BLOB) AS content FROM resources r",
-        });
+        sql.push("SELECT r.resource_type, r.resource_id, r.version_id, ");
+        if with_content {
+            sql.push("v.content FROM resources r JOIN resource_versions v ON v.resource_type = r.resource_type AND v.resource_id = r.resource_id AND v.version_id = r.version_id");
+        } else {
+            sql.push(no_content(postgres)).push(" FROM resources r");
+        }
         sql.push(" WHERE r.deleted = FALSE AND (");
         for (i, (t, id)) in chunk.iter().enumerate() {
             if i > 0 {
@@ -237,13 +238,5 @@ fn fetch(
                 .map(|r| ((r.resource_type, r.resource_id, r.version_id), r.content)),
         );
     }
-    Ok(contents
-        .complete(conn, postgres, kind, current)?
-        .into_iter()
-        .map(|((resource_type, id, _), content)| Hit {
-            resource_type,
-            id,
-            content,
-        })
-        .collect())
+    contents.complete(conn, postgres, kind, current)
 }

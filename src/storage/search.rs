@@ -11,7 +11,7 @@ use diesel::sql_types::{BigInt, Binary, Double, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
 use super::connection::{DbConnection, plan_once};
-use super::contents::{Contents, Kind};
+use super::contents::{Contents, Kind, no_content};
 use super::includes::{TargetRow, includes};
 use super::predicates::{MAX_CHAR, date_predicate, value_predicate};
 use super::sql::{Bind, Sql, load};
@@ -768,15 +768,7 @@ pub(super) fn search(
         .into_iter()
         .map(|r| ((r.resource_type, r.resource_id, r.version_id), r.content))
         .collect();
-    page.matches = contents
-        .complete(conn, postgres, kind, rows)?
-        .into_iter()
-        .map(|((resource_type, id, _), content)| Hit {
-            resource_type,
-            id,
-            content,
-        })
-        .collect();
+    page.matches = contents.complete(conn, postgres, kind, rows)?;
     if !query.includes.is_empty() || !query.revincludes.is_empty() {
         page.included = includes(conn, contents, postgres, query, &page.matches)?;
     }
@@ -845,10 +837,10 @@ fn page_sql(
     let before = cursor.is_some_and(|c| c.before);
     let mut sql = Sql::new(postgres);
     sql.push("SELECT p.resource_type, p.resource_id, p.version_id");
-    sql.push(match (with_content, postgres) {
-        (true, _) => ", v.content",
-        (false, true) => ", CAST(NULL AS BYTEA) AS content",
-        (false, false) => ", CAST(NULL AS BLOB) AS content",
+    sql.push(", ").push(if with_content {
+        "v.content"
+    } else {
+        no_content(postgres)
     });
     for slot in 0..3 {
         let kind = kinds.get(slot).copied();
