@@ -7,6 +7,7 @@ pub mod accounts;
 mod conditional;
 mod connection;
 mod contents;
+mod counts;
 mod history;
 mod import;
 mod includes;
@@ -185,6 +186,8 @@ pub struct Storage {
     sqlite_writer: Option<writer::Writer>,
     /// The contents of versions that searches have read.
     contents: Arc<contents::Contents>,
+    /// Bounded counts that searches made lately to choose their plans.
+    counts: Arc<counts::Counts>,
 }
 
 impl Storage {
@@ -255,6 +258,7 @@ impl Storage {
             threads,
             sqlite_writer,
             contents: Arc::new(contents::Contents::new(contents::DEFAULT_BYTES)),
+            counts: Arc::default(),
         })
     }
 
@@ -399,8 +403,10 @@ impl Storage {
         &self,
         query: crate::search::query::SearchQuery,
     ) -> StorageResult<SearchPage> {
-        self.with_conn(move |conn, storage| search::search(conn, &storage.contents, &query))
-            .await
+        self.with_conn(move |conn, storage| {
+            search::search(conn, &storage.contents, &storage.counts, &query)
+        })
+        .await
     }
 
     /// The token and date index values (`tokens`, `dates`) of the resources of `resource_type`

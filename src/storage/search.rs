@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::connection::{DbConnection, plan_once};
 use super::contents::{Contents, Kind, no_content};
+use super::counts::Counts;
 use super::includes::{TargetRow, includes};
 use super::predicates::{MAX_CHAR, date_predicate, value_predicate};
 use super::sql::{Bind, Sql, load};
@@ -378,22 +379,30 @@ fn ordered_clauses(query: &SearchQuery) -> Vec<&crate::search::query::Clause> {
 const TIE_LIMIT: i64 = 50_000;
 
 /// Counts the index rows of a plain match, up to `limit`.
+/// Counts of the last seconds in `counts` answer without a statement ([`Counts`]).
 fn bounded_count(
     conn: &mut DbConnection,
-    postgres: bool,
+    counts: Option<&Counts>,
     t: &str,
     cond: &Condition,
     limit: i64,
 ) -> StorageResult<Option<i64>> {
+    let postgres = matches!(conn, DbConnection::Postgres(_));
     let mut sql = Sql::new(postgres);
     sql.push("SELECT COUNT(*) AS n FROM (");
     if !match_rows(&mut sql, t, cond, None) {
         return Ok(None);
     }
+    if let Some(n) = counts.and_then(|c| c.get(&sql, limit)) {
+        return Ok(Some(n));
+    }
+    let rows = sql.clone();
     sql.push(" LIMIT ").bind(Bind::Int(limit)).push(") c");
-    Ok(Some(
-        load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n),
-    ))
+    let n = load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n);
+    if let Some(counts) = counts {
+        counts.put(&rows, limit, n);
+    }
+    Ok(Some(n))
 }
 
 /// The query with its clauses narrowest first, so the first drives and the others probe. In
@@ -402,11 +411,20 @@ fn bounded_count(
 /// matches a few hundred); other conditions, and ties, go by their kind.
 pub(super) fn planned<'q>(
     conn: &mut DbConnection,
-    postgres: bool,
+    counts: Option<&Counts>,
     query: &'q SearchQuery,
 ) -> StorageResult<std::borrow::Cow<'q, SearchQuery>> {
+    Ok(measured(conn, counts, query)?.0)
+}
+
+/// [`planned`], with the index rows its driving clause was counted to, when they were.
+fn measured<'q>(
+    conn: &mut DbConnection,
+    counts: Option<&Counts>,
+    query: &'q SearchQuery,
+) -> StorageResult<(std::borrow::Cow<'q, SearchQuery>, Option<i64>)> {
     if query.clauses.len() < 2 {
-        return Ok(std::borrow::Cow::Borrowed(query));
+        return Ok((std::borrow::Cow::Borrowed(query), None));
     }
     let measure = query.types.len() == 1;
     // The clauses likely narrowest by their kind are counted first, and each count stops one
@@ -427,7 +445,7 @@ pub(super) fn planned<'q>(
         let rows = match (measure, clause.per_type.as_slice()) {
             (true, [(t, cond)]) if !matches!(cond, Condition::Ids(_)) => {
                 let limit = (narrowest + 1).min(DRIVE_LIMIT);
-                bounded_count(conn, postgres, t, cond, limit)?.unwrap_or(DRIVE_LIMIT)
+                bounded_count(conn, counts, t, cond, limit)?.unwrap_or(DRIVE_LIMIT)
             }
             (true, [(_, Condition::Ids(_))]) => 0,
             _ => DRIVE_LIMIT,
@@ -452,16 +470,20 @@ pub(super) fn planned<'q>(
         for ((rows, _), clause) in keyed.iter_mut() {
             if *rows == DRIVE_LIMIT
                 && let [(t, cond)] = clause.per_type.as_slice()
-                && let Some(n) = bounded_count(conn, postgres, t, cond, TIE_LIMIT)?
+                && let Some(n) = bounded_count(conn, counts, t, cond, TIE_LIMIT)?
             {
                 *rows = n;
             }
         }
     }
     keyed.sort_by_key(|(key, _)| *key);
+    let driver = keyed
+        .first()
+        .map(|((rows, _), _)| *rows)
+        .filter(|_| measure);
     let mut ordered = query.clone();
     ordered.clauses = keyed.into_iter().map(|(_, c)| c).collect();
-    Ok(std::borrow::Cow::Owned(ordered))
+    Ok((std::borrow::Cow::Owned(ordered), driver))
 }
 
 /// Chooses the plan of a page: drive from the narrowest clause, unless the page is in id
@@ -469,7 +491,7 @@ pub(super) fn planned<'q>(
 /// walking the resources in id order fills the page sooner.
 fn choose_plan(
     conn: &mut DbConnection,
-    postgres: bool,
+    counts: Option<&Counts>,
     query: &SearchQuery,
 ) -> StorageResult<Plan> {
     let single = query.types.len() == 1;
@@ -488,7 +510,7 @@ fn choose_plan(
     let (t, cond) = &first.per_type[0];
     match cond {
         Condition::Match { negate: false, .. } if narrowness(cond) >= 3 => {
-            let n = bounded_count(conn, postgres, t, cond, DRIVE_LIMIT)?.unwrap_or(0);
+            let n = bounded_count(conn, counts, t, cond, DRIVE_LIMIT)?.unwrap_or(0);
             Ok(if n >= DRIVE_LIMIT {
                 Plan::Scan
             } else {
@@ -691,15 +713,20 @@ struct CountRow {
 pub(super) fn search(
     conn: &mut DbConnection,
     contents: &Contents,
+    counts: &Counts,
     query: &SearchQuery,
 ) -> StorageResult<SearchPage> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
-    // A search of one type by one plain condition reads one lookup index the same way for
-    // every value: on PostgreSQL its statements are planned once ([`plan_once`]), unless the
-    // match is so broad that the page walks the resources instead (below).
-    let once = one_plain_match(query);
+    // A search of one type by plain conditions reads its lookup indexes the same way for every
+    // value: on PostgreSQL its statements are planned once ([`plan_once`]), unless its driving
+    // match is so broad that a plan made with the values may do better (below).
+    let once = plain_matches(query);
     plan_once(conn, once)?;
-    let query = &*planned(conn, postgres, query)?;
+    let (query, driver) = measured(conn, Some(counts), query)?;
+    let query = &*query;
+    if once && driver.is_some_and(|rows| rows >= DRIVE_LIMIT) {
+        plan_once(conn, false)?;
+    }
     let mut page = SearchPage::default();
     let count_only = query.summary == Some(crate::fhir::view::Summary::Count);
     if count_only || matches!(query.total, Total::Accurate | Total::Estimate) {
@@ -735,7 +762,7 @@ pub(super) fn search(
         ));
     }
     let before = cursor.as_ref().is_some_and(|c| c.before);
-    let plan = choose_plan(conn, postgres, query)?;
+    let plan = choose_plan(conn, Some(counts), query)?;
     if once && plan != Plan::Drive {
         plan_once(conn, false)?;
     }
@@ -775,16 +802,23 @@ pub(super) fn search(
     Ok(page)
 }
 
-/// Whether a search is of one type by one plain (not negated) match, in id order.
-fn one_plain_match(query: &SearchQuery) -> bool {
-    query.sort.is_empty()
-        && matches!(
-            (query.types.as_slice(), query.clauses.as_slice()),
-            ([_], [clause]) if matches!(
-                clause.per_type.as_slice(),
-                [(_, Condition::Match { negate: false, .. })]
-            )
+/// Whether a search is of one type by plain (not negated) matches and `_id`s only: one in id
+/// order, or several, whose driver is then measured ([`measured`]). Chains, `_has` and the
+/// like are planned with their values: planned once, a chained search ran for minutes.
+fn plain_matches(query: &SearchQuery) -> bool {
+    let plain = |clause: &crate::search::query::Clause| {
+        matches!(
+            clause.per_type.as_slice(),
+            [(
+                _,
+                Condition::Match { negate: false, .. } | Condition::Ids(_)
+            )]
         )
+    };
+    query.types.len() == 1
+        && !query.clauses.is_empty()
+        && query.clauses.iter().all(plain)
+        && (query.clauses.len() > 1 || query.sort.is_empty())
 }
 
 /// The count of matches. A search of one type with one plain condition counts its index rows
@@ -962,9 +996,9 @@ fn window(sql: &mut Sql, t: &str, cond: &Condition, cursor: Option<&Cursor>, cou
 /// the database reports them: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL.
 pub(super) fn explain(conn: &mut DbConnection, query: &SearchQuery) -> StorageResult<String> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
-    let query = &*planned(conn, postgres, query)?;
+    let query = &*planned(conn, None, query)?;
     let kinds: Vec<KeyKind> = query.sort.iter().map(|k| key_kind(&k.by)).collect();
-    let plan = choose_plan(conn, postgres, query)?;
+    let plan = choose_plan(conn, None, query)?;
     let mut statements = vec![page_sql(query, &kinds, None, postgres, plan, true)];
     if matches!(query.total, Total::Accurate | Total::Estimate) {
         statements.push(count_sql(query, postgres));
@@ -1042,7 +1076,7 @@ pub(super) fn matching(
     limit: usize,
 ) -> StorageResult<Vec<String>> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
-    let query = &*planned(conn, postgres, query)?;
+    let query = &*planned(conn, None, query)?;
     let mut sql = Sql::new(postgres);
     sql.push("SELECT r.resource_type, r.resource_id FROM resources r WHERE ");
     filter(&mut sql, query, Plan::Drive);
@@ -1129,7 +1163,7 @@ mod tests {
                 true,
             )
             .unwrap();
-            let planned = planned(conn, false, &query).unwrap();
+            let planned = planned(conn, None, &query).unwrap();
             format!("{:?}", planned.clauses[0].per_type[0].1)
         };
         // A reference is counted first by its kind; the token after it, to at most 41 rows.

@@ -1,7 +1,8 @@
 //! What the storage sends to PostgreSQL, recorded on the connection: a create is one
 //! statement, its own transaction, with its version, its current-version row and its index
 //! rows; a search by one plain condition is planned once for all values, and every other
-//! search, and every write, with its values.
+//! search, and every write, with its values; a condition counted lately to choose a plan is not
+//! counted again.
 
 use std::sync::{Arc, Mutex, Once};
 
@@ -327,4 +328,66 @@ async fn a_warm_search_reads_no_content_from_postgresql_and_a_new_version_alone(
     let page = search().await.unwrap();
     assert_eq!(born(&page), ["1980-02-02", "1971-01-01"]);
     assert_eq!(reads(mark), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_counted_lately_is_not_counted_again() {
+    let Some((_database, schema, storage)) = recorded_storage() else {
+        return;
+    };
+    let registry = Registry::r4();
+    let base = "http://localhost/fhir";
+    for (family, gender) in [("Chalmers", "male"), ("Windsor", "female")] {
+        let patient =
+            json!({"resourceType": "Patient", "name": [{"family": family}], "gender": gender});
+        let index = extract(&registry, &patient, base);
+        storage.create("Patient", patient, index).await.unwrap();
+    }
+    let search = |params: &[(&str, &str)]| {
+        let params = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>();
+        let query =
+            hearth::search::query::parse(&registry, vec!["Patient".into()], &params, "", true)
+                .unwrap();
+        storage.search(query)
+    };
+    // The bounded counts that choose a plan, sent since `mark`.
+    let counts = |mark: usize| {
+        sent(&schema)[mark..]
+            .iter()
+            .filter(|s| s.starts_with("SELECT COUNT(*) AS n FROM ("))
+            .count()
+    };
+
+    // One condition: counted the first time only.
+    let mark = sent(&schema).len();
+    let page = search(&[("name", "chal")]).await.unwrap();
+    assert_eq!(page.matches.len(), 1);
+    assert_eq!(counts(mark), 1, "{:#?}", &sent(&schema)[mark..]);
+    let mark = sent(&schema).len();
+    let page = search(&[("name", "chal")]).await.unwrap();
+    assert_eq!(page.matches.len(), 1);
+    assert_eq!(counts(mark), 0, "{:#?}", &sent(&schema)[mark..]);
+    // Another value is another count.
+    let mark = sent(&schema).len();
+    let page = search(&[("name", "wind")]).await.unwrap();
+    assert_eq!(page.matches.len(), 1);
+    assert_eq!(counts(mark), 1);
+
+    // Two conditions: each is counted to choose the one that drives; then neither is.
+    let both = [("name", "wind"), ("gender", "female")];
+    let mark = sent(&schema).len();
+    let page = search(&both).await.unwrap();
+    assert_eq!(page.matches.len(), 1);
+    assert_eq!(
+        counts(mark),
+        1,
+        "the name was counted lately, the gender not"
+    );
+    let mark = sent(&schema).len();
+    let page = search(&both).await.unwrap();
+    assert_eq!(page.matches.len(), 1);
+    assert_eq!(counts(mark), 0);
 }
