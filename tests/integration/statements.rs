@@ -1,6 +1,6 @@
 //! What the storage sends to PostgreSQL, recorded on the connection: a create is one
 //! statement, its own transaction, with its version, its current-version row and its index
-//! rows; a search by one plain condition is planned once for all values, and every other
+//! rows; a search by plain conditions is planned once for all values, and every other
 //! search, and every write, with its values; a condition counted lately to choose a plan is not
 //! counted again.
 
@@ -164,7 +164,7 @@ async fn a_create_on_postgresql_is_one_statement_with_all_its_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_search_by_one_plain_condition_is_planned_once_and_others_with_their_values() {
+async fn a_search_by_plain_conditions_is_planned_once_and_others_with_their_values() {
     let Some((_database, schema, storage)) = recorded_storage() else {
         return;
     };
@@ -224,6 +224,18 @@ async fn a_search_by_one_plain_condition_is_planned_once_and_others_with_their_v
         .unwrap();
     assert_eq!(page.matches.len(), 2);
     assert_eq!(settings(&since(mark)), ["with values"]);
+
+    // Plain conditions together, whose driver matches few rows: planned once as well.
+    let mark = sent(&schema).len();
+    let params = vec![
+        ("name".to_owned(), "chal".to_owned()),
+        ("organization".to_owned(), "Organization/acme".to_owned()),
+    ];
+    let both =
+        hearth::search::query::parse(&registry, vec!["Patient".into()], &params, "", true).unwrap();
+    let page = storage.search(both).await.unwrap();
+    assert_eq!(page.matches.len(), 1);
+    assert_eq!(settings(&since(mark)), ["once"]);
 
     // A conditional create searches inside its transaction: the setting goes back to plans with
     // the values before the transaction begins, never inside it (a rollback would undo it).
