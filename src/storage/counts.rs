@@ -37,11 +37,11 @@ impl Default for Counts {
 }
 
 impl Counts {
-    /// The count of `statement` up to `limit`, if one counted lately tells it: a count below
-    /// its own limit is exact, and one that reached its limit is at least `limit` when that is
-    /// no further.
-    pub(super) fn get(&self, statement: &Sql, limit: i64) -> Option<i64> {
-        let c = self.cache.get(&key(statement))?;
+    /// The count of the statement `key` names up to `limit`, if one counted lately tells it: a
+    /// count below its own limit is exact, and one that reached its limit is at least `limit`
+    /// when that is no further.
+    pub(super) fn get(&self, key: u64, limit: i64) -> Option<i64> {
+        let c = self.cache.get(&key)?;
         if c.at.elapsed() > FRESH {
             return None;
         }
@@ -54,10 +54,10 @@ impl Counts {
         }
     }
 
-    /// Remembers that `statement` counted `rows`, up to `limit`.
-    pub(super) fn put(&self, statement: &Sql, limit: i64, rows: i64) {
+    /// Remembers that the statement `key` names counted `rows`, up to `limit`.
+    pub(super) fn put(&self, key: u64, limit: i64, rows: i64) {
         self.cache.insert(
-            key(statement),
+            key,
             Counted {
                 rows,
                 limit,
@@ -67,9 +67,9 @@ impl Counts {
     }
 }
 
-/// A statement's text and values, hashed. Two statements that collide would share a plan,
-/// never an answer.
-fn key(statement: &Sql) -> u64 {
+/// A statement's text and values, hashed: its key in [`Counts`]. Two statements that collide
+/// would share a plan, never an answer.
+pub(super) fn key(statement: &Sql) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     statement.text.hash(&mut hasher);
     for bind in &statement.binds {
@@ -99,18 +99,18 @@ mod tests {
     #[test]
     fn a_count_answers_only_what_it_proves() {
         let counts = Counts::default();
-        let (a, b) = (statement("a"), statement("b"));
-        assert_eq!(counts.get(&a, 100), None);
+        let (a, b) = (key(&statement("a")), key(&statement("b")));
+        assert_eq!(counts.get(a, 100), None);
         // Exact below its limit: any limit is answered.
-        counts.put(&a, 100, 7);
-        assert_eq!(counts.get(&a, 100), Some(7));
-        assert_eq!(counts.get(&a, 5), Some(5));
-        assert_eq!(counts.get(&a, 2000), Some(7));
-        assert_eq!(counts.get(&b, 100), None, "another value is another count");
+        counts.put(a, 100, 7);
+        assert_eq!(counts.get(a, 100), Some(7));
+        assert_eq!(counts.get(a, 5), Some(5));
+        assert_eq!(counts.get(a, 2000), Some(7));
+        assert_eq!(counts.get(b, 100), None, "another value is another count");
         // Capped at its limit: only that limit or a smaller one is answered.
-        counts.put(&b, 100, 100);
-        assert_eq!(counts.get(&b, 50), Some(50));
-        assert_eq!(counts.get(&b, 100), Some(100));
-        assert_eq!(counts.get(&b, 101), None);
+        counts.put(b, 100, 100);
+        assert_eq!(counts.get(b, 50), Some(50));
+        assert_eq!(counts.get(b, 100), Some(100));
+        assert_eq!(counts.get(b, 101), None);
     }
 }

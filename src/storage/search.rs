@@ -378,8 +378,8 @@ fn ordered_clauses(query: &SearchQuery) -> Vec<&crate::search::query::Clause> {
 /// When several clauses reach [`DRIVE_LIMIT`], how far they are counted to tell them apart.
 const TIE_LIMIT: i64 = 50_000;
 
-/// Counts the index rows of a plain match, up to `limit`.
-/// Counts of the last seconds in `counts` answer without a statement ([`Counts`]).
+/// Counts the index rows of a plain match, up to `limit`; a count of the last seconds in
+/// `counts` answers without a statement ([`Counts`]).
 fn bounded_count(
     conn: &mut DbConnection,
     counts: Option<&Counts>,
@@ -393,14 +393,14 @@ fn bounded_count(
     if !match_rows(&mut sql, t, cond, None) {
         return Ok(None);
     }
-    if let Some(n) = counts.and_then(|c| c.get(&sql, limit)) {
+    let remembered = counts.map(|c| (c, super::counts::key(&sql)));
+    if let Some(n) = remembered.and_then(|(c, key)| c.get(key, limit)) {
         return Ok(Some(n));
     }
-    let rows = sql.clone();
     sql.push(" LIMIT ").bind(Bind::Int(limit)).push(") c");
     let n = load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n);
-    if let Some(counts) = counts {
-        counts.put(&rows, limit, n);
+    if let Some((c, key)) = remembered {
+        c.put(key, limit, n);
     }
     Ok(Some(n))
 }
