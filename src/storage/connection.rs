@@ -73,8 +73,9 @@ pub(super) fn held_anew() {
 /// On PostgreSQL, plans the connection's next statements once for all values (`true`), or
 /// again with each run's values (`false`, how every connection starts). Planning a search is
 /// a third of its cost on the server (for a search by a patient and a code, two thirds), and
-/// the plan of a search of one type by plain conditions whose driver is narrow does not depend
-/// on the values; other searches keep their plans made with the values (see
+/// the plan of a search of one type by plain conditions whose driver is narrow and found by
+/// equality does not depend on the values; other searches keep their plans made with the
+/// values (see
 /// [`POSTGRES_SETTINGS`]). The setting is changed only when it differs from what this thread's
 /// connection has, and never inside a transaction: a transaction that rolls back would undo it
 /// behind our back.

@@ -724,7 +724,10 @@ pub(super) fn search(
     plan_once(conn, once)?;
     let (query, driver) = measured(conn, Some(counts), query)?;
     let query = &*query;
-    if once && driver.is_some_and(|rows| rows >= DRIVE_LIMIT) {
+    if once
+        && query.clauses.len() > 1
+        && !(driver.is_some_and(|rows| rows < DRIVE_LIMIT) && drives_by_equality(&query.clauses[0]))
+    {
         plan_once(conn, false)?;
     }
     let mut page = SearchPage::default();
@@ -803,8 +806,9 @@ pub(super) fn search(
 }
 
 /// Whether a search is of one type by plain (not negated) matches and `_id`s only: one in id
-/// order, or several, whose driver is then measured ([`measured`]). Chains, `_has` and the
-/// like are planned with their values: planned once, a chained search ran for minutes.
+/// order, or several, whose driver is then measured ([`measured`]) and must be narrow and
+/// found by equality ([`drives_by_equality`]). Chains, `_has` and the like are planned with
+/// their values: planned once, a chained search ran for minutes.
 fn plain_matches(query: &SearchQuery) -> bool {
     let plain = |clause: &crate::search::query::Clause| {
         matches!(
@@ -819,6 +823,35 @@ fn plain_matches(query: &SearchQuery) -> bool {
         && !query.clauses.is_empty()
         && query.clauses.iter().all(plain)
         && (query.clauses.len() > 1 || query.sort.is_empty())
+}
+
+/// Whether a driving clause finds its index rows by equality: `_id`s, references, tokens with
+/// a code. A plan made once estimates such a match as the few rows it is, and drives from it.
+/// A range (a name's prefix, a date, a threshold) it estimates as a share of the table, and
+/// with another clause to probe it could choose to walk every resource of the type in id order
+/// instead, as it does for `Observation?code=&value-quantity=gt` (`benches/README.md`).
+fn drives_by_equality(clause: &crate::search::query::Clause) -> bool {
+    match clause.per_type.as_slice() {
+        [(_, Condition::Ids(_))] => true,
+        [
+            (
+                _,
+                Condition::Match {
+                    table,
+                    alternatives,
+                    negate: false,
+                    ..
+                },
+            ),
+        ] => match table {
+            Table::Reference => true,
+            Table::Token => alternatives
+                .iter()
+                .all(|a| matches!(a, ValueMatch::Token { code: Some(_), .. })),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// The count of matches. A search of one type with one plain condition counts its index rows

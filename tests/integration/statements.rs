@@ -225,17 +225,23 @@ async fn a_search_by_plain_conditions_is_planned_once_and_others_with_their_valu
     assert_eq!(page.matches.len(), 2);
     assert_eq!(settings(&since(mark)), ["with values"]);
 
-    // Plain conditions together, whose driver matches few rows: planned once as well.
+    // Plain conditions together, driven by a reference that matches few rows: planned once as
+    // well. Driven by a name's prefix, a range, they are planned with their values again.
+    let both = |name: &str| {
+        let params = vec![
+            ("name".to_owned(), name.to_owned()),
+            ("organization".to_owned(), "Organization/acme".to_owned()),
+        ];
+        hearth::search::query::parse(&registry, vec!["Patient".into()], &params, "", true).unwrap()
+    };
     let mark = sent(&schema).len();
-    let params = vec![
-        ("name".to_owned(), "chal".to_owned()),
-        ("organization".to_owned(), "Organization/acme".to_owned()),
-    ];
-    let both =
-        hearth::search::query::parse(&registry, vec!["Patient".into()], &params, "", true).unwrap();
-    let page = storage.search(both).await.unwrap();
-    assert_eq!(page.matches.len(), 1);
+    let page = storage.search(both("chal,wind")).await.unwrap();
+    assert_eq!(page.matches.len(), 2);
     assert_eq!(settings(&since(mark)), ["once"]);
+    let mark = sent(&schema).len();
+    let page = storage.search(both("chal")).await.unwrap();
+    assert_eq!(page.matches.len(), 1);
+    assert_eq!(settings(&since(mark)), ["with values"]);
 
     // A conditional create searches inside its transaction: the setting goes back to plans with
     // the values before the transaction begins, never inside it (a rollback would undo it).
