@@ -13,6 +13,7 @@ mod import;
 mod includes;
 mod index;
 pub mod oauth;
+mod plans;
 mod predicates;
 mod projection;
 mod reindex;

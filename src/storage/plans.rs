@@ -1,0 +1,273 @@
+//! How a search is planned: which of its clauses drives (the narrowest, measured by bounded
+//! counts of index rows), whether its page reads the driving index or walks the resources in
+//! order, and whether PostgreSQL may plan its statements once for all values.
+
+use super::StorageResult;
+use super::connection::DbConnection;
+use super::counts::Counts;
+use super::search::{CountRow, match_rows};
+use super::sql::{Bind, Sql, load};
+use crate::search::query::{
+    Condition, SearchQuery, SortBy, StringMode, SystemMatch, Table, ValueMatch,
+};
+
+/// How narrow a condition usually is (lower: fewer matches). The narrowest one drives the
+/// query.
+pub(super) fn narrowness(cond: &Condition) -> u8 {
+    match cond {
+        Condition::Ids(_) => 0,
+        Condition::Match { negate: true, .. } | Condition::Missing { .. } => 9,
+        Condition::Match {
+            table,
+            alternatives,
+            ..
+        } => match table {
+            Table::Reference => 1,
+            Table::String
+                if alternatives.iter().all(|a| {
+                    matches!(
+                        a,
+                        ValueMatch::String {
+                            mode: StringMode::Exact,
+                            ..
+                        }
+                    )
+                }) =>
+            {
+                2
+            }
+            Table::Token
+                if alternatives.iter().all(|a| {
+                    matches!(
+                        a,
+                        ValueMatch::Token {
+                            system: SystemMatch::Is(_),
+                            code: Some(_)
+                        }
+                    )
+                }) =>
+            {
+                3
+            }
+            Table::Token | Table::Uri => 4,
+            Table::String => 3,
+            Table::Composite => 5,
+            Table::Date | Table::Number | Table::Quantity => 7,
+        },
+        Condition::Or(conditions) => conditions.iter().map(narrowness).max().unwrap_or(9),
+        Condition::Chain { .. } | Condition::Has { .. } => 6,
+        Condition::LastUpdated(_) => 8,
+    }
+}
+
+/// How the database finds the matches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Plan {
+    /// The narrowest clause is read from its index (IN) and the others probe each candidate.
+    Drive,
+    /// The resources of the type are walked in result order and every clause probes each
+    /// (EXISTS); the walk stops when the page is full. Right when matches are many, so the
+    /// first page is found long before the end.
+    Scan,
+}
+
+/// Candidates beyond which reading the driving index costs more than walking in order.
+pub(super) const DRIVE_LIMIT: i64 = 2000;
+
+/// When several clauses reach [`DRIVE_LIMIT`], how far they are counted to tell them apart.
+const TIE_LIMIT: i64 = 50_000;
+
+/// Counts the index rows of a plain match, up to `limit`; a count of the last seconds in
+/// `counts` answers without a statement ([`Counts`]).
+fn bounded_count(
+    conn: &mut DbConnection,
+    counts: Option<&Counts>,
+    t: &str,
+    cond: &Condition,
+    limit: i64,
+) -> StorageResult<Option<i64>> {
+    let postgres = matches!(conn, DbConnection::Postgres(_));
+    let mut sql = Sql::new(postgres);
+    sql.push("SELECT COUNT(*) AS n FROM (");
+    if !match_rows(&mut sql, t, cond, None) {
+        return Ok(None);
+    }
+    let remembered = counts.map(|c| (c, super::counts::key(&sql)));
+    if let Some(n) = remembered.and_then(|(c, key)| c.get(key, limit)) {
+        return Ok(Some(n));
+    }
+    sql.push(" LIMIT ").bind(Bind::Int(limit)).push(") c");
+    let n = load!(conn, &sql, CountRow)?.first().map_or(0, |r| r.n);
+    if let Some((c, key)) = remembered {
+        c.put(key, limit, n);
+    }
+    Ok(Some(n))
+}
+
+/// The query with its clauses narrowest first, so the first drives and the others probe. In
+/// a single-type search with several clauses, each plain match is measured by a bounded count
+/// of its index rows (a token shared by every resource must not drive when a date range
+/// matches a few hundred); other conditions, and ties, go by their kind.
+pub(super) fn planned<'q>(
+    conn: &mut DbConnection,
+    counts: Option<&Counts>,
+    query: &'q SearchQuery,
+) -> StorageResult<std::borrow::Cow<'q, SearchQuery>> {
+    Ok(measured(conn, counts, query)?.0)
+}
+
+/// [`planned`], with the index rows its driving clause was counted to, when they were.
+pub(super) fn measured<'q>(
+    conn: &mut DbConnection,
+    counts: Option<&Counts>,
+    query: &'q SearchQuery,
+) -> StorageResult<(std::borrow::Cow<'q, SearchQuery>, Option<i64>)> {
+    if query.clauses.len() < 2 {
+        return Ok((std::borrow::Cow::Borrowed(query), None));
+    }
+    let measure = query.types.len() == 1;
+    // The clauses likely narrowest by their kind are counted first, and each count stops one
+    // row past the narrowest so far: which clause drives is all the counts decide, and a
+    // patient's dozen Observations need not wait for a common code to be counted to 2,000.
+    let mut clauses: Vec<_> = query
+        .clauses
+        .iter()
+        .map(|clause| {
+            let kind = clause.per_type.iter().map(|(_, c)| narrowness(c)).max();
+            (kind.unwrap_or(9), clause)
+        })
+        .collect();
+    clauses.sort_by_key(|(kind, _)| *kind);
+    let mut narrowest = DRIVE_LIMIT;
+    let mut keyed = Vec::with_capacity(clauses.len());
+    for (kind, clause) in clauses {
+        let rows = match (measure, clause.per_type.as_slice()) {
+            (true, [(t, cond)]) if !matches!(cond, Condition::Ids(_)) => {
+                let limit = (narrowest + 1).min(DRIVE_LIMIT);
+                bounded_count(conn, counts, t, cond, limit)?.unwrap_or(DRIVE_LIMIT)
+            }
+            (true, [(_, Condition::Ids(_))]) => 0,
+            _ => DRIVE_LIMIT,
+        };
+        narrowest = narrowest.min(rows);
+        keyed.push(((rows, kind), clause.clone()));
+    }
+    // Two broad matches: count further, so the smaller of them drives.
+    let capped = |clause: &crate::search::query::Clause| {
+        matches!(
+            clause.per_type.as_slice(),
+            [(_, Condition::Match { negate: false, .. })]
+        )
+    };
+    if measure
+        && keyed
+            .iter()
+            .filter(|((rows, _), c)| *rows == DRIVE_LIMIT && capped(c))
+            .count()
+            >= 2
+    {
+        for ((rows, _), clause) in keyed.iter_mut() {
+            if *rows == DRIVE_LIMIT
+                && let [(t, cond)] = clause.per_type.as_slice()
+                && let Some(n) = bounded_count(conn, counts, t, cond, TIE_LIMIT)?
+            {
+                *rows = n;
+            }
+        }
+    }
+    keyed.sort_by_key(|(key, _)| *key);
+    let driver = keyed
+        .first()
+        .map(|((rows, _), _)| *rows)
+        .filter(|_| measure);
+    let mut ordered = query.clone();
+    ordered.clauses = keyed.into_iter().map(|(_, c)| c).collect();
+    Ok((std::borrow::Cow::Owned(ordered), driver))
+}
+
+/// Chooses the plan of a page: drive from the narrowest clause, unless the page is in id
+/// order and that clause matches so many resources (a quick bounded count says so) that
+/// walking the resources in id order fills the page sooner.
+pub(super) fn choose_plan(
+    conn: &mut DbConnection,
+    counts: Option<&Counts>,
+    query: &SearchQuery,
+) -> StorageResult<Plan> {
+    let single = query.types.len() == 1;
+    let in_id_order = query
+        .sort
+        .iter()
+        .all(|k| k.by == SortBy::Id && !k.descending);
+    // With several conditions the intersection may be empty, and a walk would then read
+    // every resource of the type; reading the narrowest index bounds the cost instead.
+    let [first] = query.clauses.as_slice() else {
+        return Ok(Plan::Drive);
+    };
+    if !single || !in_id_order {
+        return Ok(Plan::Drive);
+    }
+    let (t, cond) = &first.per_type[0];
+    match cond {
+        Condition::Match { negate: false, .. } if narrowness(cond) >= 3 => {
+            let n = bounded_count(conn, counts, t, cond, DRIVE_LIMIT)?.unwrap_or(0);
+            Ok(if n >= DRIVE_LIMIT {
+                Plan::Scan
+            } else {
+                Plan::Drive
+            })
+        }
+        Condition::Missing { .. }
+        | Condition::Match { negate: true, .. }
+        | Condition::LastUpdated(_) => Ok(Plan::Scan),
+        _ => Ok(Plan::Drive),
+    }
+}
+
+/// Whether a search is of one type by plain (not negated) matches and `_id`s only: one in id
+/// order, or several, whose driver is then measured ([`measured`]) and must be narrow and
+/// found by equality ([`drives_by_equality`]). Chains, `_has` and the like are planned with
+/// their values: planned once, a chained search ran for minutes.
+pub(super) fn plain_matches(query: &SearchQuery) -> bool {
+    let plain = |clause: &crate::search::query::Clause| {
+        matches!(
+            clause.per_type.as_slice(),
+            [(
+                _,
+                Condition::Match { negate: false, .. } | Condition::Ids(_)
+            )]
+        )
+    };
+    query.types.len() == 1
+        && !query.clauses.is_empty()
+        && query.clauses.iter().all(plain)
+        && (query.clauses.len() > 1 || query.sort.is_empty())
+}
+
+/// Whether a driving clause finds its index rows by equality: `_id`s, references, tokens with
+/// a code. A plan made once estimates such a match as the few rows it is, and drives from it.
+/// A range (a name's prefix, a date, a threshold) it estimates as a share of the table, and
+/// with another clause to probe it could choose to walk every resource of the type in id order
+/// instead, as it does for `Observation?code=&value-quantity=gt` (`benches/README.md`).
+pub(super) fn drives_by_equality(clause: &crate::search::query::Clause) -> bool {
+    match clause.per_type.as_slice() {
+        [(_, Condition::Ids(_))] => true,
+        [
+            (
+                _,
+                Condition::Match {
+                    table,
+                    alternatives,
+                    negate: false,
+                    ..
+                },
+            ),
+        ] => match table {
+            Table::Reference => true,
+            Table::Token => alternatives
+                .iter()
+                .all(|a| matches!(a, ValueMatch::Token { code: Some(_), .. })),
+            _ => false,
+        },
+        _ => false,
+    }
+}
