@@ -13,7 +13,7 @@ use crate::search::query::{
 
 /// How narrow a condition usually is (lower: fewer matches). The narrowest one drives the
 /// query.
-pub(super) fn narrowness(cond: &Condition) -> u8 {
+fn narrowness(cond: &Condition) -> u8 {
     match cond {
         Condition::Ids(_) => 0,
         Condition::Match { negate: true, .. } | Condition::Missing { .. } => 9,
@@ -72,7 +72,7 @@ pub(super) enum Plan {
 }
 
 /// Candidates beyond which reading the driving index costs more than walking in order.
-pub(super) const DRIVE_LIMIT: i64 = 2000;
+const DRIVE_LIMIT: i64 = 2000;
 
 /// When several clauses reach [`DRIVE_LIMIT`], how far they are counted to tell them apart.
 const TIE_LIMIT: i64 = 50_000;
@@ -243,12 +243,21 @@ pub(super) fn plain_matches(query: &SearchQuery) -> bool {
         && (query.clauses.len() > 1 || query.sort.is_empty())
 }
 
+/// Whether a [`plain_matches`] search, [`measured`] (`driver`: the index rows its driving clause
+/// was counted to), may still be planned once: it has one clause, or its driver is narrow and
+/// found by equality.
+pub(super) fn still_once(query: &SearchQuery, driver: Option<i64>) -> bool {
+    query.clauses.len() < 2
+        || (driver.is_some_and(|rows| rows < DRIVE_LIMIT)
+            && query.clauses.first().is_some_and(drives_by_equality))
+}
+
 /// Whether a driving clause finds its index rows by equality: `_id`s, references, tokens with
 /// a code. A plan made once estimates such a match as the few rows it is, and drives from it.
 /// A range (a name's prefix, a date, a threshold) it estimates as a share of the table, and
 /// with another clause to probe it could choose to walk every resource of the type in id order
 /// instead, as it does for `Observation?code=&value-quantity=gt` (`benches/README.md`).
-pub(super) fn drives_by_equality(clause: &crate::search::query::Clause) -> bool {
+fn drives_by_equality(clause: &crate::search::query::Clause) -> bool {
     match clause.per_type.as_slice() {
         [(_, Condition::Ids(_))] => true,
         [

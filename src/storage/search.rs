@@ -14,9 +14,7 @@ use super::connection::{DbConnection, plan_once};
 use super::contents::{Contents, Kind, no_content};
 use super::counts::Counts;
 use super::includes::{TargetRow, includes};
-use super::plans::{
-    DRIVE_LIMIT, Plan, choose_plan, drives_by_equality, measured, plain_matches, planned,
-};
+use super::plans::{Plan, choose_plan, measured, plain_matches, planned, still_once};
 use super::predicates::{MAX_CHAR, date_predicate, value_predicate};
 use super::sql::{Bind, Sql, load};
 use super::{StorageError, StorageResult};
@@ -507,16 +505,13 @@ pub(super) fn search(
 ) -> StorageResult<SearchPage> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
     // A search of one type by plain conditions reads its lookup indexes the same way for every
-    // value: on PostgreSQL its statements are planned once ([`plan_once`]), unless its driving
-    // match is so broad that a plan made with the values may do better (below).
+    // value: on PostgreSQL its statements are planned once ([`plan_once`]), unless its driver,
+    // once measured, or its page's plan (below) calls for plans made with the values.
     let once = plain_matches(query);
     plan_once(conn, once)?;
     let (query, driver) = measured(conn, Some(counts), query)?;
     let query = &*query;
-    if once
-        && query.clauses.len() > 1
-        && !(driver.is_some_and(|rows| rows < DRIVE_LIMIT) && drives_by_equality(&query.clauses[0]))
-    {
+    if once && !still_once(query, driver) {
         plan_once(conn, false)?;
     }
     let mut page = SearchPage::default();
