@@ -73,6 +73,15 @@ fn sent(schema: &str) -> Vec<String> {
         .collect()
 }
 
+/// A search of Patients by `params`.
+fn patients(registry: &Registry, params: &[(&str, &str)]) -> hearth::search::query::SearchQuery {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    hearth::search::query::parse(registry, vec!["Patient".into()], &params, "", true).unwrap()
+}
+
 #[derive(QueryableByName)]
 struct Count64 {
     #[diesel(sql_type = BigInt)]
@@ -188,10 +197,7 @@ async fn a_search_by_plain_conditions_is_planned_once_and_others_with_their_valu
         let index = extract(&registry, &patient, base);
         storage.create("Patient", patient, index).await.unwrap();
     }
-    let query = |name: &str, value: &str| {
-        let params = vec![(name.to_owned(), value.to_owned())];
-        hearth::search::query::parse(&registry, vec!["Patient".into()], &params, "", true).unwrap()
-    };
+    let query = |name: &str, value: &str| patients(&registry, &[(name, value)]);
     // The plan settings sent since `mark`, and where each other statement was.
     let since = |mark: usize| sent(&schema)[mark..].to_vec();
     let settings = |sql: &[String]| -> Vec<&'static str> {
@@ -228,11 +234,10 @@ async fn a_search_by_plain_conditions_is_planned_once_and_others_with_their_valu
     // Plain conditions together, driven by a reference that matches few rows: planned once as
     // well. Driven by a name's prefix, a range, they are planned with their values again.
     let both = |name: &str| {
-        let params = vec![
-            ("name".to_owned(), name.to_owned()),
-            ("organization".to_owned(), "Organization/acme".to_owned()),
-        ];
-        hearth::search::query::parse(&registry, vec!["Patient".into()], &params, "", true).unwrap()
+        patients(
+            &registry,
+            &[("name", name), ("organization", "Organization/acme")],
+        )
     };
     let mark = sent(&schema).len();
     let page = storage.search(both("chal,wind")).await.unwrap();
@@ -286,13 +291,7 @@ async fn a_warm_search_reads_no_content_from_postgresql_and_a_new_version_alone(
             .unwrap();
         ids.push(ResourceId::parse(&created.id).unwrap());
     }
-    let search = || {
-        let params = vec![("name".to_owned(), "chalmers".to_owned())];
-        let query =
-            hearth::search::query::parse(&registry, vec!["Patient".into()], &params, "", true)
-                .unwrap();
-        storage.search(query)
-    };
+    let search = || storage.search(patients(&registry, &[("name", "chalmers")]));
     // Statements since `mark` that read contents: joined to the page, or on their own.
     let reads = |mark: usize| {
         let sql = sent(&schema)[mark..].to_vec();
@@ -361,16 +360,7 @@ async fn a_condition_counted_lately_is_not_counted_again() {
         let index = extract(&registry, &patient, base);
         storage.create("Patient", patient, index).await.unwrap();
     }
-    let search = |params: &[(&str, &str)]| {
-        let params = params
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect::<Vec<_>>();
-        let query =
-            hearth::search::query::parse(&registry, vec!["Patient".into()], &params, "", true)
-                .unwrap();
-        storage.search(query)
-    };
+    let search = |params: &[(&str, &str)]| storage.search(patients(&registry, params));
     // The bounded counts that choose a plan, sent since `mark`.
     let counts = |mark: usize| {
         sent(&schema)[mark..]
