@@ -4,6 +4,7 @@
 //! never on the async executor.
 
 pub mod accounts;
+mod clauses;
 mod conditional;
 mod connection;
 mod contents;

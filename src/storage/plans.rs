@@ -3,9 +3,10 @@
 //! order, and whether PostgreSQL may plan its statements once for all values.
 
 use super::StorageResult;
+use super::clauses::match_rows;
 use super::connection::DbConnection;
 use super::counts::Counts;
-use super::search::{CountRow, match_rows};
+use super::search::CountRow;
 use super::sql::{Bind, Sql, load};
 use crate::search::query::{
     Condition, SearchQuery, SortBy, StringMode, SystemMatch, Table, ValueMatch,

@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use super::StorageResult;
+use super::clauses::{index_ids, planned_filter, probe_clauses};
 use super::connection::DbConnection;
-use super::search::{index_ids, planned_filter, probe_clauses};
 use super::sql::{Sql, load};
 use crate::search::query::{Clause, Condition, SearchQuery};
 
