@@ -523,7 +523,12 @@ fn composite<'a>(
         if per_component.len() != param.components.len() {
             continue;
         }
-        // Every combination of the components' values of this node.
+        // Every combination of the components' values of this node, at most 256 when several
+        // components hold several values. When only one does, the rows are one per value and
+        // none is left out: a search may add this composite to its plain parts
+        // (`search::implied`), which relies on every pair being here.
+        let several = per_component.iter().filter(|s| s.len() > 1).count();
+        let limit = if several > 1 { 256 } else { usize::MAX };
         let mut combos: Vec<Vec<Slot>> = vec![Vec::new()];
         for slots in &per_component {
             combos = combos
@@ -535,7 +540,7 @@ fn composite<'a>(
                         c
                     })
                 })
-                .take(256)
+                .take(limit)
                 .collect();
         }
         for mut combo in combos {
@@ -673,5 +678,63 @@ mod tests {
             .unwrap();
         assert_eq!(composite.slots[0].value.as_deref(), Some("8480-6"));
         assert_eq!(composite.slots[1].low, Some(120.5));
+    }
+
+    /// What `search::implied` relies on: a composite row for every coding of the code paired
+    /// with the value, however many codings; the same value rows as the plain parameter.
+    #[test]
+    fn a_code_and_its_value_are_paired_for_every_coding() {
+        let many = |value: (&str, Value)| {
+            let codings: Vec<Value> = (0..300)
+                .map(|i| json!({"system": "http://acme.org", "code": format!("c{i}")}))
+                .collect();
+            let mut o = json!({"resourceType": "Observation", "status": "final",
+                "code": {"coding": codings}});
+            o[value.0] = value.1;
+            rows(o)
+        };
+        let pairs = |r: &IndexRows, code: &str| {
+            r.composites
+                .iter()
+                .filter(|c| c.code == code)
+                .map(|c| c.slots[0].value.clone().unwrap())
+                .collect::<HashSet<_>>()
+        };
+        let quantity = many(("valueQuantity", json!({"value": 7, "code": "kg"})));
+        let codes: HashSet<String> = quantity
+            .tokens
+            .iter()
+            .filter(|t| t.code == "code")
+            .filter_map(|t| t.value.clone())
+            .collect();
+        assert_eq!(codes.len(), 300);
+        assert_eq!(pairs(&quantity, "code-value-quantity"), codes);
+        let date = many(("valueDateTime", json!("2024-03-01")));
+        assert_eq!(pairs(&date, "code-value-date"), codes);
+        let sampled = many((
+            "valueSampledData",
+            json!({"origin": {"value": 1}, "period": 10, "dimensions": 1, "data": "1 2"}),
+        ));
+        assert!(
+            sampled
+                .quantities
+                .iter()
+                .all(|q| q.code != "value-quantity")
+        );
+        assert!(pairs(&sampled, "code-value-quantity").is_empty());
+        // Two components with several values each are still cut at 256 combinations.
+        let mut concept = many(("valueCodeableConcept", json!({})));
+        concept
+            .composites
+            .retain(|c| c.code == "code-value-concept");
+        assert!(concept.composites.is_empty());
+        let values: Vec<Value> = (0..20).map(|i| json!({"code": format!("v{i}")})).collect();
+        let both = many(("valueCodeableConcept", json!({"coding": values})));
+        let n = both
+            .composites
+            .iter()
+            .filter(|c| c.code == "code-value-concept")
+            .count();
+        assert_eq!(n, 256);
     }
 }

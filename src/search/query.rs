@@ -392,6 +392,7 @@ pub fn parse(
             }
         }
     }
+    super::implied::add(registry, &mut query);
     Ok(query)
 }
 

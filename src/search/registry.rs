@@ -300,7 +300,7 @@ impl Registry {
 
 /// The branches of a union that can apply to `resource_type`: `Patient.name | Practitioner.name`
 /// reduces to `Patient.name` for Patient. `None` when no branch applies.
-fn for_type(expr: &Expr, resource_type: &str) -> Option<Expr> {
+pub(super) fn for_type(expr: &Expr, resource_type: &str) -> Option<Expr> {
     if let Expr::Union(left, right) = expr {
         return match (
             for_type(left, resource_type),

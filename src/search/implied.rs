@@ -1,0 +1,333 @@
+//! Composite parameters implied by two plain ones. `Observation?code=X&value-quantity=gtY`
+//! asks for Observations with the code X whose value is above Y. Each condition alone can
+//! match most Observations (a common code; a low threshold over every code), so the database
+//! finds the pairs one condition at a time, and when no value of that code passes the
+//! threshold it walks every Observation of the code before it stops (`benches/README.md`).
+//! The official composite `code-value-quantity` pairs the same two elements in one index row,
+//! and its lookup index `(type, code, s1_value, s2_high, …)` finds the pairs of a code above a
+//! threshold directly. So a search that names both parts gets the composite as one more clause:
+//! it changes no result, and the planner can count it and drive from it.
+//!
+//! The composite must hold exactly when both parts do. An [`Implication`] says why it does for
+//! its three parameters, and it applies only while all three have the expressions it names (a
+//! SearchParameter written through the API can replace any of them).
+
+use super::fhirpath::{self, Expr};
+use super::query::{Clause, Condition, SearchQuery, Table, ValueMatch};
+use super::registry::{Registry, for_type};
+
+/// A composite parameter over a resource itself, and the two plain parameters of the same type
+/// that read the same elements as its components.
+struct Implication {
+    resource_type: &'static str,
+    composite: &'static str,
+    /// The composite's expression, then its components' (relative to the resource).
+    expression: &'static str,
+    components: [&'static str; 2],
+    /// The plain parameters, each with the expression it must have (reduced to the type).
+    parts: [(&'static str, &'static str); 2],
+}
+
+/// Why each holds:
+/// - `code` (`clinical-code`, reduced to `Observation.code`) is the first component, `code`,
+///   read from the same Observation; extraction writes a composite row for every coding.
+/// - `Observation.value[x]` holds one value, so a composite row pairs every coding with it: a
+///   code's rows are never cut short by the limit on combinations (`extract::composite`).
+/// - `value-quantity` also reads `value as SampledData`, which has no `value` of its own and so
+///   gives no quantity row (`extract::quantities`); its rows are those of `value.as(Quantity)`.
+/// - `value-date` reads `value as dateTime | value as Period`; the component's `DateTime` is the
+///   same type (FHIRPath type names match either case).
+///
+/// Not here: `code-value-string` (`value-string` also reads a CodeableConcept's text) and
+/// `code-value-concept` (both parts hold several codings, so their pairs can exceed the limit
+/// on combinations); the composites over components or over `Observation | component`, whose
+/// pairs are made within one element.
+const IMPLICATIONS: [Implication; 2] = [
+    Implication {
+        resource_type: "Observation",
+        composite: "code-value-quantity",
+        expression: "Observation",
+        components: ["code", "value.as(Quantity)"],
+        parts: [
+            ("code", "Observation.code"),
+            (
+                "value-quantity",
+                "(Observation.value as Quantity) | (Observation.value as SampledData)",
+            ),
+        ],
+    },
+    Implication {
+        resource_type: "Observation",
+        composite: "code-value-date",
+        expression: "Observation",
+        components: ["code", "value.as(DateTime) | value.as(Period)"],
+        parts: [
+            ("code", "Observation.code"),
+            (
+                "value-date",
+                "(Observation.value as dateTime) | (Observation.value as Period)",
+            ),
+        ],
+    },
+];
+
+/// Most alternatives an implied clause may have (one per pair of its parts' alternatives).
+const MAX_PAIRS: usize = 16;
+
+/// Most clauses added to one search.
+const MAX_IMPLIED: usize = 4;
+
+/// Whether `registry` still defines the three parameters of `implication` as it names them.
+fn holds(registry: &Registry, implication: &Implication) -> bool {
+    let t = implication.resource_type;
+    let reduced = |text: &str| fhirpath::parse(text).ok().and_then(|e| for_type(&e, t));
+    let same = |code: &str, text: &str| {
+        registry.get(t, code).is_some_and(|p| {
+            p.stored_as.is_none() && p.expression.is_some() && p.expression == reduced(text)
+        })
+    };
+    let components_same = registry.get(t, implication.composite).is_some_and(|p| {
+        let expected: Vec<Option<Expr>> = implication
+            .components
+            .iter()
+            .map(|c| fhirpath::parse(c).ok())
+            .collect();
+        p.components.len() == 2
+            && p.components
+                .iter()
+                .zip(&expected)
+                .all(|(c, e)| e.as_ref() == Some(&c.expression))
+    });
+    components_same
+        && same(implication.composite, implication.expression)
+        && implication
+            .parts
+            .iter()
+            .all(|(code, text)| same(code, text))
+}
+
+/// The alternatives of a clause that is a plain match of `code` on `t` whose every alternative
+/// is `expected`'s kind of value (a token with a system or code; a quantity or date with any
+/// prefix). Modifiers that change the kind (`:text`, `:not`, `:missing`) do not qualify.
+fn plain<'q>(
+    clause: &'q Clause,
+    t: &str,
+    code: &str,
+    expected: fn(&ValueMatch) -> bool,
+) -> Option<&'q [ValueMatch]> {
+    match clause.per_type.as_slice() {
+        [
+            (
+                ct,
+                Condition::Match {
+                    code: c,
+                    alternatives,
+                    negate: false,
+                    ..
+                },
+            ),
+        ] if ct == t
+            && c == code
+            && !alternatives.is_empty()
+            && alternatives.iter().all(expected) =>
+        {
+            Some(alternatives)
+        }
+        _ => None,
+    }
+}
+
+fn kind_of(code: &str) -> fn(&ValueMatch) -> bool {
+    match code {
+        "code" => |v| matches!(v, ValueMatch::Token { .. }),
+        "value-quantity" => |v| matches!(v, ValueMatch::Quantity { .. }),
+        "value-date" => |v| matches!(v, ValueMatch::Date { .. }),
+        _ => |_| false,
+    }
+}
+
+/// Adds to a search of one type the composite clauses its plain clauses imply: for each pair
+/// of a first-part clause and a second-part clause, the composite matching any pair of their
+/// alternatives (`code=A,B&value-quantity=gtY` implies `code-value-quantity=A$gtY,B$gtY`).
+pub fn add(registry: &Registry, query: &mut SearchQuery) {
+    let [t] = query.types.as_slice() else {
+        return;
+    };
+    let mut implied = Vec::new();
+    for implication in IMPLICATIONS.iter().filter(|i| i.resource_type == t) {
+        let [(first, _), (second, _)] = implication.parts;
+        let of = |code: &str| {
+            query
+                .clauses
+                .iter()
+                .filter_map(|c| plain(c, t, code, kind_of(code)))
+                .collect::<Vec<_>>()
+        };
+        let (firsts, seconds) = (of(first), of(second));
+        if firsts.is_empty() || seconds.is_empty() || !holds(registry, implication) {
+            continue;
+        }
+        for a in &firsts {
+            for b in &seconds {
+                if a.len() * b.len() > MAX_PAIRS || implied.len() == MAX_IMPLIED {
+                    continue;
+                }
+                let alternatives = a
+                    .iter()
+                    .flat_map(|x| {
+                        b.iter()
+                            .map(|y| ValueMatch::Composite(vec![x.clone(), y.clone()]))
+                    })
+                    .collect();
+                implied.push(Clause {
+                    per_type: vec![(
+                        t.clone(),
+                        Condition::Match {
+                            table: Table::Composite,
+                            code: implication.composite.to_owned(),
+                            alternatives,
+                            negate: false,
+                        },
+                    )],
+                });
+            }
+        }
+    }
+    query.clauses.extend(implied);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::query::{Prefix, SystemMatch, parse};
+    use serde_json::json;
+
+    fn q(registry: &Registry, query: &str) -> SearchQuery {
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        parse(
+            registry,
+            vec!["Observation".into()],
+            &params,
+            "http://h/fhir",
+            true,
+        )
+        .unwrap()
+    }
+
+    fn composites(query: &SearchQuery) -> Vec<(String, usize)> {
+        query
+            .clauses
+            .iter()
+            .filter_map(|c| match &c.per_type[0].1 {
+                Condition::Match {
+                    table: Table::Composite,
+                    code,
+                    alternatives,
+                    ..
+                } => Some((code.clone(), alternatives.len())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_implication_holds_for_the_official_parameters() {
+        let registry = Registry::r4();
+        for implication in &IMPLICATIONS {
+            assert!(holds(&registry, implication), "{}", implication.composite);
+        }
+    }
+
+    #[test]
+    fn a_code_and_a_value_imply_their_composite() {
+        let r = Registry::r4();
+        let one = q(&r, "code=http://loinc.org|8480-6&value-quantity=gt120");
+        assert_eq!(one.clauses.len(), 3);
+        let Condition::Match { alternatives, .. } = &one.clauses[2].per_type[0].1 else {
+            panic!()
+        };
+        let [ValueMatch::Composite(parts)] = alternatives.as_slice() else {
+            panic!()
+        };
+        assert_eq!(
+            parts[0],
+            ValueMatch::Token {
+                system: SystemMatch::Is("http://loinc.org".into()),
+                code: Some("8480-6".into())
+            }
+        );
+        assert!(matches!(
+            parts[1],
+            ValueMatch::Quantity {
+                prefix: Prefix::Gt,
+                value: 120.0,
+                ..
+            }
+        ));
+        assert_eq!(
+            composites(&q(&r, "code=a,b&value-quantity=gt1,lt0")),
+            [("code-value-quantity".to_owned(), 4)]
+        );
+        assert_eq!(
+            composites(&q(&r, "code=a&value-quantity=gt1&value-quantity=lt9")),
+            [
+                ("code-value-quantity".to_owned(), 1),
+                ("code-value-quantity".to_owned(), 1)
+            ]
+        );
+        assert_eq!(
+            composites(&q(&r, "code=a&value-date=ge2020")),
+            [("code-value-date".to_owned(), 1)]
+        );
+    }
+
+    #[test]
+    fn modifiers_other_types_and_too_many_pairs_imply_nothing() {
+        let r = Registry::r4();
+        for query in [
+            "code=a",
+            "value-quantity=gt1",
+            "code:not=a&value-quantity=gt1",
+            "code:text=sys&value-quantity=gt1",
+            "code=a&value-quantity:missing=false",
+            "code=a&value-string=x",
+            "code=a,b,c,d,e&value-quantity=1,2,3,4",
+        ] {
+            assert_eq!(composites(&q(&r, query)), [], "{query}");
+        }
+        let params = [
+            ("code".to_owned(), "a".to_owned()),
+            ("value-quantity".to_owned(), "1".to_owned()),
+        ];
+        let system = parse(
+            &r,
+            vec!["Observation".into(), "Condition".into()],
+            &params,
+            "",
+            false,
+        )
+        .unwrap();
+        assert_eq!(system.clauses.len(), 2, "a search of several types");
+    }
+
+    #[test]
+    fn a_replaced_part_implies_nothing() {
+        let mut r = Registry::r4();
+        r.add(&json!({
+            "resourceType": "SearchParameter",
+            "url": "http://acme.org/SearchParameter/value-quantity",
+            "code": "value-quantity",
+            "base": ["Observation"],
+            "type": "quantity",
+            "expression": "Observation.component.value.as(Quantity)"
+        }))
+        .unwrap();
+        assert_eq!(composites(&q(&r, "code=a&value-quantity=gt1")), []);
+        assert_eq!(
+            composites(&q(&r, "code=a&value-date=ge2020")),
+            [("code-value-date".to_owned(), 1)]
+        );
+    }
+}
