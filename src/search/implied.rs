@@ -146,16 +146,6 @@ fn kind_of(code: &str) -> fn(&ValueMatch) -> bool {
     }
 }
 
-/// The composite's alternatives for the parts' alternatives: every pair.
-fn pairs(a: &[ValueMatch], b: &[ValueMatch]) -> Vec<ValueMatch> {
-    a.iter()
-        .flat_map(|x| {
-            b.iter()
-                .map(|y| ValueMatch::Composite(vec![x.clone(), y.clone()]))
-        })
-        .collect()
-}
-
 /// Adds to a search of one type the composite clauses its plain clauses imply: for each pair
 /// of a first-part clause and a second-part clause, the composite matching any pair of their
 /// alternatives (`code=A,B&value-quantity=gtY` implies `code-value-quantity=A$gtY,B$gtY`).
@@ -182,7 +172,13 @@ pub fn add(registry: &Registry, query: &mut SearchQuery) {
                 if a.len() * b.len() > MAX_PAIRS || implied.len() == MAX_IMPLIED {
                     continue;
                 }
-                let alternatives = pairs(a, b);
+                let alternatives = a
+                    .iter()
+                    .flat_map(|x| {
+                        b.iter()
+                            .map(|y| ValueMatch::Composite(vec![x.clone(), y.clone()]))
+                    })
+                    .collect();
                 implied.push(Clause {
                     per_type: vec![(
                         t.clone(),
@@ -198,41 +194,6 @@ pub fn add(registry: &Registry, query: &mut SearchQuery) {
         }
     }
     query.clauses.extend(implied);
-}
-
-/// Whether a search's clauses are exactly two plain parts and the composite [`add`] implied
-/// from them, so that the composite's matches are the search's matches: a count of its index
-/// rows then tells how many resources the search matches.
-pub fn exact(query: &SearchQuery) -> bool {
-    let ([t], [x, y, z]) = (query.types.as_slice(), query.clauses.as_slice()) else {
-        return false;
-    };
-    IMPLICATIONS
-        .iter()
-        .filter(|i| i.resource_type == t)
-        .any(|implication| {
-            let [(first, _), (second, _)] = implication.parts;
-            let composite = |v: &ValueMatch| matches!(v, ValueMatch::Composite(_));
-            [
-                (x, y, z),
-                (y, z, x),
-                (z, x, y),
-                (y, x, z),
-                (x, z, y),
-                (z, y, x),
-            ]
-            .into_iter()
-            .any(|(a, b, c)| {
-                match (
-                    plain(a, t, first, kind_of(first)),
-                    plain(b, t, second, kind_of(second)),
-                    plain(c, t, implication.composite, composite),
-                ) {
-                    (Some(a), Some(b), Some(c)) => pairs(a, b) == c,
-                    _ => false,
-                }
-            })
-        })
 }
 
 #[cfg(test)]
@@ -319,28 +280,6 @@ mod tests {
         assert_eq!(
             composites(&q(&r, "code=a&value-date=ge2020")),
             [("code-value-date".to_owned(), 1)]
-        );
-    }
-
-    #[test]
-    fn a_search_of_the_parts_alone_is_exactly_its_composite() {
-        let r = Registry::r4();
-        assert!(exact(&q(&r, "code=a,b&value-quantity=gt1")));
-        assert!(exact(&q(&r, "value-date=ge2020&code=a")));
-        for query in [
-            "code=a&value-quantity=gt1&status=final",
-            "code=a&value-quantity=gt1&value-quantity=lt9",
-            "code=a&value-quantity=gt1&code-value-quantity=a$gt1",
-            "code:not=a&value-quantity=gt1",
-            "code=a",
-        ] {
-            assert!(!exact(&q(&r, query)), "{query}");
-        }
-        let mut changed = q(&r, "code=a&value-quantity=gt1");
-        changed.clauses[0] = q(&r, "code=b").clauses[0].clone();
-        assert!(
-            !exact(&changed),
-            "the composite no longer pairs the parts' values"
         );
     }
 

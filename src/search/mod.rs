@@ -3,7 +3,7 @@
 
 pub mod extract;
 pub mod fhirpath;
-pub mod implied;
+mod implied;
 pub mod query;
 pub mod registry;
 mod values;

@@ -186,40 +186,27 @@ pub(super) fn measured<'q>(
     Ok((std::borrow::Cow::Owned(ordered), driver))
 }
 
-/// Matches of a search by a composite and its parts from which its page walks the resources.
-/// Driving reads every match before the page is sorted (2–13 µs each); a walk reads
-/// `page / density` resources, fewer once the matches pass about `sqrt(page × resources)`:
-/// 5,000 for a page of 50 among half a million Observations.
-const WALK_FROM: i64 = 5000;
-
 /// Chooses the plan of a page: drive from the narrowest clause, unless the page is in id
 /// order and that clause matches so many resources (a quick bounded count says so) that
-/// walking the resources in id order fills the page sooner. `driver` is the index rows the
-/// narrowest of several clauses was counted to ([`measured`]).
+/// walking the resources in id order fills the page sooner.
 pub(super) fn choose_plan(
     conn: &mut DbConnection,
     counts: Option<&Counts>,
     query: &SearchQuery,
-    driver: Option<i64>,
 ) -> StorageResult<Plan> {
     let single = query.types.len() == 1;
     let in_id_order = query
         .sort
         .iter()
         .all(|k| k.by == SortBy::Id && !k.descending);
-    if !single || !in_id_order {
-        return Ok(Plan::Drive);
-    }
     // With several conditions the intersection may be empty, and a walk would then read
-    // every resource of the type; reading the narrowest index bounds the cost instead. But
-    // when the clauses are two parts and the composite they imply, the composite's count is
-    // the number of matches, and a walk finds the page among many of them sooner.
-    if crate::search::implied::exact(query) && driver.is_some_and(|n| n >= WALK_FROM) {
-        return Ok(Plan::Scan);
-    }
+    // every resource of the type; reading the narrowest index bounds the cost instead.
     let [first] = query.clauses.as_slice() else {
         return Ok(Plan::Drive);
     };
+    if !single || !in_id_order {
+        return Ok(Plan::Drive);
+    }
     let (t, cond) = &first.per_type[0];
     match cond {
         Condition::Match { negate: false, .. } if narrowness(cond) >= 3 => {

@@ -250,7 +250,7 @@ pub(super) fn search(
         ));
     }
     let before = cursor.as_ref().is_some_and(|c| c.before);
-    let plan = choose_plan(conn, Some(counts), query, driver)?;
+    let plan = choose_plan(conn, Some(counts), query)?;
     if once && plan != Plan::Drive {
         plan_once(conn, false)?;
     }
@@ -465,10 +465,9 @@ fn window(sql: &mut Sql, t: &str, cond: &Condition, cursor: Option<&Cursor>, cou
 /// the database reports them: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on PostgreSQL.
 pub(super) fn explain(conn: &mut DbConnection, query: &SearchQuery) -> StorageResult<String> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
-    let (query, driver) = measured(conn, None, query)?;
-    let query = &*query;
+    let query = &*planned(conn, None, query)?;
     let kinds: Vec<KeyKind> = query.sort.iter().map(|k| key_kind(&k.by)).collect();
-    let plan = choose_plan(conn, None, query, driver)?;
+    let plan = choose_plan(conn, None, query)?;
     let mut statements = vec![page_sql(query, &kinds, None, postgres, plan, true)];
     if matches!(query.total, Total::Accurate | Total::Estimate) {
         statements.push(count_sql(query, postgres));
