@@ -5,8 +5,8 @@
 //! threshold it walks every Observation of the code before it stops (`benches/README.md`).
 //! The official composite `code-value-quantity` pairs the same two elements in one index row,
 //! and its lookup index `(type, code, s1_value, s2_high, …)` finds the pairs of a code above a
-//! threshold directly. So a search that names both parts gets the composite as one more clause:
-//! it changes no result, and the planner can count it and drive from it.
+//! threshold as one range. So such a search is rewritten to the composite ([`rewrite`]), which
+//! matches the same resources.
 //!
 //! The composite must hold exactly when both parts do. An [`Implication`] says why it does for
 //! its three parameters, and it applies only while all three have the expressions it names (a
@@ -139,61 +139,84 @@ fn plain<'q>(
 
 fn kind_of(code: &str) -> fn(&ValueMatch) -> bool {
     match code {
-        "code" => |v| matches!(v, ValueMatch::Token { .. }),
+        // A coding without a code has a token row (`code=system|` finds it) but no composite
+        // row (its slot needs a value), so only tokens with a code are paired.
+        "code" => |v| matches!(v, ValueMatch::Token { code: Some(_), .. }),
         "value-quantity" => |v| matches!(v, ValueMatch::Quantity { .. }),
         "value-date" => |v| matches!(v, ValueMatch::Date { .. }),
         _ => |_| false,
     }
 }
 
-/// Adds to a search of one type the composite clauses its plain clauses imply: for each pair
-/// of a first-part clause and a second-part clause, the composite matching any pair of their
+/// Rewrites a search of one type by the composites its plain clauses imply: for each pair of a
+/// first-part clause and a second-part clause, the composite matching any pair of their
 /// alternatives (`code=A,B&value-quantity=gtY` implies `code-value-quantity=A$gtY,B$gtY`).
-pub fn add(registry: &Registry, query: &mut SearchQuery) {
+/// When every pair could be made, the composites replace the parts: they match the same
+/// resources, and one condition is planned better than three that say the same thing (a
+/// database multiplies their selectivities as if they were independent, and PostgreSQL then
+/// reads every Observation to sort a page it expects to be nearly empty). When a pair has too
+/// many alternatives, the parts stay and the composites that could be made are added beside
+/// them, for the planner to count.
+pub fn rewrite(registry: &Registry, query: &mut SearchQuery) {
     let [t] = query.types.as_slice() else {
         return;
     };
-    let mut implied = Vec::new();
+    let t = t.clone();
     for implication in IMPLICATIONS.iter().filter(|i| i.resource_type == t) {
         let [(first, _), (second, _)] = implication.parts;
         let of = |code: &str| {
             query
                 .clauses
                 .iter()
-                .filter_map(|c| plain(c, t, code, kind_of(code)))
+                .enumerate()
+                .filter_map(|(i, c)| plain(c, &t, code, kind_of(code)).map(|a| (i, a)))
                 .collect::<Vec<_>>()
         };
         let (firsts, seconds) = (of(first), of(second));
         if firsts.is_empty() || seconds.is_empty() || !holds(registry, implication) {
             continue;
         }
-        for a in &firsts {
-            for b in &seconds {
+        let mut implied = Vec::new();
+        let mut complete = true;
+        for (_, a) in &firsts {
+            for (_, b) in &seconds {
                 if a.len() * b.len() > MAX_PAIRS || implied.len() == MAX_IMPLIED {
+                    complete = false;
                     continue;
                 }
-                let alternatives = a
-                    .iter()
-                    .flat_map(|x| {
-                        b.iter()
-                            .map(|y| ValueMatch::Composite(vec![x.clone(), y.clone()]))
-                    })
-                    .collect();
                 implied.push(Clause {
                     per_type: vec![(
                         t.clone(),
                         Condition::Match {
                             table: Table::Composite,
                             code: implication.composite.to_owned(),
-                            alternatives,
+                            alternatives: pairs(a, b),
                             negate: false,
                         },
                     )],
                 });
             }
         }
+        if complete {
+            let parts: Vec<usize> = firsts.iter().chain(&seconds).map(|(i, _)| *i).collect();
+            let mut i = 0;
+            query.clauses.retain(|_| {
+                i += 1;
+                !parts.contains(&(i - 1))
+            });
+        }
+        query.clauses.extend(implied);
     }
-    query.clauses.extend(implied);
+}
+
+/// The composite's alternatives for the parts' alternatives: every pair.
+fn pairs(a: &[ValueMatch], b: &[ValueMatch]) -> Vec<ValueMatch> {
+    a.iter()
+        .flat_map(|x| {
+            b.iter()
+                .map(|y| ValueMatch::Composite(vec![x.clone(), y.clone()]))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -240,12 +263,30 @@ mod tests {
         }
     }
 
+    /// The codes of the clauses that are not composites.
+    fn others(query: &SearchQuery) -> Vec<String> {
+        query
+            .clauses
+            .iter()
+            .filter_map(|c| match &c.per_type[0].1 {
+                Condition::Match {
+                    table: Table::Composite,
+                    ..
+                } => None,
+                Condition::Match { code, .. } | Condition::Missing { code, .. } => {
+                    Some(code.clone())
+                }
+                _ => Some(String::new()),
+            })
+            .collect()
+    }
+
     #[test]
-    fn a_code_and_a_value_imply_their_composite() {
+    fn a_code_and_a_value_become_their_composite() {
         let r = Registry::r4();
         let one = q(&r, "code=http://loinc.org|8480-6&value-quantity=gt120");
-        assert_eq!(one.clauses.len(), 3);
-        let Condition::Match { alternatives, .. } = &one.clauses[2].per_type[0].1 else {
+        assert_eq!(one.clauses.len(), 1, "the composite replaces its parts");
+        let Condition::Match { alternatives, .. } = &one.clauses[0].per_type[0].1 else {
             panic!()
         };
         let [ValueMatch::Composite(parts)] = alternatives.as_slice() else {
@@ -281,21 +322,48 @@ mod tests {
             composites(&q(&r, "code=a&value-date=ge2020")),
             [("code-value-date".to_owned(), 1)]
         );
+        // Other clauses stay beside it.
+        let with_status = q(&r, "status=final&code=a&value-quantity=gt1&_sort=-date");
+        assert_eq!(others(&with_status), ["status"]);
+        assert_eq!(composites(&with_status).len(), 1);
+        // One `code` pairs with the first implication only; value-date then stays plain.
+        let both = q(&r, "code=a&value-quantity=gt1&value-date=ge2020");
+        assert_eq!(others(&both), ["value-date"]);
+        assert_eq!(composites(&both), [("code-value-quantity".to_owned(), 1)]);
     }
 
     #[test]
-    fn modifiers_other_types_and_too_many_pairs_imply_nothing() {
+    fn too_many_pairs_keep_the_parts() {
+        let r = Registry::r4();
+        // 4 × 4 pairs is the most one composite clause holds: 5 × 4 is not paired.
+        assert_eq!(
+            composites(&q(&r, "code=a,b,c,d&value-quantity=1,2,3,4")),
+            [("code-value-quantity".to_owned(), 16)]
+        );
+        let over = q(&r, "code=a,b,c,d,e&value-quantity=1,2,3,4");
+        assert_eq!(others(&over), ["code", "value-quantity"]);
+        assert_eq!(composites(&over), []);
+        // Of two value clauses only one pairs: both parts stay, the pair is added beside them.
+        let mixed = q(&r, "code=a,b,c,d,e&value-quantity=1,2,3,4&code=x");
+        assert_eq!(others(&mixed), ["code", "value-quantity", "code"]);
+        assert_eq!(composites(&mixed), [("code-value-quantity".to_owned(), 4)]);
+    }
+
+    #[test]
+    fn modifiers_and_other_types_imply_nothing() {
         let r = Registry::r4();
         for query in [
             "code=a",
             "value-quantity=gt1",
             "code:not=a&value-quantity=gt1",
             "code:text=sys&value-quantity=gt1",
+            "code=http://loinc.org|&value-quantity=gt1",
             "code=a&value-quantity:missing=false",
             "code=a&value-string=x",
-            "code=a,b,c,d,e&value-quantity=1,2,3,4",
         ] {
-            assert_eq!(composites(&q(&r, query)), [], "{query}");
+            let parsed = q(&r, query);
+            assert_eq!(composites(&parsed), [], "{query}");
+            assert_eq!(parsed.clauses.len(), query.split('&').count(), "{query}");
         }
         let params = [
             ("code".to_owned(), "a".to_owned()),
@@ -325,6 +393,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(composites(&q(&r, "code=a&value-quantity=gt1")), []);
+        assert_eq!(q(&r, "code=a&value-quantity=gt1").clauses.len(), 2);
         assert_eq!(
             composites(&q(&r, "code=a&value-date=ge2020")),
             [("code-value-date".to_owned(), 1)]

@@ -392,7 +392,7 @@ pub fn parse(
             }
         }
     }
-    super::implied::add(registry, &mut query);
+    super::implied::rewrite(registry, &mut query);
     Ok(query)
 }
 

@@ -337,8 +337,9 @@ mod tests {
         let mut conn = manager.connect().unwrap();
         run_migrations(&mut conn).unwrap();
         let c = sqlite(&mut conn);
-        // Back to before `2026-12-06-000010_clustered_index_rows`, the last migration but one.
-        for version in ["20261206000011", "20261206000010"] {
+        // Back to before `2026-12-06-000010_clustered_index_rows` (the migrations after it are
+        // reverted first).
+        for version in ["20261207000012", "20261206000011", "20261206000010"] {
             let reverted = c.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
             assert_eq!(reverted.to_string(), version);
         }
@@ -351,7 +352,7 @@ mod tests {
                ('Observation', 'o', 'performer', NULL, NULL, 'http://elsewhere/Practitioner/1');",
         )
         .unwrap();
-        assert_eq!(run_migrations(&mut conn), Ok(2));
+        assert_eq!(run_migrations(&mut conn), Ok(3));
         let c = sqlite(&mut conn);
         let kept = tokens(c);
         assert_eq!(

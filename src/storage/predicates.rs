@@ -397,12 +397,11 @@ fn slot_predicate(sql: &mut Sql, slot: &str, value: &ValueMatch) {
                 sql.push(&text).push(" = ").text(&value);
             }
         }
+        // The slot holds a date's range in milliseconds as doubles, exact below 2^53; an open
+        // end is `i64::MAX`, which a cast back to BIGINT would refuse on PostgreSQL. The
+        // columns are compared as they are, so the lookup index can range over the end.
         ValueMatch::Date { prefix, start, end } => {
-            let (rs, re) = (
-                format!("CAST({low} AS BIGINT)"),
-                format!("CAST({high} AS BIGINT)"),
-            );
-            date_predicate(sql, &rs, &re, *prefix, *start, *end)
+            date_predicate(sql, &low, &high, *prefix, *start, *end)
         }
         ValueMatch::Number {
             prefix,

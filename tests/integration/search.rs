@@ -670,3 +670,45 @@ async fn pages_chosen_from_the_index_in_id_order(s: &TestServer) {
     let expected: Vec<String> = live.iter().map(|id| id.replace("win", "wen")).collect();
     assert_eq!(encounters, expected);
 }
+
+/// `code` and `value-quantity` together are answered from the composite they imply: SQLite
+/// reads its lookup index as the range of the code above the threshold, not every Observation
+/// of the code (`search::implied`), and finds the same Observations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_and_a_threshold_read_their_composite_above_the_threshold() {
+    use hearth::search::{Registry, extract, query};
+    let database = crate::support::TestDatabase::sqlite();
+    let url = hearth::config::DatabaseUrl::parse(&database.url()).unwrap();
+    let storage =
+        hearth::storage::Storage::open(&url, 1, std::sync::Arc::new(hearth::clock::SystemClock))
+            .unwrap();
+    let registry = Registry::r4();
+    for (code, base) in [("8480-6", 0), ("8462-4", 100)] {
+        for v in 0..40 {
+            let observation = json!({"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "valueQuantity": {"value": base + v, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}});
+            let index = extract(&registry, &observation, "http://localhost/fhir");
+            storage
+                .create("Observation", observation, index)
+                .await
+                .unwrap();
+        }
+    }
+    let params: Vec<(String, String)> = [
+        ("code", "http://loinc.org|8480-6"),
+        ("value-quantity", "gt37"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let search = query::parse(&registry, vec!["Observation".into()], &params, "", true).unwrap();
+    let plan = storage.explain(search.clone()).await.unwrap();
+    assert!(
+        plan.contains(
+            "INDEX search_composite_lookup (resource_type=? AND code=? AND s1_value=? AND s2_high>?)"
+        ),
+        "{plan}"
+    );
+    assert_eq!(storage.matching(search, 100).await.unwrap().len(), 2);
+}
