@@ -187,9 +187,14 @@ pub(super) fn match_rows(sql: &mut Sql, t: &str, cond: &Condition, column: Optio
     let selected = column.map_or_else(|| "1".to_owned(), |column| format!("{a}.{column}"));
     let _ = write!(
         sql.text,
-        "SELECT {selected} FROM {} {a} WHERE {a}.resource_type = ",
+        "SELECT {selected} FROM {} {a}",
         table_name(*table)
     );
+    // A composite's rows are always found by type and code first (`search::implied`).
+    if *table == Table::Composite {
+        sql.indexed_by("search_composite_lookup");
+    }
+    let _ = write!(sql.text, " WHERE {a}.resource_type = ");
     sql.text(t)
         .push(&format!(" AND {a}.code = "))
         .text(code)

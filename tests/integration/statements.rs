@@ -248,6 +248,35 @@ async fn a_search_by_plain_conditions_is_planned_once_and_others_with_their_valu
     assert_eq!(page.matches.len(), 1);
     assert_eq!(settings(&since(mark)), ["with values"]);
 
+    // An Observation's code and threshold, a name planned once between them: the composite
+    // they become is planned with its values each time.
+    let observation = json!({"resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+        "valueQuantity": {"value": 130, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}});
+    let index = extract(&registry, &observation, base);
+    storage
+        .create("Observation", observation, index)
+        .await
+        .unwrap();
+    let threshold = |value: &str| {
+        let params = [
+            ("code".to_owned(), "http://loinc.org|8480-6".to_owned()),
+            ("value-quantity".to_owned(), value.to_owned()),
+        ];
+        hearth::search::query::parse(&registry, vec!["Observation".into()], &params, "", true)
+            .unwrap()
+    };
+    let mark = sent(&schema).len();
+    for (value, found) in [("gt120", 1), ("gt140", 0)] {
+        storage.search(query("name", "chal")).await.unwrap();
+        let page = storage.search(threshold(value)).await.unwrap();
+        assert_eq!(page.matches.len(), found, "{value}");
+    }
+    assert_eq!(
+        settings(&since(mark)),
+        ["once", "with values", "once", "with values"]
+    );
+
     // A conditional create searches inside its transaction: the setting goes back to plans with
     // the values before the transaction begins, never inside it (a rollback would undo it).
     storage.search(query("name", "wind")).await.unwrap();
