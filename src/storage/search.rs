@@ -438,6 +438,19 @@ fn window(sql: &mut Sql, t: &str, cond: &Condition, cursor: Option<&Cursor>, cou
     sql.push("r.resource_type = ").text(t);
     sql.push(" AND r.deleted = FALSE AND r.resource_id IN (SELECT DISTINCT w.resource_id FROM (");
     owner_ids(sql, t, cond);
+    // PostgreSQL estimates a composite's code and threshold as if they were independent (a
+    // respiratory rate above 50 as a tenth of the codes times most values), and would walk
+    // every row of the composite in id order for a page that has no match. The driving set
+    // was counted below 2,000 rows: it is read whole from the lookup index, then sorted.
+    if matches!(
+        cond,
+        Condition::Match {
+            table: Table::Composite,
+            ..
+        }
+    ) {
+        sql.fence();
+    }
     sql.push(") w");
     let before = cursor.is_some_and(|c| c.before);
     // Without `_sort`, a cursor holds the type and the id.

@@ -101,6 +101,15 @@ impl Sql {
         self
     }
 
+    /// On PostgreSQL, ` OFFSET 0` at the end of a subquery: it is then planned on its own, as
+    /// the set of rows it selects, and not merged into the query around it.
+    pub(super) fn fence(&mut self) -> &mut Self {
+        if self.postgres {
+            self.text.push_str(" OFFSET 0");
+        }
+        self
+    }
+
     pub(super) fn text(&mut self, value: &str) -> &mut Self {
         self.bind(Bind::Text(value.to_owned()))
     }
