@@ -589,6 +589,23 @@ async fn walking_in_id_order_gives_the_same_answers(s: &TestServer) {
     )
     .await;
     assert_eq!(ids(&narrowed), expected);
+    // The code and threshold alone become their composite; its pages meet every match once,
+    // in id order.
+    let above: Vec<String> = (0..2200)
+        .filter(|i| i % 200 > 150)
+        .map(|i| format!("w{i:04}"))
+        .collect();
+    let pages = all_pages(
+        s,
+        format!(
+            "{}/Observation?code=8867-4&value-quantity=gt150&_count=100",
+            s.base
+        ),
+    )
+    .await;
+    assert_eq!(pages.len(), above.len().div_ceil(100));
+    let seen: Vec<String> = pages.iter().flat_map(ids).collect();
+    assert_eq!(seen, above);
     // The same search sorted by value reads the index, and finds the same set.
     let sorted = search(s, "Observation?code=8867-4&status=final&value-quantity=gt150&_sort=value-quantity&_count=1000&_total=accurate").await;
     assert_eq!(sorted["total"], expected.len());
