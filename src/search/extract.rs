@@ -525,8 +525,9 @@ fn composite<'a>(
         }
         // Every combination of the components' values of this node, at most 256 when several
         // components hold several values. When only one does, the rows are one per value and
-        // none is left out: a search may add this composite to its plain parts
-        // (`search::implied`), which relies on every pair being here.
+        // none is left out: a search by the plain parameters of its components may be
+        // rewritten to this composite (`search::implied`), which relies on every pair being
+        // here.
         let several = per_component.iter().filter(|s| s.len() > 1).count();
         let limit = if several > 1 { 256 } else { usize::MAX };
         let mut combos: Vec<Vec<Slot>> = vec![Vec::new()];

@@ -74,7 +74,7 @@ const IMPLICATIONS: [Implication; 2] = [
 /// Most alternatives an implied clause may have (one per pair of its parts' alternatives).
 const MAX_PAIRS: usize = 16;
 
-/// Most clauses added to one search.
+/// Most composite clauses one implication makes in a search.
 const MAX_IMPLIED: usize = 4;
 
 /// Whether `registry` still defines the three parameters of `implication` as it names them.
@@ -107,8 +107,8 @@ fn holds(registry: &Registry, implication: &Implication) -> bool {
 }
 
 /// The alternatives of a clause that is a plain match of `code` on `t` whose every alternative
-/// is `expected`'s kind of value (a token with a system or code; a quantity or date with any
-/// prefix). Modifiers that change the kind (`:text`, `:not`, `:missing`) do not qualify.
+/// is `expected`'s kind of value ([`kind_of`]). Modifiers that change the kind (`:text`, `:not`,
+/// `:missing`) do not qualify.
 fn plain<'q>(
     clause: &'q Clause,
     t: &str,
@@ -137,6 +137,7 @@ fn plain<'q>(
     }
 }
 
+/// The values a part may pair: a token with a code; a quantity or a date with any prefix.
 fn kind_of(code: &str) -> fn(&ValueMatch) -> bool {
     match code {
         // A coding without a code has a token row (`code=system|` finds it) but no composite
