@@ -12,6 +12,8 @@
 //! its three parameters, and it applies only while all three have the expressions it names (a
 //! SearchParameter written through the API can replace any of them).
 
+use std::sync::LazyLock;
+
 use super::fhirpath::{self, Expr};
 use super::query::{Clause, Condition, SearchQuery, Table, ValueMatch};
 use super::registry::{Registry, for_type};
@@ -77,33 +79,60 @@ const MAX_PAIRS: usize = 16;
 /// Most composite clauses one implication makes in a search.
 const MAX_IMPLIED: usize = 4;
 
-/// Whether `registry` still defines the three parameters of `implication` as it names them.
-fn holds(registry: &Registry, implication: &Implication) -> bool {
+/// The expressions an [`Implication`] names, parsed: the composite's and its parts' reduced to
+/// the type, and the components' as written. Parsed once, not for every search.
+struct Parsed {
+    composite: Option<Expr>,
+    components: Vec<Option<Expr>>,
+    parts: Vec<Option<Expr>>,
+}
+
+static PARSED: LazyLock<Vec<Parsed>> = LazyLock::new(|| {
+    IMPLICATIONS
+        .iter()
+        .map(|i| {
+            let reduced = |text: &str| {
+                fhirpath::parse(text)
+                    .ok()
+                    .and_then(|e| for_type(&e, i.resource_type))
+            };
+            Parsed {
+                composite: reduced(i.expression),
+                components: i
+                    .components
+                    .iter()
+                    .map(|c| fhirpath::parse(c).ok())
+                    .collect(),
+                parts: i.parts.iter().map(|(_, text)| reduced(text)).collect(),
+            }
+        })
+        .collect()
+});
+
+/// Whether `registry` still defines the three parameters of the `n`th implication as it names
+/// them.
+fn holds(registry: &Registry, n: usize) -> bool {
+    let (implication, parsed) = (&IMPLICATIONS[n], &PARSED[n]);
     let t = implication.resource_type;
-    let reduced = |text: &str| fhirpath::parse(text).ok().and_then(|e| for_type(&e, t));
-    let same = |code: &str, text: &str| {
+    let same = |code: &str, expected: &Option<Expr>| {
         registry.get(t, code).is_some_and(|p| {
-            p.stored_as.is_none() && p.expression.is_some() && p.expression == reduced(text)
+            p.stored_as.is_none() && p.expression.is_some() && &p.expression == expected
         })
     };
     let components_same = registry.get(t, implication.composite).is_some_and(|p| {
-        let expected: Vec<Option<Expr>> = implication
-            .components
-            .iter()
-            .map(|c| fhirpath::parse(c).ok())
-            .collect();
-        p.components.len() == 2
+        p.components.len() == parsed.components.len()
             && p.components
                 .iter()
-                .zip(&expected)
+                .zip(&parsed.components)
                 .all(|(c, e)| e.as_ref() == Some(&c.expression))
     });
     components_same
-        && same(implication.composite, implication.expression)
+        && same(implication.composite, &parsed.composite)
         && implication
             .parts
             .iter()
-            .all(|(code, text)| same(code, text))
+            .zip(&parsed.parts)
+            .all(|((code, _), expected)| same(code, expected))
 }
 
 /// The alternatives of a clause that is a plain match of `code` on `t` whose every alternative
@@ -163,7 +192,10 @@ pub fn rewrite(registry: &Registry, query: &mut SearchQuery) {
         return;
     };
     let t = t.clone();
-    for implication in IMPLICATIONS.iter().filter(|i| i.resource_type == t) {
+    for (n, implication) in IMPLICATIONS.iter().enumerate() {
+        if implication.resource_type != t {
+            continue;
+        }
         let [(first, _), (second, _)] = implication.parts;
         let of = |code: &str| {
             query
@@ -174,7 +206,7 @@ pub fn rewrite(registry: &Registry, query: &mut SearchQuery) {
                 .collect::<Vec<_>>()
         };
         let (firsts, seconds) = (of(first), of(second));
-        if firsts.is_empty() || seconds.is_empty() || !holds(registry, implication) {
+        if firsts.is_empty() || seconds.is_empty() || !holds(registry, n) {
             continue;
         }
         let mut implied = Vec::new();
@@ -240,46 +272,41 @@ mod tests {
         .unwrap()
     }
 
-    fn composites(query: &SearchQuery) -> Vec<(String, usize)> {
-        query
-            .clauses
-            .iter()
-            .filter_map(|c| match &c.per_type[0].1 {
+    /// The composite clauses of a search, by code and number of alternatives, and the codes of
+    /// its other clauses.
+    fn split(query: &SearchQuery) -> (Vec<(String, usize)>, Vec<String>) {
+        let (mut composites, mut others) = (Vec::new(), Vec::new());
+        for clause in &query.clauses {
+            match &clause.per_type[0].1 {
                 Condition::Match {
                     table: Table::Composite,
                     code,
                     alternatives,
                     ..
-                } => Some((code.clone(), alternatives.len())),
-                _ => None,
-            })
-            .collect()
+                } => composites.push((code.clone(), alternatives.len())),
+                Condition::Match { code, .. } | Condition::Missing { code, .. } => {
+                    others.push(code.clone())
+                }
+                _ => others.push(String::new()),
+            }
+        }
+        (composites, others)
+    }
+
+    fn composites(query: &SearchQuery) -> Vec<(String, usize)> {
+        split(query).0
+    }
+
+    fn others(query: &SearchQuery) -> Vec<String> {
+        split(query).1
     }
 
     #[test]
     fn every_implication_holds_for_the_official_parameters() {
         let registry = Registry::r4();
-        for implication in &IMPLICATIONS {
-            assert!(holds(&registry, implication), "{}", implication.composite);
+        for (n, implication) in IMPLICATIONS.iter().enumerate() {
+            assert!(holds(&registry, n), "{}", implication.composite);
         }
-    }
-
-    /// The codes of the clauses that are not composites.
-    fn others(query: &SearchQuery) -> Vec<String> {
-        query
-            .clauses
-            .iter()
-            .filter_map(|c| match &c.per_type[0].1 {
-                Condition::Match {
-                    table: Table::Composite,
-                    ..
-                } => None,
-                Condition::Match { code, .. } | Condition::Missing { code, .. } => {
-                    Some(code.clone())
-                }
-                _ => Some(String::new()),
-            })
-            .collect()
     }
 
     #[test]
