@@ -26,9 +26,20 @@ struct Implication {
     /// The composite's expression, then its components' (relative to the resource).
     expression: &'static str,
     components: [&'static str; 2],
-    /// The plain parameters, each with the expression it must have (reduced to the type).
-    parts: [(&'static str, &'static str); 2],
+    /// The plain parameters, each with the expression it must have (reduced to the type) and
+    /// the values it may pair.
+    parts: [Part; 2],
 }
+
+/// A plain parameter an [`Implication`] pairs: its code, its expression, and which of its
+/// values pair (a token with a code; a quantity or a date with any prefix).
+type Part = (&'static str, &'static str, fn(&ValueMatch) -> bool);
+
+/// A coding without a code has a token row (`code=system|` finds it) but no composite row (its
+/// slot needs a value), so only tokens with a code are paired.
+const CODE: Part = ("code", "Observation.code", |v| {
+    matches!(v, ValueMatch::Token { code: Some(_), .. })
+});
 
 /// Why each holds:
 /// - `code` (`clinical-code`, reduced to `Observation.code`) is the first component, `code`,
@@ -51,10 +62,11 @@ const IMPLICATIONS: [Implication; 2] = [
         expression: "Observation",
         components: ["code", "value.as(Quantity)"],
         parts: [
-            ("code", "Observation.code"),
+            CODE,
             (
                 "value-quantity",
                 "(Observation.value as Quantity) | (Observation.value as SampledData)",
+                |v| matches!(v, ValueMatch::Quantity { .. }),
             ),
         ],
     },
@@ -64,10 +76,11 @@ const IMPLICATIONS: [Implication; 2] = [
         expression: "Observation",
         components: ["code", "value.as(DateTime) | value.as(Period)"],
         parts: [
-            ("code", "Observation.code"),
+            CODE,
             (
                 "value-date",
                 "(Observation.value as dateTime) | (Observation.value as Period)",
+                |v| matches!(v, ValueMatch::Date { .. }),
             ),
         ],
     },
@@ -103,7 +116,7 @@ static PARSED: LazyLock<Vec<Parsed>> = LazyLock::new(|| {
                     .iter()
                     .map(|c| fhirpath::parse(c).ok())
                     .collect(),
-                parts: i.parts.iter().map(|(_, text)| reduced(text)).collect(),
+                parts: i.parts.iter().map(|(_, text, _)| reduced(text)).collect(),
             }
         })
         .collect()
@@ -132,11 +145,11 @@ fn holds(registry: &Registry, n: usize) -> bool {
             .parts
             .iter()
             .zip(&parsed.parts)
-            .all(|((code, _), expected)| same(code, expected))
+            .all(|((code, _, _), expected)| same(code, expected))
 }
 
 /// The alternatives of a clause that is a plain match of `code` on `t` whose every alternative
-/// is `expected`'s kind of value ([`kind_of`]). Modifiers that change the kind (`:text`, `:not`,
+/// is of the kind `expected` accepts ([`Part`]). Modifiers that change the kind (`:text`, `:not`,
 /// `:missing`) do not qualify.
 fn plain<'q>(
     clause: &'q Clause,
@@ -166,18 +179,6 @@ fn plain<'q>(
     }
 }
 
-/// The values a part may pair: a token with a code; a quantity or a date with any prefix.
-fn kind_of(code: &str) -> fn(&ValueMatch) -> bool {
-    match code {
-        // A coding without a code has a token row (`code=system|` finds it) but no composite
-        // row (its slot needs a value), so only tokens with a code are paired.
-        "code" => |v| matches!(v, ValueMatch::Token { code: Some(_), .. }),
-        "value-quantity" => |v| matches!(v, ValueMatch::Quantity { .. }),
-        "value-date" => |v| matches!(v, ValueMatch::Date { .. }),
-        _ => |_| false,
-    }
-}
-
 /// Rewrites a search of one type by the composites its plain clauses imply: for each pair of a
 /// first-part clause and a second-part clause, the composite matching any pair of their
 /// alternatives (`code=A,B&value-quantity=gtY` implies `code-value-quantity=A$gtY,B$gtY`).
@@ -196,13 +197,13 @@ pub fn rewrite(registry: &Registry, query: &mut SearchQuery) {
         if implication.resource_type != t {
             continue;
         }
-        let [(first, _), (second, _)] = implication.parts;
-        let of = |code: &str| {
+        let [first, second] = implication.parts;
+        let of = |(code, _, kind): Part| {
             query
                 .clauses
                 .iter()
                 .enumerate()
-                .filter_map(|(i, c)| plain(c, &t, code, kind_of(code)).map(|a| (i, a)))
+                .filter_map(|(i, c)| plain(c, &t, code, kind).map(|a| (i, a)))
                 .collect::<Vec<_>>()
         };
         let (firsts, seconds) = (of(first), of(second));
