@@ -565,15 +565,25 @@ impl Storage {
     }
 
     /// The position in the write order of the newest version of any resource of type `t`.
+    ///
+    /// Read as the last entry of the type's range in `(resource_type, seq)`, the only index
+    /// ordered that way. Written as `max(seq)` for one type, PostgreSQL may walk the whole
+    /// write order backwards instead, filtering by type: with plans made once for all types
+    /// (the setting a plain search leaves on its connection), always, and with the type's
+    /// value, for a type whose newest version is not among the last written. For a type with
+    /// no version at all, that reads every version on each of the once-a-second watches.
     pub async fn latest_seq(&self, t: &str) -> StorageResult<Option<i64>> {
         let t = t.to_owned();
         self.with_conn(move |conn, _| {
             use diesel::prelude::*;
-            use schema::resource_versions;
-            Ok(connection::on_backend!(conn, c => resource_versions::table
-                .filter(resource_versions::resource_type.eq(&t))
-                .select(diesel::dsl::max(resource_versions::seq))
-                .get_result::<Option<i64>>(c))?)
+            use schema::resource_versions::dsl;
+            Ok(connection::on_backend!(conn, c => dsl::resource_versions
+                .filter(dsl::resource_type.ge(&t))
+                .filter(dsl::resource_type.le(&t))
+                .order((dsl::resource_type.desc(), dsl::seq.desc()))
+                .select(dsl::seq)
+                .first::<i64>(c)
+                .optional())?)
         })
         .await
     }

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex, Once};
 
-use diesel::connection::{Instrumentation, InstrumentationEvent};
+use diesel::connection::{Instrumentation, InstrumentationEvent, SimpleConnection};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use hearth::config::DatabaseUrl;
@@ -427,4 +427,68 @@ async fn a_condition_counted_lately_is_not_counted_again() {
     let page = search(&both).await.unwrap();
     assert_eq!(page.matches.len(), 1);
     assert_eq!(counts(mark), 0);
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_version_of_a_type_is_read_from_the_type_s_own_range() {
+    let Some((database, schema, storage)) = recorded_storage() else {
+        return;
+    };
+    let registry = Registry::r4();
+    let base = "http://localhost/fhir";
+    for n in 0..200 {
+        let patient = json!({"resourceType": "Patient", "name": [{"family": format!("F{n}")}]});
+        let index = extract(&registry, &patient, base);
+        storage.create("Patient", patient, index).await.unwrap();
+    }
+    let mut conn = PgConnection::establish(&database.url()).unwrap();
+    let newest = diesel::sql_query("SELECT max(seq) AS n FROM resource_versions")
+        .get_result::<Count64>(&mut conn)
+        .unwrap()
+        .n;
+    // A plain search leaves its connection planning once for all values, as the watches that
+    // ask for the newest version find it.
+    let page = storage.search(patients(&registry, &[("name", "f1")])).await;
+    assert!(!page.unwrap().matches.is_empty());
+    let mark = sent(&schema).len();
+    assert_eq!(storage.latest_seq("Patient").await.unwrap(), Some(newest));
+    assert_eq!(storage.latest_seq("ServiceRequest").await.unwrap(), None);
+    let statement = sent(&schema)[mark..]
+        .iter()
+        .find(|s| s.contains("resource_versions"))
+        .expect("the statement that read the newest version")
+        .clone();
+    let sql = statement.split(" -- binds").next().unwrap();
+
+    // Planned once for every type, on this table as it is, the statement reads the type's own
+    // range: never the whole write order, filtered by type.
+    conn.batch_execute("ANALYZE resource_versions; SET plan_cache_mode = force_generic_plan")
+        .unwrap();
+    // A LIMIT is a literal here; every other parameter is the type.
+    let sql = match sql.rfind("LIMIT $") {
+        Some(limit) => format!("{}LIMIT 1", &sql[..limit]),
+        None => sql.to_owned(),
+    };
+    let types = (1..).take_while(|n| sql.contains(&format!("${n}"))).count();
+    conn.batch_execute(&format!(
+        "PREPARE newest ({}) AS {sql}",
+        vec!["text"; types].join(", ")
+    ))
+    .unwrap();
+    let args = vec!["'ServiceRequest'"; types].join(", ");
+    let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN EXECUTE newest ({args})"))
+        .load::<PlanLine>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("resource_versions_by_type"), "{plan}");
+    assert!(!plan.contains("resource_versions_pkey"), "{plan}");
 }
