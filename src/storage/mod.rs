@@ -178,12 +178,32 @@ fn manager_for(url: &DatabaseUrl) -> ConnectionManager {
     ConnectionManager::new(url.clone())
 }
 
+/// Threads (and connections) writing imports on PostgreSQL: the audit trail keeps two of its
+/// writes in flight, so one can be built while the other commits.
+const IMPORT_THREADS: u32 = 2;
+
+/// Starts the PostgreSQL import threads, on a pool of their own.
+fn import_threads(url: &DatabaseUrl) -> StorageResult<threads::DbThreads> {
+    let pool = r2d2::Pool::builder()
+        .max_size(IMPORT_THREADS)
+        .min_idle(Some(0))
+        .test_on_check_out(false)
+        .connection_timeout(std::time::Duration::from_secs(10))
+        .build_unchecked(manager_for(url));
+    threads::DbThreads::start(pool, IMPORT_THREADS as usize)
+        .map_err(|e| StorageError::Setup(format!("cannot start the import threads: {e}")))
+}
+
 /// The store. Cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
     clock: SharedClock,
     /// The threads that run database work.
     threads: threads::DbThreads,
+    /// On PostgreSQL, the threads that write imports (the audit trail's AuditEvents, bulk
+    /// imports), on connections of their own: a request never waits for a thread while an
+    /// import commits. SQLite writes everything through its one writer.
+    imports: Option<threads::DbThreads>,
     /// On SQLite, the group-commit writer; PostgreSQL writes from any pooled connection.
     sqlite_writer: Option<writer::Writer>,
     /// The contents of versions that searches have read.
@@ -255,9 +275,14 @@ impl Storage {
         };
         let threads = threads::DbThreads::start(pool, thread_count)
             .map_err(|e| StorageError::Setup(format!("cannot start the database threads: {e}")))?;
+        let imports = match url {
+            DatabaseUrl::Postgres(_) => Some(import_threads(url)?),
+            DatabaseUrl::Sqlite(_) => None,
+        };
         Ok(Storage {
             clock,
             threads,
+            imports,
             sqlite_writer,
             contents: Arc::new(contents::Contents::new(contents::DEFAULT_BYTES)),
             counts: Arc::default(),
@@ -396,8 +421,12 @@ impl Storage {
         let prepared = tokio::task::spawn_blocking(move || import::prepare(postgres, &shared))
             .await
             .map_err(|e| StorageError::Task(format!("preparing an import failed: {e}")))?;
-        self.write(move |conn, now| import::run(conn, &items, Some(&prepared), now))
-            .await
+        let work =
+            move |conn: &mut DbConnection, now| import::run(conn, &items, Some(&prepared), now);
+        match &self.imports {
+            Some(imports) => self.write_on(imports, work).await,
+            None => self.write(work).await,
+        }
     }
 
     /// Runs a search.
@@ -622,23 +651,34 @@ impl Storage {
         if let Some(writer) = &self.sqlite_writer {
             return writer.submit(work).await;
         }
-        self.with_conn(move |conn, storage| {
-            // A write may search (conditional writes): with the values, and set outside the
-            // transaction.
-            connection::plan_once(conn, false)?;
-            for _ in 0..20 {
-                let now = storage.clock.now_millis();
-                match conn.transaction(|conn| work(conn, now)) {
-                    Err(StorageError::Database(diesel::result::Error::DatabaseError(
-                        diesel::result::DatabaseErrorKind::UniqueViolation
-                        | diesel::result::DatabaseErrorKind::SerializationFailure,
-                        _,
-                    ))) => continue,
-                    other => return other,
+        self.write_on(&self.threads, work).await
+    }
+
+    /// [`Storage::write`] on PostgreSQL, on one of `threads`.
+    async fn write_on<T, F>(&self, threads: &threads::DbThreads, work: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut DbConnection, EpochMillis) -> StorageResult<T> + Send + 'static,
+    {
+        let clock = self.clock.clone();
+        threads
+            .run(move |conn| {
+                // A write may search (conditional writes): with the values, and set outside the
+                // transaction.
+                connection::plan_once(conn, false)?;
+                for _ in 0..20 {
+                    let now = clock.now_millis();
+                    match conn.transaction(|conn| work(conn, now)) {
+                        Err(StorageError::Database(diesel::result::Error::DatabaseError(
+                            diesel::result::DatabaseErrorKind::UniqueViolation
+                            | diesel::result::DatabaseErrorKind::SerializationFailure,
+                            _,
+                        ))) => continue,
+                        other => return other,
+                    }
                 }
-            }
-            Err(StorageError::Contention)
-        })
-        .await
+                Err(StorageError::Contention)
+            })
+            .await
     }
 }

@@ -492,3 +492,63 @@ async fn the_newest_version_of_a_type_is_read_from_the_type_s_own_range() {
     assert!(plan.contains("resource_versions_by_type"), "{plan}");
     assert!(!plan.contains("resource_versions_pkey"), "{plan}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_waiting_on_postgresql_leaves_the_request_threads_free() {
+    // One connection, so one thread for requests.
+    let Some((database, _schema, storage)) = recorded_storage() else {
+        return;
+    };
+    let registry = Registry::r4();
+    let patient = json!({"resourceType": "Patient", "name": [{"family": "Chalmers"}]});
+    let index = extract(&registry, &patient, "http://localhost/fhir");
+    let created = storage
+        .create("Patient", patient.clone(), index.clone())
+        .await
+        .unwrap();
+    let created_id = ResourceId::parse(&created.id).unwrap();
+
+    // Another session keeps versions from being written, and lets them be read.
+    let mut lock = PgConnection::establish(&database.url()).unwrap();
+    lock.batch_execute("BEGIN; LOCK TABLE resource_versions IN EXCLUSIVE MODE")
+        .unwrap();
+    let item = hearth::storage::ImportItem {
+        resource_type: "Patient".into(),
+        id: ResourceId::parse("imported").unwrap(),
+        resource: patient,
+        index,
+    };
+    let importing = tokio::spawn({
+        let storage = storage.clone();
+        async move { storage.import(vec![item]).await }
+    });
+    let mut watch = PgConnection::establish(&database.url()).unwrap();
+    let waiting = |conn: &mut PgConnection| {
+        diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM pg_locks \
+             WHERE relation = 'resource_versions'::regclass AND NOT granted",
+        )
+        .get_result::<Count64>(conn)
+        .unwrap()
+        .n
+    };
+    let mut tries = 0;
+    while waiting(&mut watch) == 0 {
+        tries += 1;
+        assert!(tries < 600, "the import never waited for the lock");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // The import waits; a read still has its thread.
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        storage.find_current("Patient", &created_id),
+    )
+    .await
+    .expect("the read waited for the import's thread");
+    assert!(read.unwrap().is_some());
+
+    lock.batch_execute("COMMIT").unwrap();
+    let imported = importing.await.unwrap().unwrap();
+    assert_eq!(imported, [hearth::storage::Imported::Created]);
+}
