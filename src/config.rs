@@ -87,7 +87,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most entries in a batch or transaction Bundle.
     pub max_bundle_entries: usize,
-    /// Connections in the database pool.
+    /// Connections in the database pool (by default [`default_pool_size`]).
     pub db_pool_size: u32,
     /// Bytes of resource contents that searches keep in memory (0: none).
     pub content_cache_bytes: u64,
@@ -477,7 +477,7 @@ impl Config {
                 message: "must be between 1 and 1000000".into(),
             });
         }
-        let db_pool_size = o.db_pool_size.unwrap_or(16);
+        let db_pool_size = o.db_pool_size.unwrap_or_else(default_pool_size);
         if !(1..=512).contains(&db_pool_size) {
             return Err(ConfigError::Invalid {
                 name: "HEARTH_DB_POOL_SIZE",
@@ -665,6 +665,18 @@ fn account_config(o: AccountOverrides) -> Result<AccountConfig, ConfigError> {
             1..=86_400,
         )?,
     })
+}
+
+/// Connections in the database pool unless set: twice this machine's cores, at least 4 and at
+/// most 64. On PostgreSQL each connection has a thread of its own and runs one statement at a
+/// time; with more connections than the cores can serve, the statements only wait inside the
+/// database, each for a share of the cores, and the slowest wait the longest: on 2 cores, 16
+/// connections gave single-patient searches a p99 three to five times that of 4, for no more
+/// searches a second (`benches/README.md`). A database on a larger machine of its own may
+/// want more.
+pub fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    cores.saturating_mul(2).clamp(4, 64)
 }
 
 #[cfg(test)]
