@@ -2,7 +2,8 @@
 //! statement, its own transaction, with its version, its current-version row and its index
 //! rows; a search by plain conditions is planned once for all values, and every other
 //! search, and every write, with its values; a condition counted lately to choose a plan is not
-//! counted again.
+//! counted again; the newest version of a type is read from the type's own range whatever the
+//! plan; an import that waits leaves the request threads free.
 
 use std::sync::{Arc, Mutex, Once};
 
