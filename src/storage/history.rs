@@ -46,10 +46,28 @@ pub(super) fn history(
     let mut query = resource_versions::table
         .select(VersionRow::as_select())
         .into_boxed();
+    // A type's versions, newest first, are read backwards from the type's range of
+    // `(resource_type, seq)`, from the cursor on, the only index ordered that way: with the
+    // type compared for equality and ordered by `seq` alone, PostgreSQL may walk the whole
+    // write order backwards filtering by type instead (always with plans made once for all
+    // types, which a plain search leaves on its connection), reading every version for a type
+    // that has few.
+    let mut by_type = false;
     match &q.scope {
         HistoryScope::System => {}
         HistoryScope::Type(t) => {
-            query = query.filter(resource_versions::resource_type.eq(t.clone()))
+            by_type = true;
+            query = query.filter(resource_versions::resource_type.ge(t.clone()));
+            query = match q.before_seq {
+                Some(before) => query.filter(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>("(resource_type, seq) < (")
+                        .bind::<diesel::sql_types::Text, _>(t.clone())
+                        .sql(", ")
+                        .bind::<diesel::sql_types::BigInt, _>(before)
+                        .sql(")"),
+                ),
+                None => query.filter(resource_versions::resource_type.le(t.clone())),
+            };
         }
         HistoryScope::Instance(t, id) => {
             query = query
@@ -80,13 +98,18 @@ pub(super) fn history(
                 .filter(next.field(resource_versions::last_updated).le(start)),
             )));
     }
-    if let Some(before) = q.before_seq {
+    if let Some(before) = q.before_seq.filter(|_| !by_type) {
         query = query.filter(resource_versions::seq.lt(before));
     }
-    query
-        .order(resource_versions::seq.desc())
-        .limit(q.count)
-        .load::<VersionRow>(c)
+    query = if by_type {
+        query.order((
+            resource_versions::resource_type.desc(),
+            resource_versions::seq.desc(),
+        ))
+    } else {
+        query.order(resource_versions::seq.desc())
+    };
+    query.limit(q.count).load::<VersionRow>(c)
     })?;
     Ok(rows.into_iter().map(StoredVersion::from).collect())
 }

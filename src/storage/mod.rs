@@ -301,8 +301,25 @@ impl Storage {
         self.sqlite_writer.is_none()
     }
 
-    /// Runs blocking database work on a database thread.
+    /// Runs blocking database work on a database thread, its statements planned with their
+    /// values on PostgreSQL. A plain search leaves its connection planning once for all values
+    /// (`connection::plan_once`), and a plan made once can be far worse for other statements:
+    /// a type's newest versions, planned for any type, were read by walking every version.
     async fn with_conn<T, F>(&self, work: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection, &Storage) -> StorageResult<T> + Send + 'static,
+    {
+        self.with_conn_as_set(move |conn, storage| {
+            connection::plan_once(conn, false)?;
+            work(conn, storage)
+        })
+        .await
+    }
+
+    /// [`Storage::with_conn`] leaving the connection's planning as it is: for a search, which
+    /// sets it itself, and for a statement planned the same either way.
+    async fn with_conn_as_set<T, F>(&self, work: F) -> StorageResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection, &Storage) -> StorageResult<T> + Send + 'static,
@@ -349,8 +366,9 @@ impl Storage {
         drop(index);
         if self.postgres() {
             // A new id cannot meet a concurrent write: no retry, no transaction around it.
+            // One INSERT, planned the same either way.
             return self
-                .with_conn(move |conn, storage| {
+                .with_conn_as_set(move |conn, storage| {
                     let now = storage.clock.now_millis();
                     versions::create_postgres(conn, (&t, &id), &resource, &inserts, now)
                 })
@@ -434,7 +452,7 @@ impl Storage {
         &self,
         query: crate::search::query::SearchQuery,
     ) -> StorageResult<SearchPage> {
-        self.with_conn(move |conn, storage| {
+        self.with_conn_as_set(move |conn, storage| {
             search::search(conn, &storage.contents, &storage.counts, &query)
         })
         .await
@@ -450,11 +468,8 @@ impl Storage {
         dates: Vec<String>,
     ) -> StorageResult<Vec<IndexValue>> {
         let t = resource_type.to_owned();
-        self.with_conn(move |conn, _| {
-            connection::plan_once(conn, false)?;
-            projection::project(conn, &t, &queries, &tokens, &dates)
-        })
-        .await
+        self.with_conn(move |conn, _| projection::project(conn, &t, &queries, &tokens, &dates))
+            .await
     }
 
     /// Refreshes the planner statistics (SQLite; see `connection::optimize`). Search plans
@@ -471,11 +486,8 @@ impl Storage {
 
     /// The database's query plans for a search (see `benches/README.md`).
     pub async fn explain(&self, query: crate::search::query::SearchQuery) -> StorageResult<String> {
-        self.with_conn(move |conn, _| {
-            connection::plan_once(conn, false)?;
-            search::explain(conn, &query)
-        })
-        .await
+        self.with_conn(move |conn, _| search::explain(conn, &query))
+            .await
     }
 
     /// Ids of the live resources that match `query`, at most `limit` (conditional
@@ -485,11 +497,8 @@ impl Storage {
         query: crate::search::query::SearchQuery,
         limit: usize,
     ) -> StorageResult<Vec<String>> {
-        self.with_conn(move |conn, _| {
-            connection::plan_once(conn, false)?;
-            search::matching(conn, &query, limit)
-        })
-        .await
+        self.with_conn(move |conn, _| search::matching(conn, &query, limit))
+            .await
     }
 
     /// Conditional create: creates unless `query` matches; `key` names the criteria.

@@ -494,6 +494,78 @@ async fn the_newest_version_of_a_type_is_read_from_the_type_s_own_range() {
     assert!(!plan.contains("resource_versions_pkey"), "{plan}");
 }
 
+/// The plan of a recorded statement with its recorded values written in.
+fn plan_with_values(conn: &mut PgConnection, recorded: &str) -> String {
+    let (sql, binds) = recorded.split_once(" -- binds: [").expect("binds");
+    let binds: Vec<String> = binds
+        .trim_end_matches(']')
+        .split(", ")
+        .map(|b| match b.strip_prefix('"') {
+            Some(text) => format!("'{}'", text.trim_end_matches('"')),
+            None => b.to_owned(),
+        })
+        .collect();
+    let mut sql = sql.to_owned();
+    for (n, value) in binds.iter().enumerate().rev() {
+        sql = sql.replace(&format!("${}", n + 1), value);
+    }
+    let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN {sql}"))
+        .load::<PlanLine>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect();
+    plan.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_s_history_after_a_search_is_planned_with_its_values_from_the_type_s_range() {
+    let Some((database, schema, storage)) = recorded_storage() else {
+        return;
+    };
+    let registry = Registry::r4();
+    let base = "http://localhost/fhir";
+    for n in 0..200 {
+        let patient = json!({"resourceType": "Patient", "name": [{"family": format!("F{n}")}]});
+        let index = extract(&registry, &patient, base);
+        storage.create("Patient", patient, index).await.unwrap();
+    }
+    let history = |before_seq| hearth::storage::HistoryQuery {
+        scope: hearth::storage::HistoryScope::Type("Patient".into()),
+        since: None,
+        at: None,
+        before_seq,
+        count: 10,
+    };
+    let first = storage.history(history(None)).await.unwrap();
+    assert_eq!(first.len(), 10);
+    // A plain search leaves its connection planning once for all values.
+    let page = storage.search(patients(&registry, &[("name", "f1")])).await;
+    assert!(!page.unwrap().matches.is_empty());
+    let mark = sent(&schema).len();
+    let next = storage.history(history(Some(first[9].seq))).await.unwrap();
+    let seqs: Vec<i64> = next.iter().map(|v| v.seq).collect();
+    let expected: Vec<i64> = (1..=10).map(|n| first[9].seq - n).collect();
+    assert_eq!(seqs, expected, "the next page, newest first");
+    let since = sent(&schema)[mark..].to_vec();
+    assert!(
+        since[0].contains("plan_cache_mode = force_custom_plan"),
+        "{since:#?}"
+    );
+
+    // With its values, on this table as it is, the page is read from the type's own range
+    // from the cursor on: never the whole write order, filtered by type.
+    let mut conn = PgConnection::establish(&database.url()).unwrap();
+    conn.batch_execute("ANALYZE resource_versions").unwrap();
+    let statement = since
+        .iter()
+        .find(|s| s.contains("resource_versions"))
+        .expect("the history statement");
+    let plan = plan_with_values(&mut conn, statement);
+    assert!(plan.contains("resource_versions_by_type"), "{plan}");
+    assert!(!plan.contains("resource_versions_pkey"), "{plan}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_waiting_on_postgresql_leaves_the_request_threads_free() {
     // One connection, so one thread for requests.
