@@ -436,18 +436,34 @@ struct PlanLine {
     line: String,
 }
 
+/// Creates `n` Patients, named `F0`, `F1`, ….
+async fn create_patients(storage: &Storage, registry: &Registry, n: usize) {
+    for n in 0..n {
+        let patient = json!({"resourceType": "Patient", "name": [{"family": format!("F{n}")}]});
+        let index = extract(registry, &patient, "http://localhost/fhir");
+        storage.create("Patient", patient, index).await.unwrap();
+    }
+}
+
+/// PostgreSQL's plan of `statement`, one line a node.
+fn explain(conn: &mut PgConnection, statement: &str) -> String {
+    let lines = diesel::sql_query(format!("EXPLAIN {statement}"))
+        .load::<PlanLine>(conn)
+        .unwrap();
+    lines
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_newest_version_of_a_type_is_read_from_the_type_s_own_range() {
     let Some((database, schema, storage)) = recorded_storage() else {
         return;
     };
     let registry = Registry::r4();
-    let base = "http://localhost/fhir";
-    for n in 0..200 {
-        let patient = json!({"resourceType": "Patient", "name": [{"family": format!("F{n}")}]});
-        let index = extract(&registry, &patient, base);
-        storage.create("Patient", patient, index).await.unwrap();
-    }
+    create_patients(&storage, &registry, 200).await;
     let mut conn = PgConnection::establish(&database.url()).unwrap();
     let newest = diesel::sql_query("SELECT max(seq) AS n FROM resource_versions")
         .get_result::<Count64>(&mut conn)
@@ -483,13 +499,7 @@ async fn the_newest_version_of_a_type_is_read_from_the_type_s_own_range() {
     ))
     .unwrap();
     let args = vec!["'ServiceRequest'"; types].join(", ");
-    let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN EXECUTE newest ({args})"))
-        .load::<PlanLine>(&mut conn)
-        .unwrap()
-        .into_iter()
-        .map(|l| l.line)
-        .collect();
-    let plan = plan.join("\n");
+    let plan = explain(&mut conn, &format!("EXECUTE newest ({args})"));
     assert!(plan.contains("resource_versions_by_type"), "{plan}");
     assert!(!plan.contains("resource_versions_pkey"), "{plan}");
 }
@@ -509,13 +519,7 @@ fn plan_with_values(conn: &mut PgConnection, recorded: &str) -> String {
     for (n, value) in binds.iter().enumerate().rev() {
         sql = sql.replace(&format!("${}", n + 1), value);
     }
-    let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN {sql}"))
-        .load::<PlanLine>(conn)
-        .unwrap()
-        .into_iter()
-        .map(|l| l.line)
-        .collect();
-    plan.join("\n")
+    explain(conn, &sql)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,12 +528,7 @@ async fn a_type_s_history_after_a_search_is_planned_with_its_values_from_the_typ
         return;
     };
     let registry = Registry::r4();
-    let base = "http://localhost/fhir";
-    for n in 0..200 {
-        let patient = json!({"resourceType": "Patient", "name": [{"family": format!("F{n}")}]});
-        let index = extract(&registry, &patient, base);
-        storage.create("Patient", patient, index).await.unwrap();
-    }
+    create_patients(&storage, &registry, 200).await;
     let history = |before_seq| hearth::storage::HistoryQuery {
         scope: hearth::storage::HistoryScope::Type("Patient".into()),
         since: None,
