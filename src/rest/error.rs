@@ -134,6 +134,14 @@ impl From<StorageError> for ApiError {
                 )],
                 internal: Some(detail),
             },
+            StorageError::Timeout(detail) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                issues: vec![Issue::error(
+                    IssueType::Timeout,
+                    "the database did not answer within its 30 s limit; retry, or narrow the request",
+                )],
+                internal: Some(detail),
+            },
             StorageError::BadCursor(detail) => ApiError::bad_request(IssueType::Value, detail),
             StorageError::Entry { entry, source } => {
                 ApiError::from(*source).in_entry(entry, "transaction")
@@ -158,5 +166,25 @@ impl IntoResponse for ApiError {
             response.extensions_mut().insert(InternalDetail(detail));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_past_the_database_s_limit_is_a_503_timeout() {
+        let error = ApiError::from(StorageError::Timeout(
+            "canceling statement due to statement timeout".into(),
+        ));
+        assert_eq!(error.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(error.issues.len(), 1);
+        assert_eq!(error.issues[0].code, IssueType::Timeout);
+        assert!(error.issues[0].diagnostics.contains("30 s"));
+        assert_eq!(
+            error.internal.as_deref(),
+            Some("canceling statement due to statement timeout")
+        );
     }
 }
