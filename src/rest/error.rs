@@ -127,20 +127,20 @@ impl From<StorageError> for ApiError {
                 "the resource is being changed by other requests; retry",
             ),
             StorageError::Unavailable(detail) => ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                issues: vec![Issue::error(
+                internal: Some(detail),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
                     IssueType::Transient,
                     "the database is busy or unavailable; retry",
-                )],
-                internal: Some(detail),
+                )
             },
             StorageError::Timeout(detail) => ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                issues: vec![Issue::error(
+                internal: Some(detail),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
                     IssueType::Timeout,
                     "the database did not answer within its 30 s limit; retry, or narrow the request",
-                )],
-                internal: Some(detail),
+                )
             },
             StorageError::BadCursor(detail) => ApiError::bad_request(IssueType::Value, detail),
             StorageError::Entry { entry, source } => {
