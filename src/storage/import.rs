@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Text};
 use serde_json::Value;
 
 use super::connection::{DbConnection, on_backend};
@@ -184,6 +185,13 @@ pub(super) fn run(
 }
 
 /// The current versions of the resources of `items`, by type and id.
+///
+/// On PostgreSQL each id is looked up on its own, inside a fenced `LATERAL` subquery, so that
+/// the type and the id are always both used to descend the primary key. As `resource_id =
+/// ANY($2)` the planner was free to read the type's whole range instead, filtering the ids,
+/// and it did whenever its statistics were older than the type's rows: a type that was small
+/// when last analysed (the audit trail's AuditEvents, a type that a large import brings in)
+/// made every batch read every row of that type written since, one batch slower than the last.
 fn currents(
     conn: &mut DbConnection,
     items: &[ImportItem],
@@ -198,17 +206,30 @@ fn currents(
     let mut found = HashMap::new();
     for (t, ids) in by_type {
         for chunk in ids.chunks(CHUNK) {
-            let rows = on_backend!(conn, c => resources::table
-                .inner_join(
-                    resource_versions::table.on(resource_versions::resource_type
-                        .eq(resources::resource_type)
-                        .and(resource_versions::resource_id.eq(resources::resource_id))
-                        .and(resource_versions::version_id.eq(resources::version_id))),
+            let rows: Vec<versions::VersionRow> = match conn {
+                DbConnection::Postgres(c) => diesel::sql_query(
+                    "SELECT v.seq, v.resource_type, v.resource_id, v.version_id, v.last_updated, \
+                     v.method, v.deleted, v.content, v.created FROM unnest($2) AS k(id) \
+                     CROSS JOIN LATERAL (SELECT w.* FROM resources r JOIN resource_versions w \
+                     ON w.resource_type = r.resource_type AND w.resource_id = r.resource_id \
+                     AND w.version_id = r.version_id \
+                     WHERE r.resource_type = $1 AND r.resource_id = k.id OFFSET 0) v",
                 )
-                .filter(resources::resource_type.eq(t))
-                .filter(resources::resource_id.eq_any(chunk))
-                .select(versions::VersionRow::as_select())
-                .load(c))?;
+                .bind::<Text, _>(t)
+                .bind::<Array<Text>, _>(chunk)
+                .load(c)?,
+                DbConnection::Sqlite(c) => resources::table
+                    .inner_join(
+                        resource_versions::table.on(resource_versions::resource_type
+                            .eq(resources::resource_type)
+                            .and(resource_versions::resource_id.eq(resources::resource_id))
+                            .and(resource_versions::version_id.eq(resources::version_id))),
+                    )
+                    .filter(resources::resource_type.eq(t))
+                    .filter(resources::resource_id.eq_any(chunk))
+                    .select(versions::VersionRow::as_select())
+                    .load(c)?,
+            };
             for row in rows {
                 let version = StoredVersion::from(row);
                 found.insert((version.resource_type.clone(), version.id.clone()), version);

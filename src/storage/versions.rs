@@ -16,7 +16,7 @@ use crate::fhir::instant::EpochMillis;
 use crate::fhir::{ResourceId, Unstamped, VersionId};
 
 /// A row of `resource_versions`.
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = resource_versions)]
 pub(super) struct VersionRow {
     seq: i64,

@@ -3,7 +3,8 @@
 //! rows; a search by plain conditions is planned once for all values, and every other
 //! search, and every write, with its values; a condition counted lately to choose a plan is not
 //! counted again; the newest version of a type is read from the type's own range whatever the
-//! plan; an import that waits leaves the request threads free.
+//! plan; an import that waits leaves the request threads free, and finds what is already stored
+//! by key even when the statistics predate the type's rows.
 
 use std::sync::{Arc, Mutex, Once};
 
@@ -623,4 +624,82 @@ async fn an_import_waiting_on_postgresql_leaves_the_request_threads_free() {
     lock.batch_execute("COMMIT").unwrap();
     let imported = importing.await.unwrap().unwrap();
     assert_eq!(imported, [hearth::storage::Imported::Created]);
+}
+
+/// `n` resources of `resource_type` to import, with ids `{prefix}0`, `{prefix}1`, ….
+fn to_import(
+    registry: &Registry,
+    resource_type: &str,
+    prefix: &str,
+    n: usize,
+) -> Vec<hearth::storage::ImportItem> {
+    (0..n)
+        .map(|n| {
+            let id = format!("{prefix}{n}");
+            let resource =
+                json!({"resourceType": resource_type, "id": id, "code": {"text": format!("c{n}")}});
+            hearth::storage::ImportItem {
+                resource_type: resource_type.into(),
+                id: ResourceId::parse(&id).unwrap(),
+                index: extract(registry, &resource, "http://localhost/fhir"),
+                resource,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_finds_what_is_stored_by_key_when_the_statistics_are_old() {
+    let Some((database, schema, storage)) = recorded_storage() else {
+        return;
+    };
+    let registry = Registry::r4();
+    let mut conn = PgConnection::establish(&database.url()).unwrap();
+    conn.batch_execute("ALTER TABLE resources SET (autovacuum_enabled = false)")
+        .unwrap();
+    // Statistics taken before any Observation was stored, as the audit trail's first
+    // AuditEvents find them, and kept while Observations are imported.
+    storage
+        .import(to_import(&registry, "Basic", "b", 2_000))
+        .await
+        .unwrap();
+    conn.batch_execute("ANALYZE resources").unwrap();
+    storage
+        .import(to_import(&registry, "Observation", "o", 1_000))
+        .await
+        .unwrap();
+
+    // Again, with 3 of them and 2 new ones: the stored ones are found and left alone.
+    let mut again = to_import(&registry, "Observation", "o", 3);
+    again.extend(to_import(&registry, "Observation", "new", 2));
+    let mark = sent(&schema).len();
+    let imported = storage.import(again).await.unwrap();
+    use hearth::storage::Imported::{Created, Unchanged};
+    assert_eq!(
+        imported,
+        [Unchanged, Unchanged, Unchanged, Created, Created]
+    );
+
+    // The look-up that found them descends the primary key by type and id for each one, with
+    // these values: it never reads the type's range, filtering the ids.
+    let statement = sent(&schema)[mark..]
+        .iter()
+        .find(|s| s.starts_with("SELECT") && s.contains("resource_versions"))
+        .expect("the look-up of the stored versions")
+        .clone();
+    let sql = statement.split(" -- binds").next().unwrap();
+    conn.batch_execute(&format!("PREPARE stored (text, text[]) AS {sql}"))
+        .unwrap();
+    let plan = explain(
+        &mut conn,
+        "EXECUTE stored ('Observation', ARRAY['o0', 'o1', 'o2', 'new0', 'new1'])",
+    );
+    assert!(plan.contains("resources_pkey"), "{plan}");
+    assert!(!plan.contains("Filter: (resource_id"), "{plan}");
+    assert!(
+        plan.lines().any(|l| l.contains("Index Cond")
+            && l.contains("resource_type")
+            && l.contains("resource_id")),
+        "{plan}"
+    );
 }
