@@ -72,23 +72,29 @@ pub(super) fn date_predicate(
         Prefix::Lt => {
             sql.push("(").push(rs).push(" < ").bind(s.clone()).push(")");
         }
+        // Either side of the `OR` ends at or after the search value's start (`re > e >= s`, or
+        // `re >= rs >= s`): said on its own, that bound lets an index on the end read only
+        // the ranges that can match, where the `OR` alone made every row a candidate.
         Prefix::Ge => {
-            sql.push("(")
+            sql.push("(").push(re).push(" >= ").bind(s.clone());
+            sql.push(" AND (")
                 .push(re)
                 .push(" > ")
                 .bind(e.clone())
                 .push(" OR ");
             contained(sql);
-            sql.push(")");
+            sql.push("))");
         }
+        // Likewise, either side starts at or before the search value's end.
         Prefix::Le => {
-            sql.push("(")
+            sql.push("(").push(rs).push(" <= ").bind(e.clone());
+            sql.push(" AND (")
                 .push(rs)
                 .push(" < ")
                 .bind(s.clone())
                 .push(" OR ");
             contained(sql);
-            sql.push(")");
+            sql.push("))");
         }
         Prefix::Sa => {
             sql.push("(")
