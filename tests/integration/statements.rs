@@ -4,8 +4,9 @@
 //! search, and every write, with its values; a condition counted lately to choose a plan is not
 //! counted again; the newest version of a type is read from the type's own range whatever the
 //! plan; an import that waits leaves the request threads free, and finds what is already stored
-//! by key even when the statistics predate the type's rows; a search by a date alone is planned
-//! with its values, its open range bounded on one column.
+//! by key even when the statistics predate the type's rows, and is planned once on connections
+//! of its own; a search by a date alone is planned with its values, its open range bounded on
+//! one column; only references with a URL are in the index of URLs.
 
 use std::sync::{Arc, Mutex, Once};
 
@@ -838,4 +839,55 @@ async fn only_references_by_url_are_in_the_url_index_and_a_search_by_url_reads_i
          AND code = 'subject' AND target_url = 'http://elsewhere/fhir/Patient/1'",
     );
     assert!(plan.contains("search_reference_url"), "{plan}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_is_planned_once_on_its_own_connection() {
+    let Some((_database, schema, storage)) = recorded_storage() else {
+        return;
+    };
+    let registry = Registry::r4();
+    let settings = |mark: usize| -> Vec<String> {
+        sent(&schema)[mark..]
+            .iter()
+            // (A new connection's own settings, sent as it opens, are left out.)
+            .filter(|s| {
+                (s.starts_with("SET plan_cache_mode") && !s.contains("statement_timeout"))
+                    || s.starts_with("BEGIN")
+            })
+            .cloned()
+            .collect()
+    };
+    // Each import thread sets its connection to plan once, before its first transaction,
+    // and keeps it.
+    let mark = sent(&schema).len();
+    for prefix in ["a", "b", "c", "d", "e", "f"] {
+        let imported = storage
+            .import(to_import(&registry, "Observation", prefix, 3))
+            .await
+            .unwrap();
+        assert_eq!(imported.len(), 3);
+    }
+    let sql = settings(mark);
+    let once = sql
+        .iter()
+        .filter(|s| *s == "SET plan_cache_mode = force_generic_plan")
+        .count();
+    let begins = sql.iter().filter(|s| *s == "BEGIN").count();
+    assert!((1..=2).contains(&once), "{sql:#?}");
+    assert_eq!(begins, 6, "{sql:#?}");
+    assert_eq!(once + begins, sql.len(), "{sql:#?}");
+    assert_eq!(
+        sql[0], "SET plan_cache_mode = force_generic_plan",
+        "{sql:#?}"
+    );
+
+    // A read on the request threads is planned with its values, as it was.
+    let mark = sent(&schema).len();
+    let found = storage
+        .find_current("Observation", &ResourceId::parse("a1").unwrap())
+        .await
+        .unwrap();
+    assert!(found.is_some());
+    assert!(settings(mark).is_empty(), "{:#?}", settings(mark));
 }
