@@ -218,13 +218,7 @@ fn currents(
                 .bind::<Text, _>(t)
                 .bind::<Array<Text>, _>(chunk)
                 .load(c)?,
-                DbConnection::Sqlite(c) => resources::table
-                    .inner_join(
-                        resource_versions::table.on(resource_versions::resource_type
-                            .eq(resources::resource_type)
-                            .and(resource_versions::resource_id.eq(resources::resource_id))
-                            .and(resource_versions::version_id.eq(resources::version_id))),
-                    )
+                DbConnection::Sqlite(c) => versions::with_current_version()
                     .filter(resources::resource_type.eq(t))
                     .filter(resources::resource_id.eq_any(chunk))
                     .select(versions::VersionRow::as_select())

@@ -27,13 +27,7 @@ pub(super) fn batch(
     limit: i64,
 ) -> StorageResult<Vec<Current>> {
     let rows: Vec<(String, String, i64, Vec<u8>)> = on_backend!(conn, c => {
-        let mut query = resources::table
-            .inner_join(
-                resource_versions::table.on(resource_versions::resource_type
-                    .eq(resources::resource_type)
-                    .and(resource_versions::resource_id.eq(resources::resource_id))
-                    .and(resource_versions::version_id.eq(resources::version_id))),
-            )
+        let mut query = super::versions::with_current_version()
             .filter(resources::deleted.eq(false))
             .select((
                 resources::resource_type,

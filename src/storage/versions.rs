@@ -53,18 +53,23 @@ pub(super) struct Current {
     pub(super) deleted: bool,
 }
 
+/// `resources` joined to each one's current version.
+#[diesel::dsl::auto_type]
+pub(super) fn with_current_version() -> _ {
+    resources::table.inner_join(
+        resource_versions::table.on(resource_versions::resource_type
+            .eq(resources::resource_type)
+            .and(resource_versions::resource_id.eq(resources::resource_id))
+            .and(resource_versions::version_id.eq(resources::version_id))),
+    )
+}
+
 pub(super) fn find_current(
     conn: &mut DbConnection,
     t: &str,
     id: &ResourceId,
 ) -> StorageResult<Option<StoredVersion>> {
-    let row = on_backend!(conn, c => resources::table
-        .inner_join(
-            resource_versions::table.on(resource_versions::resource_type
-                .eq(resources::resource_type)
-                .and(resource_versions::resource_id.eq(resources::resource_id))
-                .and(resource_versions::version_id.eq(resources::version_id))),
-        )
+    let row = on_backend!(conn, c => with_current_version()
         .filter(resources::resource_type.eq(t))
         .filter(resources::resource_id.eq(id.as_str()))
         .select(VersionRow::as_select())
