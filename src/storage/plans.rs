@@ -225,8 +225,8 @@ pub(super) fn choose_plan(
 }
 
 /// Whether a search is of one type by plain (not negated) matches and `_id`s only: one in id
-/// order (but for a date, number or quantity: [`one_sided`]), or several, whose driver is then measured ([`measured`]) and must be narrow and
-/// found by equality ([`drives_by_equality`]). Chains, `_has` and the like are planned with
+/// order (but for a date, number or quantity: [`ranged`]), or several, whose driver is then
+/// measured ([`measured`]) and must be narrow and found by equality ([`drives_by_equality`]). Chains, `_has` and the like are planned with
 /// their values: planned once, a chained search ran for minutes. So are composites: a code
 /// and a threshold (`search::implied`) match anything from none to every row of the code, and
 /// a plan made without them walked all 240,000 Observations of a data set to find none.
@@ -254,16 +254,16 @@ pub(super) fn plain_matches(query: &SearchQuery) -> bool {
         && !query.clauses.is_empty()
         && query.clauses.iter().all(plain)
         && (query.clauses.len() > 1 || query.sort.is_empty())
-        && !(query.clauses.len() == 1 && query.clauses.first().is_some_and(one_sided))
+        && !(query.clauses.len() == 1 && query.clauses.first().is_some_and(ranged))
 }
 
 /// Whether a clause is a date, number or quantity, which most prefixes match by a range open
-/// on one side (`ge1990`, `gt120`). Planned once, PostgreSQL estimates such a range as a third of its rows
-/// whatever its value, and for a narrow one (`birthdate=ge2019`) counted and paged it by
-/// walking every row of the parameter in id order: 28 ms alone and about 100 ms under load
-/// for a page of none, where the range read from its index takes a fraction of a
+/// on one side (`ge1990`, `gt120`). Planned once, PostgreSQL estimates such a range as a third
+/// of its rows whatever its value, and for a narrow one (`birthdate=ge2019`) counted and paged
+/// it by walking every row of the parameter in id order: 28 ms alone and about 100 ms under
+/// load for a page of none, where the range read from its index takes a fraction of a
 /// millisecond.
-fn one_sided(clause: &crate::search::query::Clause) -> bool {
+fn ranged(clause: &crate::search::query::Clause) -> bool {
     matches!(
         clause.per_type.as_slice(),
         [(
