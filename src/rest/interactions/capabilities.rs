@@ -1,4 +1,4 @@
-//! `capabilities`: GET [base]/metadata (R4 http §3.1.0.9). The CapabilityStatement is generated
+//! `capabilities`: `GET [base]/metadata` (R4 http §3.1.0.9). The CapabilityStatement is generated
 //! from what the server does (the routes of `rest::router` and the R4 resource types), built
 //! once at start.
 

@@ -1,4 +1,4 @@
-//! `create`: POST [base]/[type] (R4 http §3.1.0.8). The server assigns the id; an id in the
+//! `create`: `POST [base]/[type]` (R4 http §3.1.0.8). The server assigns the id; an id in the
 //! body is ignored.
 
 use axum::extract::{Path, State};

@@ -1,4 +1,4 @@
-//! `delete`: DELETE [base]/[type]/[id] (R4 http §3.1.0.7). A delete writes a tombstone version;
+//! `delete`: `DELETE [base]/[type]/[id]` (R4 http §3.1.0.7). A delete writes a tombstone version;
 //! history keeps every earlier version and a later PUT restores the resource. Deleting a deleted
 //! or unknown resource succeeds without writing anything, as the spec asks.
 

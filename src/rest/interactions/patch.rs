@@ -1,4 +1,4 @@
-//! `patch`: PATCH [base]/[type]/[id] and PATCH [base]/[type]?criteria (R4 http §3.1.0.6) with a
+//! `patch`: `PATCH [base]/[type]/[id]` and `PATCH [base]/[type]?criteria` (R4 http §3.1.0.6) with a
 //! JSON Patch body (RFC 6902, `application/json-patch+json`) or a FHIRPath Patch (a
 //! `Parameters` resource, `application/fhir+json` or `application/fhir+xml`). The patch is applied to the
 //! current version; the result must still be a valid resource of the same type and id (else

@@ -1,4 +1,4 @@
-//! `read`: GET [base]/[type]/[id] (R4 http §3.1.0.2).
+//! `read`: `GET [base]/[type]/[id]` (R4 http §3.1.0.2).
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -1,4 +1,4 @@
-//! `update`: PUT [base]/[type]/[id] (R4 http §3.1.0.4), with update-as-create for new ids,
+//! `update`: `PUT [base]/[type]/[id]` (R4 http §3.1.0.4), with update-as-create for new ids,
 //! restore of deleted resources, and `If-Match` for version-aware updates.
 
 use axum::extract::{Path, State};

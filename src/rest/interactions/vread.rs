@@ -1,4 +1,4 @@
-//! `vread`: GET [base]/[type]/[id]/_history/[vid] (R4 http §3.1.0.3).
+//! `vread`: `GET [base]/[type]/[id]/_history/[vid]` (R4 http §3.1.0.3).
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};

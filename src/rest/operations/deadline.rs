@@ -1,4 +1,4 @@
-//! `$deadline`: GET [base]/ServiceRequest/$deadline?start=INSTANT&pathway=CODE (or `hours=N`),
+//! `$deadline`: `GET [base]/ServiceRequest/$deadline?start=INSTANT&pathway=CODE` (or `hours=N`),
 //! the deadline engine as a calculator; it gives exactly what the write hook stores.
 
 use axum::extract::{OriginalUri, Path, State};

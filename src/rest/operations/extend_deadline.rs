@@ -1,4 +1,4 @@
-//! `$extend-deadline`: POST [base]/ServiceRequest/[id]/$extend-deadline with a Parameters
+//! `$extend-deadline`: `POST [base]/ServiceRequest/[id]/$extend-deadline` with a Parameters
 //! (`hours` or `until`, and a mandatory `reason`). Answers the updated ServiceRequest; the
 //! earlier deadline stays in the extension and in the history.
 

@@ -1,4 +1,4 @@
-//! `$triage`: POST [base]/ServiceRequest/[id]/$triage with a Parameters (`pathway`, optional
+//! `$triage`: `POST [base]/ServiceRequest/[id]/$triage` with a Parameters (`pathway`, optional
 //! `sentence`, `reason`, `author`). Answers the triaged ServiceRequest.
 
 use axum::extract::{Path, State};

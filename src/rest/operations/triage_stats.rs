@@ -1,4 +1,4 @@
-//! `$triage-stats`: GET [base]/ServiceRequest/$triage-stats?days=15. The echo requests that can
+//! `$triage-stats`: `GET [base]/ServiceRequest/$triage-stats?days=15`. The echo requests that can
 //! count (active ones, and those received, triaged or completed in the window) are found by
 //! ordinary search criteria, and their pathway, status and times are read from the search
 //! index in one projection; the figures are computed by `triage::stats`.
