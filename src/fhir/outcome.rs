@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-/// R4 `IssueSeverity` (http://hl7.org/fhir/issue-severity).
+/// R4 `IssueSeverity` (<http://hl7.org/fhir/issue-severity>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     /// The issue caused the action to fail and no further checking could be performed.
@@ -28,7 +28,7 @@ impl Severity {
     }
 }
 
-/// R4 `IssueType` (http://hl7.org/fhir/issue-type), the codes Hearth reports.
+/// R4 `IssueType` (<http://hl7.org/fhir/issue-type>), the codes Hearth reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IssueType {
     /// Content invalid against the specification or a profile.

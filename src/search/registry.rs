@@ -96,7 +96,7 @@ pub struct SearchParam {
     /// The parameter whose index rows this one reads, when they would be the same rows: an
     /// official string parameter with the same expression on this type as an official one
     /// whose code sorts first (`Patient.phonetic` is `Patient.name`). Its own rows are not
-    /// written. See [`Registry::share_rows`].
+    /// written. See `Registry::share_rows`.
     pub stored_as: Option<String>,
 }
 
