@@ -628,6 +628,16 @@ async fn an_import_waiting_on_postgresql_leaves_the_request_threads_free() {
     assert_eq!(imported, [hearth::storage::Imported::Created]);
 }
 
+/// `resource` (which has its `id`) to import.
+fn import_item(registry: &Registry, resource: serde_json::Value) -> hearth::storage::ImportItem {
+    hearth::storage::ImportItem {
+        resource_type: resource["resourceType"].as_str().unwrap().into(),
+        id: ResourceId::parse(resource["id"].as_str().unwrap()).unwrap(),
+        index: extract(registry, &resource, "http://localhost/fhir"),
+        resource,
+    }
+}
+
 /// `n` resources of `resource_type` to import, with ids `{prefix}0`, `{prefix}1`, ….
 fn to_import(
     registry: &Registry,
@@ -637,15 +647,9 @@ fn to_import(
 ) -> Vec<hearth::storage::ImportItem> {
     (0..n)
         .map(|n| {
-            let id = format!("{prefix}{n}");
-            let resource =
-                json!({"resourceType": resource_type, "id": id, "code": {"text": format!("c{n}")}});
-            hearth::storage::ImportItem {
-                resource_type: resource_type.into(),
-                id: ResourceId::parse(&id).unwrap(),
-                index: extract(registry, &resource, "http://localhost/fhir"),
-                resource,
-            }
+            let resource = json!({"resourceType": resource_type, "id": format!("{prefix}{n}"),
+                "code": {"text": format!("c{n}")}});
+            import_item(registry, resource)
         })
         .collect()
 }
@@ -712,20 +716,14 @@ async fn a_narrow_date_range_is_planned_with_its_values_and_bounded_on_one_colum
         return;
     };
     let registry = Registry::r4();
-    let base = "http://localhost/fhir";
     // A Patient born each year from 1950 to 2019.
-    let mut born = Vec::new();
-    for year in 1950..2020 {
-        let id = format!("p{year}");
-        let patient = json!({"resourceType": "Patient", "id": id, "birthDate": format!("{year}-06-15"),
-            "name": [{"family": format!("F{year}")}]});
-        born.push(hearth::storage::ImportItem {
-            resource_type: "Patient".into(),
-            id: ResourceId::parse(&id).unwrap(),
-            index: extract(&registry, &patient, base),
-            resource: patient,
-        });
-    }
+    let born = (1950..2020)
+        .map(|year| {
+            let patient = json!({"resourceType": "Patient", "id": format!("p{year}"),
+                "birthDate": format!("{year}-06-15"), "name": [{"family": format!("F{year}")}]});
+            import_item(&registry, patient)
+        })
+        .collect();
     storage.import(born).await.unwrap();
     // After a search planned once, a search by a birth date from 2018 on: counted and paged
     // with its values.
