@@ -1,12 +1,13 @@
 //! The audit trail of patient data: every FHIR request that reads or writes a resource in the
 //! Patient compartment (or a Patient) becomes an R4 AuditEvent naming who (user and client
 //! app), which patient, what (the entity or the query), the action and the outcome. The
-//! request only hands a small record to a channel; a background task writes the events in
-//! batches (one multi-row insert per table, 128 events to a database write, so that the writes
-//! of clients never queue behind a whole batch), so auditing costs the request path next to
-//! nothing. The queue is bounded: a request takes room for its record first, and the writer
-//! gives the room back part by part as the events are stored, so a writer that falls behind
-//! slows every request a little rather than stopping them all until a whole batch is stored.
+//! request only hands a small record to a channel; a background task gathers the records in
+//! batches and builds their events a part at a time (128 events, one multi-row insert per
+//! table, so that the writes of clients never queue behind a whole batch), while the parts
+//! before are written: auditing costs the request path next to nothing. The queue is bounded:
+//! a request takes room for its record first, and the writer gives the room back part by part
+//! as the events are stored, so a writer that falls behind slows every request a little rather
+//! than stopping them all until a whole batch is stored.
 //! Within a batch, the requests of one user through one app on one patient with the
 //! same action, interaction and outcome become one AuditEvent whose `period` spans them, whose
 //! entities are every resource they touched (50 to an event) and whose extension counts them:
@@ -27,10 +28,9 @@ use crate::fhir::ResourceId;
 use crate::fhir::instant::format_instant;
 use crate::storage::{ImportItem, Storage};
 
-/// Requests gathered into one batch at most. A batch's events are built before any is
-/// written, and no room is given back meanwhile: a small batch keeps that pause short when the
-/// writer is behind (with 10,000, the p99 of `_revinclude` searches at 16 clients was 2.5 to 3
-/// times higher; see `benches/README.md`).
+/// Requests gathered into one batch at most: within a batch, the requests of one user on one
+/// patient become one AuditEvent. Its events are built [`WRITE`] at a time, while the parts
+/// before them are written.
 const BATCH: usize = 1_024;
 /// How long a request may wait for its batch.
 const LINGER: Duration = Duration::from_millis(500);
@@ -43,6 +43,8 @@ const WRITE: usize = 128;
 /// Database writes of AuditEvents waiting at once: the next part is queued while one commits,
 /// so the writer does not sit idle between parts.
 const IN_FLIGHT: usize = 2;
+/// Parts built and waiting for their write at most.
+const AHEAD: usize = 2;
 /// Records waiting at most; a request waits when the writer is this far behind.
 const QUEUE: usize = 20_000;
 
@@ -117,10 +119,37 @@ impl Drop for ClosesRoom {
 
 async fn write_batches(
     state: RestState,
-    mut receiver: mpsc::UnboundedReceiver<Record>,
+    receiver: mpsc::UnboundedReceiver<Record>,
     room: Arc<Semaphore>,
 ) {
     let _closes = ClosesRoom(room.clone());
+    // The next batch is gathered and built while the parts before it are written: built in
+    // turn, each waited for the other, and the writer sat idle while a batch was built (see
+    // `benches/README.md`).
+    let (parts, built) = mpsc::channel(AHEAD);
+    let builder = tokio::spawn(build_parts(state.clone(), receiver, parts, room.clone()));
+    store_parts(&state.storage, built, |records| room.add_permits(records)).await;
+    if let Err(e) = builder.await {
+        tracing::error!("building AuditEvents stopped ({e})");
+    }
+}
+
+/// AuditEvents ready to store, and the records they stand for.
+struct Part {
+    events: Arc<Vec<ImportItem>>,
+    /// The requests recorded in these events: the room given back once they are stored.
+    records: usize,
+}
+
+/// Gathers records into batches of up to [`BATCH`] (or what [`LINGER`] brings), and hands
+/// their AuditEvents on in parts of [`WRITE`], each built off the async workers. Ends when every
+/// sender is gone.
+async fn build_parts(
+    state: RestState,
+    mut receiver: mpsc::UnboundedReceiver<Record>,
+    parts: mpsc::Sender<Part>,
+    room: Arc<Semaphore>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let Some(first) = receiver.recv().await else {
@@ -134,74 +163,73 @@ async fn write_batches(
                 Ok(None) | Err(_) => break,
             }
         }
-        // Under load a batch holds up to [`BATCH`] records whose events are built and indexed
-        // off the async workers, so the requests they serve do not wait behind that work.
-        let waiting = batch.len();
-        let built = {
-            let (state, records) = (state.clone(), std::mem::take(&mut batch));
-            tokio::task::spawn_blocking(move || {
-                let events = items(&state, &records);
-                (records, events)
-            })
-            .await
+        let records = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+        let waiting = records.len();
+        let Ok(summaries) = tokio::task::spawn_blocking(move || summarize(&records)).await else {
+            tracing::error!("summarizing {waiting} audit records failed; they are lost");
+            room.add_permits(waiting);
+            continue;
         };
-        match built {
-            Ok((records, events)) => {
-                let (total, mut released) = (events.len(), 0);
-                write_events(&state.storage, events, |stored| {
-                    let due = room_due(records.len(), stored, total);
-                    room.add_permits(due - released);
-                    released = due;
-                })
-                .await;
-                batch = records;
-            }
-            Err(e) => {
-                tracing::error!("building AuditEvents failed ({e}); a batch is lost");
-                room.add_permits(waiting);
+        for chunk in chunks(summaries) {
+            let records = recorded(&chunk);
+            let state = state.clone();
+            let Ok(events) = tokio::task::spawn_blocking(move || items(&state, &chunk)).await
+            else {
+                tracing::error!("building AuditEvents failed; {records} records are lost");
+                room.add_permits(records);
+                continue;
+            };
+            let part = Part {
+                events: Arc::new(events),
+                records,
+            };
+            if parts.send(part).await.is_err() {
+                return;
             }
         }
-        batch.clear();
     }
 }
 
-/// The room to give back for a batch of `records` records once `stored` of its `total`
-/// AuditEvents are stored: in proportion, and all of it at the end.
-fn room_due(records: usize, stored: usize, total: usize) -> usize {
-    if stored >= total {
-        records
-    } else {
-        records * stored / total
+/// Summaries in parts of [`WRITE`].
+fn chunks(summaries: Vec<Summary>) -> Vec<Vec<Summary>> {
+    let mut summaries = summaries.into_iter().peekable();
+    let mut out = Vec::new();
+    while summaries.peek().is_some() {
+        out.push(summaries.by_ref().take(WRITE).collect());
     }
+    out
 }
 
-/// Writes AuditEvents [`WRITE`] at a time, [`IN_FLIGHT`] parts queued at once, each part
-/// retried until it is stored: the writes that queue behind one part wait for that part alone,
-/// not for the whole batch. After each part, in order, `stored` hears how many are stored.
-async fn write_events(storage: &Storage, events: Vec<ImportItem>, mut stored: impl FnMut(usize)) {
-    let mut events = events.into_iter().peekable();
-    let mut parts = Vec::new();
-    while events.peek().is_some() {
-        parts.push(Arc::new(events.by_ref().take(WRITE).collect::<Vec<_>>()));
-    }
-    let mut written = futures_util::stream::iter(parts)
+/// The requests a part's summaries stand for (a summary split for its many entities counts
+/// them in its first part).
+fn recorded(summaries: &[Summary]) -> usize {
+    summaries.iter().map(|s| s.count).sum()
+}
+
+/// Stores parts as they come, [`IN_FLIGHT`] at once, each retried until it is stored: the
+/// writes that queue behind one part wait for that part alone. After each part, in order,
+/// `stored` hears how many records it stood for. Ends when the parts end.
+async fn store_parts(
+    storage: &Storage,
+    mut built: mpsc::Receiver<Part>,
+    mut stored: impl FnMut(usize),
+) {
+    let mut written = futures_util::stream::poll_fn(|cx| built.poll_recv(cx))
         .map(|part| async move {
             let mut delay = Duration::from_millis(100);
-            while let Err(e) = storage.import_shared(part.clone()).await {
-                tracing::warn!("writing {} AuditEvents failed ({e}); retrying", part.len());
+            while let Err(e) = storage.import_shared(part.events.clone()).await {
+                tracing::warn!(
+                    "writing {} AuditEvents failed ({e}); retrying",
+                    part.events.len()
+                );
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
-            part.len()
+            part.records
         })
         .buffered(IN_FLIGHT);
-    let mut count = 0;
-    while let Some(n) = written.next().await {
-        count += n;
-        stored(count);
-    }
-    if count == 0 {
-        stored(0);
+    while let Some(records) = written.next().await {
+        stored(records);
     }
 }
 
@@ -313,9 +341,9 @@ pub fn summarize(records: &[Record]) -> Vec<Summary> {
     out
 }
 
-/// The AuditEvents of `records`, ready to store.
-fn items(state: &RestState, records: &[Record]) -> Vec<ImportItem> {
-    summarize(records)
+/// The AuditEvents of `summaries`, ready to store.
+fn items(state: &RestState, summaries: &[Summary]) -> Vec<ImportItem> {
+    summaries
         .iter()
         .map(|summary| {
             let id = ResourceId::generate();
@@ -571,32 +599,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_is_written_in_parts_and_every_event_is_kept() {
+    async fn parts_are_stored_as_they_come_and_every_event_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let url = crate::config::DatabaseUrl::Sqlite(dir.path().join("audit.db"));
         let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
         let storage = Storage::open(&url, 2, clock).unwrap();
-        let count = 2 * WRITE + 44;
-        let events = (0..count)
-            .map(|i| {
-                let id = ResourceId::parse(&format!("a{i}")).unwrap();
-                ImportItem {
-                    resource_type: "AuditEvent".into(),
-                    resource: json!({"resourceType": "AuditEvent", "id": id.to_string()}),
-                    id,
-                    index: Default::default(),
-                }
-            })
-            .collect();
+        let (parts, built) = mpsc::channel(AHEAD);
+        let sizes = [WRITE, WRITE, 44];
+        let feeding = tokio::spawn(async move {
+            let mut next = 0;
+            for (i, size) in sizes.into_iter().enumerate() {
+                let events = (next..next + size)
+                    .map(|n| {
+                        let id = ResourceId::parse(&format!("a{n}")).unwrap();
+                        ImportItem {
+                            resource_type: "AuditEvent".into(),
+                            resource: json!({"resourceType": "AuditEvent", "id": id.to_string()}),
+                            id,
+                            index: Default::default(),
+                        }
+                    })
+                    .collect();
+                next += size;
+                // A part may stand for more requests than it has events.
+                let part = Part {
+                    events: Arc::new(events),
+                    records: size + i,
+                };
+                parts.send(part).await.unwrap();
+            }
+        });
         let mut heard = Vec::new();
-        write_events(&storage, events, |stored| heard.push(stored)).await;
-        // The room of a part's records is given back when that part is stored, not at the end.
-        assert_eq!(heard, [WRITE, 2 * WRITE, count]);
+        store_parts(&storage, built, |records| heard.push(records)).await;
+        feeding.await.unwrap();
+        // The room of a part's records is given back when that part is stored, in order.
+        assert_eq!(heard, [WRITE, WRITE + 1, 46]);
         let stored = storage
             .current_batch(Some("AuditEvent".into()), None, None, 1000)
             .await
             .unwrap();
-        assert_eq!(stored.len(), count);
+        assert_eq!(stored.len(), 2 * WRITE + 44);
     }
 
     /// A request never waits for room once the writer has stopped, even when the writer
@@ -632,13 +674,34 @@ mod tests {
     }
 
     #[test]
-    fn room_is_given_back_in_proportion_and_all_at_the_end() {
-        assert_eq!(room_due(1000, 0, 300), 0);
-        assert_eq!(room_due(1000, 128, 300), 426);
-        assert_eq!(room_due(1000, 299, 300), 996);
-        assert_eq!(room_due(1000, 300, 300), 1000);
-        // A batch whose records made no event (none to store) gives all its room back.
-        assert_eq!(room_due(7, 0, 0), 7);
+    fn the_parts_of_a_batch_give_back_the_room_of_every_record() {
+        let record = |patient: usize, entity: usize| Record {
+            at_ms: 0,
+            action: "R",
+            interaction: "read",
+            entity: Some(format!("Observation/{entity}")),
+            query: None,
+            patient: Some(format!("p{patient}")),
+            status: 200,
+            subject: "u1".into(),
+            fhir_user: None,
+            client_id: "c1".into(),
+        };
+        // 300 patients read once, and one of them (p7) 120 times more: 61 entities, two events.
+        let mut records: Vec<Record> = (0..300).map(|p| record(p, p)).collect();
+        records.extend((0..120).map(|i| record(7, 1000 + i % 60)));
+        let parts = chunks(summarize(&records));
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            [WRITE, WRITE, 301 - 2 * WRITE]
+        );
+        assert_eq!(
+            parts.iter().map(|p| recorded(p)).sum::<usize>(),
+            records.len()
+        );
+        // The first part holds both events of that chart; the first counts its 121 reads.
+        assert_eq!(recorded(&parts[0]), WRITE - 2 + 121);
+        assert!(chunks(Vec::new()).is_empty());
     }
 
     #[test]
