@@ -302,6 +302,7 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(hearth::app::runtime_thread_start(&config))
         .build()
     {
         Ok(runtime) => runtime,

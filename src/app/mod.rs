@@ -67,11 +67,32 @@ const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 pub async fn open_storage(config: &Config, clock: SharedClock) -> Result<Storage, AppError> {
     let (url, size) = (config.database.clone(), config.db_pool_size);
     let cache = config.content_cache_bytes;
-    tokio::task::spawn_blocking(move || Storage::open(&url, size, clock))
+    // Opened on a thread started from the caller's, not on a runtime thread (which may run
+    // below the writer, see [`runtime_thread_start`]): the SQLite writer started there keeps
+    // the caller's priority.
+    let (sender, opened) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("hearth-open".into())
+        .spawn(move || {
+            let _ = sender.send(Storage::open(&url, size, clock));
+        })
+        .map_err(|e| AppError::Storage(StorageError::Task(e.to_string())))?;
+    opened
         .await
         .map_err(|e| AppError::Storage(StorageError::Task(e.to_string())))?
         .map(|storage| storage.with_content_cache(cache))
         .map_err(AppError::from)
+}
+
+/// What each thread of the async runtime runs first. On SQLite they serve requests below the
+/// writer ([`crate::storage::below_the_writer`]); call this on the thread that will open the
+/// storage, before the runtime starts.
+pub fn runtime_thread_start(config: &Config) -> impl Fn() + Send + Sync + 'static {
+    let nice = match config.database {
+        crate::config::DatabaseUrl::Sqlite(_) => crate::storage::below_the_writer(),
+        crate::config::DatabaseUrl::Postgres(_) => None,
+    };
+    move || crate::storage::run_at(nice)
 }
 
 /// The working-hours calendar settings of the configuration.

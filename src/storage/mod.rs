@@ -43,6 +43,7 @@ pub use import::{ImportItem, Imported};
 pub use projection::IndexValue;
 pub use reindex::Current;
 pub use search::{Hit, SearchPage};
+pub use threads::{below_the_writer, run_at};
 pub use transaction::{Expect, Source, TxDone, TxStep};
 
 /// Why a storage operation failed.
@@ -190,7 +191,7 @@ fn import_threads(url: &DatabaseUrl) -> StorageResult<threads::DbThreads> {
         .test_on_check_out(false)
         .connection_timeout(std::time::Duration::from_secs(10))
         .build_unchecked(manager_for(url));
-    threads::DbThreads::start(pool, IMPORT_THREADS as usize)
+    threads::DbThreads::start(pool, IMPORT_THREADS as usize, None)
         .map_err(|e| StorageError::Setup(format!("cannot start the import threads: {e}")))
 }
 
@@ -273,7 +274,12 @@ impl Storage {
             DatabaseUrl::Sqlite(_) => cores.max(2).min(pool_size as usize),
             DatabaseUrl::Postgres(_) => pool_size as usize,
         };
-        let threads = threads::DbThreads::start(pool, thread_count)
+        // On SQLite reads run below the writer, which is started from this thread.
+        let nice = match url {
+            DatabaseUrl::Sqlite(_) => threads::below_the_writer(),
+            DatabaseUrl::Postgres(_) => None,
+        };
+        let threads = threads::DbThreads::start(pool, thread_count, nice)
             .map_err(|e| StorageError::Setup(format!("cannot start the database threads: {e}")))?;
         let imports = match url {
             DatabaseUrl::Postgres(_) => Some(import_threads(url)?),
