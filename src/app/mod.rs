@@ -88,10 +88,7 @@ pub async fn open_storage(config: &Config, clock: SharedClock) -> Result<Storage
 /// writer ([`crate::storage::below_the_writer`]); call this on the thread that will open the
 /// storage, before the runtime starts.
 pub fn runtime_thread_start(config: &Config) -> impl Fn() + Send + Sync + 'static {
-    let nice = match config.database {
-        crate::config::DatabaseUrl::Sqlite(_) => crate::storage::below_the_writer(),
-        crate::config::DatabaseUrl::Postgres(_) => None,
-    };
+    let nice = crate::storage::below_the_writer(&config.database);
     move || crate::storage::run_at(nice)
 }
 

@@ -275,10 +275,7 @@ impl Storage {
             DatabaseUrl::Postgres(_) => pool_size as usize,
         };
         // On SQLite reads run below the writer, which is started from this thread.
-        let nice = match url {
-            DatabaseUrl::Sqlite(_) => threads::below_the_writer(),
-            DatabaseUrl::Postgres(_) => None,
-        };
+        let nice = threads::below_the_writer(url);
         let threads = threads::DbThreads::start(pool, thread_count, nice)
             .map_err(|e| StorageError::Setup(format!("cannot start the database threads: {e}")))?;
         let imports = match url {

@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::connection::{ConnectionManager, DbConnection};
 use super::{StorageError, StorageResult};
+use crate::config::DatabaseUrl;
 
 /// A piece of work, given the thread's connection (or why there is none).
 type Job = Box<dyn FnOnce(StorageResult<&mut DbConnection>) + Send>;
@@ -22,18 +23,22 @@ pub(super) struct DbThreads {
 /// How far below the SQLite writer (in nice steps) the threads that serve requests run.
 const BELOW: i32 = 5;
 
-/// The scheduling priority (nice) for the threads that serve requests on SQLite: [`BELOW`]
-/// steps below the calling thread's, which is the writer's when the writer is started from the
-/// same thread. `None` where threads have no priority of their own (not Linux).
+/// The scheduling priority (nice) for the threads that serve requests on the database at
+/// `url`: on SQLite, [`BELOW`] steps below the calling thread's, which is the writer's when the
+/// writer is started from the same thread. `None` on PostgreSQL, and where threads have no
+/// priority of their own (not Linux).
 ///
 /// On SQLite every write commits on one writer thread, the audit trail's AuditEvent for every
 /// read of patient data included. With both cores busy serving searches, an equal share of
 /// the CPU left the writer behind: its queue filled within seconds, and then every request
-/// waited for room in it (p99 36 to 39 ms over 30 s of single-patient searches, where it was 6
+/// waited for room in it (p99 36 to 49 ms over 30 s of single-patient searches, where it was 6
 /// to 9 ms until the queue filled; see `benches/README.md`). Below the writer, requests slow
 /// down a little and evenly instead. A thread may always lower its own priority, so this needs
 /// no privilege.
-pub fn below_the_writer() -> Option<i32> {
+pub fn below_the_writer(url: &DatabaseUrl) -> Option<i32> {
+    if matches!(url, DatabaseUrl::Postgres(_)) {
+        return None;
+    }
     #[cfg(target_os = "linux")]
     {
         rustix::process::getpriority_process(None)
@@ -154,11 +159,13 @@ mod tests {
                 "a database thread serving a request runs below the writer"
             );
             // What the async runtime's threads do as they start: no privilege needed.
-            let started = std::thread::spawn(|| {
-                run_at(below_the_writer());
+            let started = std::thread::spawn(move || {
+                run_at(below_the_writer(&url));
                 own_priority()
             });
             assert_eq!(started.join().unwrap(), below);
+            let postgres = DatabaseUrl::Postgres("postgres://localhost/none".into());
+            assert_eq!(below_the_writer(&postgres), None);
             assert_eq!(
                 own_priority(),
                 base,
