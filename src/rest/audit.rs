@@ -126,12 +126,12 @@ async fn write_batches(
     // The next batch is gathered and built while the parts before it are written: built in
     // turn, each waited for the other, and the writer sat idle while a batch was built (see
     // `benches/README.md`).
+    // Both halves in this one task, so that stopping the task stops both.
     let (parts, built) = mpsc::channel(AHEAD);
-    let builder = tokio::spawn(build_parts(state.clone(), receiver, parts, room.clone()));
-    store_parts(&state.storage, built, |records| room.add_permits(records)).await;
-    if let Err(e) = builder.await {
-        tracing::error!("building AuditEvents stopped ({e})");
-    }
+    tokio::join!(
+        build_parts(state.clone(), receiver, parts, room.clone()),
+        store_parts(&state.storage, built, |records| room.add_permits(records)),
+    );
 }
 
 /// AuditEvents ready to store, and the records they stand for.
