@@ -21,7 +21,7 @@ pub(super) struct DbThreads {
 }
 
 /// How far below the SQLite writer (in nice steps) the threads that serve requests run.
-const BELOW: i32 = 5;
+const BELOW: i32 = 2;
 
 /// The scheduling priority (nice) for the threads that serve requests on the database at
 /// `url`: on SQLite, [`BELOW`] steps below the calling thread's, which is the writer's when the
@@ -33,7 +33,8 @@ const BELOW: i32 = 5;
 /// the CPU left the writer behind: its queue filled within seconds, and then every request
 /// waited for room in it (p99 36 to 49 ms over 30 s of single-patient searches, where it was 6
 /// to 9 ms until the queue filled; see `benches/README.md`). Below the writer, requests slow
-/// down a little and evenly instead. A thread may always lower its own priority, so this needs
+/// down a little and evenly instead. Two steps, not more: at five, the writer's commits took
+/// the CPU from requests often enough to raise the p99 where it would have kept up anyway. A thread may always lower its own priority, so this needs
 /// no privilege.
 pub fn below_the_writer(url: &DatabaseUrl) -> Option<i32> {
     if matches!(url, DatabaseUrl::Postgres(_)) {
