@@ -31,11 +31,11 @@ const BELOW: i32 = 2;
 /// On SQLite every write commits on one writer thread, the audit trail's AuditEvent for every
 /// read of patient data included. With both cores busy serving searches, an equal share of
 /// the CPU left the writer behind: its queue filled within seconds, and then every request
-/// waited for room in it (p99 36 to 49 ms over 30 s of single-patient searches, where it was 6
+/// waited for room in it (p99 35 to 49 ms over 30 s of single-patient searches, where it was 6
 /// to 9 ms until the queue filled; see `benches/README.md`). Below the writer, requests slow
 /// down a little and evenly instead. Two steps, not more: at five, the writer's commits took
-/// the CPU from requests often enough to raise the p99 where it would have kept up anyway. A thread may always lower its own priority, so this needs
-/// no privilege.
+/// the CPU from requests often enough to raise the p99 where it would have kept up anyway. A
+/// thread may always lower its own priority, so this needs no privilege.
 pub fn below_the_writer(url: &DatabaseUrl) -> Option<i32> {
     if matches!(url, DatabaseUrl::Postgres(_)) {
         return None;
