@@ -329,7 +329,8 @@ mod tests {
 
     /// The migration that clusters the index rows by their owner keeps every row written
     /// before it, and afterwards a write numbers its rows anew, a probe of one resource's rows
-    /// reads the primary key, and the URL index holds only the rows that have a URL.
+    /// reads the primary key, the URL index holds only the rows that have a URL, and references
+    /// are looked up by their target first.
     #[test]
     fn index_rows_survive_their_tables_being_clustered_by_owner() {
         let dir = tempfile::tempdir().unwrap();
@@ -339,7 +340,12 @@ mod tests {
         let c = sqlite(&mut conn);
         // Back to before `2026-12-06-000010_clustered_index_rows` (the migrations after it are
         // reverted first).
-        for version in ["20261207000012", "20261206000011", "20261206000010"] {
+        for version in [
+            "20261207000014",
+            "20261207000012",
+            "20261206000011",
+            "20261206000010",
+        ] {
             let reverted = c.revert_last_migration(SQLITE_MIGRATIONS).unwrap();
             assert_eq!(reverted.to_string(), version);
         }
@@ -352,7 +358,7 @@ mod tests {
                ('Observation', 'o', 'performer', NULL, NULL, 'http://elsewhere/Practitioner/1');",
         )
         .unwrap();
-        assert_eq!(run_migrations(&mut conn), Ok(3));
+        assert_eq!(run_migrations(&mut conn), Ok(4));
         let c = sqlite(&mut conn);
         let kept = tokens(c);
         assert_eq!(
@@ -421,5 +427,23 @@ mod tests {
         .get_result(c)
         .unwrap();
         assert_eq!(urls, 1);
+        // References are looked up by target first: one resource's references to one target
+        // under several parameters share a page of the index.
+        let lookup: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+            "(SELECT group_concat(name, ',') FROM \
+              (SELECT name FROM pragma_index_info('search_reference_lookup') ORDER BY seqno))",
+        ))
+        .get_result(c)
+        .unwrap();
+        assert_eq!(
+            lookup,
+            "resource_type,target_id,code,target_type,resource_id"
+        );
+        let by_target = plan(
+            c,
+            "SELECT resource_id FROM search_reference WHERE resource_type = 'Observation' \
+             AND code = 'subject' AND target_id = '1' AND target_type = 'Patient'",
+        );
+        assert!(by_target.contains("search_reference_lookup"), "{by_target}");
     }
 }

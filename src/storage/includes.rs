@@ -146,7 +146,7 @@ fn revinclude_sources(
     types.sort_unstable();
     types.dedup();
     // The parameters to follow back: the one named, or every one `*` stands for. Each is a
-    // probe of its own lookup `(resource_type, code, target_id, …)`.
+    // probe of its own lookup `(resource_type, target_id, code, …)`.
     let params: Vec<(&str, &str)> = match &include.code {
         Some(code) => vec![(include.source_type.as_str(), code.as_str())],
         None => include

@@ -808,6 +808,19 @@ async fn only_references_by_url_are_in_the_url_index_and_a_search_by_url_reads_i
         url_index.ends_with("WHERE (target_url IS NOT NULL)"),
         "{url_index}"
     );
+    // References are looked up by target first (one page for a resource's references to one
+    // target under several parameters).
+    let lookup = diesel::sql_query(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+         AND indexname = 'search_reference_lookup'",
+    )
+    .get_result::<Definition>(&mut conn)
+    .unwrap()
+    .indexdef;
+    assert!(
+        lookup.ends_with("(resource_type, target_id, code, target_type) INCLUDE (resource_id)"),
+        "{lookup}"
+    );
 
     // A search by the URL finds its Observation, by a condition on the URL that the partial
     // index serves (seen in a plan of that condition alone: on a table this small the planner
