@@ -9,9 +9,11 @@ use chrono::{
 pub type EpochMillis = i64;
 
 /// Formats an instant the way FHIR `meta.lastUpdated` carries it (UTC, milliseconds).
+/// chrono's RFC 3339 writer, not a `format` pattern: a pattern is parsed again on every call,
+/// and every AuditEvent formats three instants.
 pub fn format_instant(millis: EpochMillis) -> String {
     match Utc.timestamp_millis_opt(millis).single() {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         None => "1970-01-01T00:00:00.000Z".to_owned(),
     }
 }
@@ -136,6 +138,35 @@ mod tests {
         assert!(parse_range("01/02/1970").is_none());
         assert!(parse_range("2024-13-01").is_none());
         assert!(parse_range("2024-01-01T25:00:00Z").is_none());
+    }
+
+    #[test]
+    fn instants_are_written_as_the_pattern_wrote_them() {
+        // From the first instant of year 1 to the last of year 9999 (FHIR's years have four
+        // digits), in uneven steps so that every field takes many values.
+        let first = -62_135_596_800_000_i64;
+        let last = 253_402_300_799_999_i64;
+        let mut millis = first;
+        let mut checked = 0;
+        while millis <= last {
+            let t = Utc.timestamp_millis_opt(millis).unwrap();
+            assert_eq!(
+                format_instant(millis),
+                t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            );
+            millis += 7_888_447_441;
+            checked += 1;
+        }
+        assert!(checked > 30_000);
+        for millis in [first, 0, 1, 999, 1_700_000_000_123, last] {
+            let t = Utc.timestamp_millis_opt(millis).unwrap();
+            assert_eq!(
+                format_instant(millis),
+                t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            );
+        }
+        assert_eq!(format_instant(last), "9999-12-31T23:59:59.999Z");
+        assert_eq!(format_instant(first), "0001-01-01T00:00:00.000Z");
     }
 
     #[test]

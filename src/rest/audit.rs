@@ -422,11 +422,12 @@ pub fn audit_event(summary: &Summary, base: &str) -> Value {
         "period": {"start": format_instant(record.at_ms), "end": format_instant(summary.end_ms)},
         "recorded": format_instant(summary.end_ms),
         "outcome": outcome,
-        "agent": agents,
-        "source": {
-            "observer": {"display": format!("Hearth {base}")},
-            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}],
-        },
+    });
+    // Moved in, not through `json!`, which would copy the agents value by value.
+    event["agent"] = Value::Array(agents);
+    event["source"] = json!({
+        "observer": {"display": format!("Hearth {base}")},
+        "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}],
     });
     if outcome != "0" {
         event["outcomeDesc"] = json!(format!("HTTP {}", record.status));
