@@ -792,31 +792,30 @@ async fn only_references_by_url_are_in_the_url_index_and_a_search_by_url_reads_i
             .unwrap();
     }
     let mut conn = PgConnection::establish(&database.url()).unwrap();
-    #[derive(QueryableByName)]
-    struct Definition {
-        #[diesel(sql_type = Text)]
-        indexdef: String,
-    }
-    let url_index = diesel::sql_query(
-        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() \
-         AND indexname = 'search_reference_url'",
-    )
-    .get_result::<Definition>(&mut conn)
-    .unwrap()
-    .indexdef;
+    // How PostgreSQL defines an index of this schema.
+    let definition = |conn: &mut PgConnection, name: &str| -> String {
+        #[derive(QueryableByName)]
+        struct Definition {
+            #[diesel(sql_type = Text)]
+            indexdef: String,
+        }
+        diesel::sql_query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+             AND indexname = $1",
+        )
+        .bind::<Text, _>(name)
+        .get_result::<Definition>(conn)
+        .unwrap()
+        .indexdef
+    };
+    let url_index = definition(&mut conn, "search_reference_url");
     assert!(
         url_index.ends_with("WHERE (target_url IS NOT NULL)"),
         "{url_index}"
     );
     // References are looked up by target first (one page for a resource's references to one
     // target under several parameters).
-    let lookup = diesel::sql_query(
-        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() \
-         AND indexname = 'search_reference_lookup'",
-    )
-    .get_result::<Definition>(&mut conn)
-    .unwrap()
-    .indexdef;
+    let lookup = definition(&mut conn, "search_reference_lookup");
     assert!(
         lookup.ends_with("(resource_type, target_id, code, target_type) INCLUDE (resource_id)"),
         "{lookup}"
