@@ -205,9 +205,10 @@ pub(super) fn search(
     query: &SearchQuery,
 ) -> StorageResult<SearchPage> {
     let postgres = matches!(conn, DbConnection::Postgres(_));
-    // A search of one type by plain conditions reads its lookup indexes the same way for every
-    // value: on PostgreSQL its statements are planned once ([`plan_once`]), unless its driver,
-    // once measured, or its page's plan (below) calls for plans made with the values.
+    // A search of one type by plain conditions (or by one chain to a plain match) reads its
+    // lookup indexes the same way for every value: on PostgreSQL its statements are planned
+    // once ([`plan_once`]), unless its driver, once measured, or its page's plan (below) calls
+    // for plans made with the values.
     let once = plain_matches(query);
     plan_once(conn, once)?;
     let (query, driver) = measured(conn, Some(counts), query)?;

@@ -1,7 +1,7 @@
 //! What the storage sends to PostgreSQL, recorded on the connection: a create is one
 //! statement, its own transaction, with its version, its current-version row and its index
-//! rows; a search by plain conditions is planned once for all values, and every other
-//! search, and every write, with its values; a condition counted lately to choose a plan is not
+//! rows; a search by plain conditions, or by one chain to a name or a code, is planned once
+//! for all values, and every other search, and every write, with its values; a condition counted lately to choose a plan is not
 //! counted again; the newest version of a type is read from the type's own range whatever the
 //! plan; an import that waits leaves the request threads free, and finds what is already stored
 //! by key even when the statistics predate the type's rows, and is planned once on connections
@@ -226,13 +226,26 @@ async fn a_search_by_plain_conditions_is_planned_once_and_others_with_their_valu
     }
     assert_eq!(settings(&since(mark)), ["once"]);
 
-    // A chained search plans with its values.
+    // A chain to a name is planned once as well; a chain to a date, an open range, with its
+    // values.
     let mark = sent(&schema).len();
     let page = storage
         .search(query("organization.name", "acme"))
         .await
         .unwrap();
     assert_eq!(page.matches.len(), 2);
+    assert!(settings(&since(mark)).is_empty());
+    let born = hearth::search::query::parse(
+        &registry,
+        vec!["Observation".into()],
+        &[("patient.birthdate".to_owned(), "ge1900-01-01".to_owned())],
+        "",
+        true,
+    )
+    .unwrap();
+    let mark = sent(&schema).len();
+    let page = storage.search(born).await.unwrap();
+    assert!(page.matches.is_empty());
     assert_eq!(settings(&since(mark)), ["with values"]);
 
     // Plain conditions together, driven by a reference that matches few rows: planned once as
