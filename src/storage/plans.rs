@@ -227,7 +227,8 @@ pub(super) fn choose_plan(
 /// Whether a search is of one type by plain (not negated) matches and `_id`s only: one in id
 /// order (but for a date, number or quantity: [`ranged`]), or several, whose driver is then
 /// measured ([`measured`]) and must be narrow and found by equality ([`drives_by_equality`]);
-/// or by one chain alone that ends in such a match ([`chain_to_a_match`]). Other chains,
+/// or by one chain of one link alone that ends in such a match ([`chain_to_a_match`]),
+/// narrow enough ([`narrow_chain`]). Other chains,
 /// `_has` and the like are planned with their values. So are composites: a code and a
 /// threshold (`search::implied`) match anything from none to every row of the code, and a plan
 /// made without them walked all 240,000 Observations of a data set to find none.
@@ -263,27 +264,59 @@ pub(super) fn plain_matches(query: &SearchQuery) -> bool {
         && !(query.clauses.len() == 1 && query.clauses.first().is_some_and(ranged))
 }
 
-/// Whether a chain (`patient.name=`, `patient.organization.name=`) ends, in every target type,
-/// in a plain match of a string, token, reference or URI, or in `_id`s. Its page reads the
-/// target's lookup index for those values, then the chain's references to the matches, and
-/// takes the first ids: PostgreSQL makes that plan without the values too (a name's prefix is
-/// estimated as a few hundred rows), and planning it with them cost 1.2–1.8 ms of a 5–18 ms
-/// statement (`benches/README.md`). A chain to a date, number or quantity keeps plans made with
-/// its values: an open range is estimated as a third of its rows, which could make PostgreSQL
-/// read every reference of the chain instead.
+/// Whether a chain of one link (`patient.name=`) ends, in every target type, in a plain match
+/// of a string, token, reference or URI, or in `_id`s. Its page reads the target's lookup index
+/// for those values, then the chain's references to the matches, and takes the first ids:
+/// PostgreSQL makes that plan without the values too (a name's prefix is estimated as a few
+/// hundred rows), and planning it with them cost 1.2–1.8 ms of a 5–18 ms statement
+/// (`benches/README.md`). Whether the values are that few is counted ([`narrow_chain`]). A
+/// chain to a date, number or quantity keeps plans made with its values: an open range is
+/// estimated as a third of its rows, which could make PostgreSQL read every reference of the
+/// chain instead. So does a longer chain, whose first link's matches can each stand for
+/// thousands (an organization's patients).
 fn chain_to_a_match(cond: &Condition) -> bool {
     match cond {
         Condition::Chain { targets, .. } => {
-            !targets.is_empty() && targets.iter().all(|(_, inner)| chain_to_a_match(inner))
+            !targets.is_empty()
+                && targets.iter().all(|(_, inner)| {
+                    matches!(
+                        inner,
+                        Condition::Ids(_)
+                            | Condition::Match {
+                                negate: false,
+                                table: Table::String | Table::Token | Table::Reference | Table::Uri,
+                                ..
+                            }
+                    )
+                })
         }
-        Condition::Ids(_) => true,
-        Condition::Match {
-            negate: false,
-            table: Table::String | Table::Token | Table::Reference | Table::Uri,
-            ..
-        } => true,
         _ => false,
     }
+}
+
+/// Whether the chain that is `query`'s one clause ([`chain_to_a_match`]) matches fewer than
+/// [`DRIVE_LIMIT`] index rows in each target type (bounded counts, remembered in `counts`);
+/// `true` for any other query. A plan made once probes the chain's references for every match
+/// of the target, as a plan made with a few values does; for a broad one (`patient.name=s`,
+/// thousands of names) PostgreSQL, given the values, walks the chain's resources in id order
+/// instead and fills the page sooner: 19 ms against 57 ms on the million.
+pub(super) fn narrow_chain(
+    conn: &mut DbConnection,
+    counts: Option<&Counts>,
+    query: &SearchQuery,
+) -> StorageResult<bool> {
+    let [clause] = query.clauses.as_slice() else {
+        return Ok(true);
+    };
+    let [(_, Condition::Chain { targets, .. })] = clause.per_type.as_slice() else {
+        return Ok(true);
+    };
+    for (t, cond) in targets {
+        if bounded_count(conn, counts, t, cond, DRIVE_LIMIT)?.unwrap_or(0) >= DRIVE_LIMIT {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Whether a clause is a date, number or quantity, which most prefixes match by a range open
@@ -364,7 +397,7 @@ mod tests {
         for (t, query, expected) in [
             ("Encounter", "patient.name=smith", true),
             ("Encounter", "patient.identifier=urn:x|1", true),
-            ("Encounter", "subject:Patient.organization.name=acme", true),
+            ("Encounter", "subject:Patient.organization.name=acme", false),
             ("Encounter", "patient._id=p1", true),
             ("Observation", "patient.birthdate=ge1990", false),
             ("Encounter", "patient.name:missing=true", false),

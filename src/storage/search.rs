@@ -16,7 +16,7 @@ use super::connection::{DbConnection, plan_once};
 use super::contents::{Contents, Kind, no_content};
 use super::counts::Counts;
 use super::includes::{TargetRow, includes};
-use super::plans::{Plan, choose_plan, measured, plain_matches, planned, still_once};
+use super::plans::{Plan, choose_plan, measured, narrow_chain, plain_matches, planned, still_once};
 use super::predicates::MAX_CHAR;
 use super::sql::{Bind, Sql, load};
 use super::{StorageError, StorageResult};
@@ -207,13 +207,15 @@ pub(super) fn search(
     let postgres = matches!(conn, DbConnection::Postgres(_));
     // A search of one type by plain conditions (or by one chain to a plain match) reads its
     // lookup indexes the same way for every value: on PostgreSQL its statements are planned
-    // once ([`plan_once`]), unless its driver, once measured, or its page's plan (below) calls
-    // for plans made with the values.
+    // once ([`plan_once`]), unless its driver or its chain's matches, once measured, or its
+    // page's plan (below) call for plans made with the values.
     let once = plain_matches(query);
     plan_once(conn, once)?;
     let (query, driver) = measured(conn, Some(counts), query)?;
     let query = &*query;
-    if once && !still_once(query, driver) {
+    if once
+        && !(still_once(query, driver) && (!postgres || narrow_chain(conn, Some(counts), query)?))
+    {
         plan_once(conn, false)?;
     }
     let mut page = SearchPage::default();

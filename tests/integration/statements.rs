@@ -247,6 +247,38 @@ async fn a_search_by_plain_conditions_is_planned_once_and_others_with_their_valu
     let page = storage.search(born).await.unwrap();
     assert!(page.matches.is_empty());
     assert_eq!(settings(&since(mark)), ["with values"]);
+    // So is a chain to a name that 2,000 Patients share, counted first: given the values,
+    // PostgreSQL walks the chain's resources in order rather than probing for every match.
+    let broad = (0..2_000)
+        .map(|n| {
+            let patient = json!({"resourceType": "Patient", "id": format!("b{n}"),
+                "name": [{"family": format!("Broad{n}")}]});
+            import_item(&registry, patient)
+        })
+        .collect();
+    storage.import(broad).await.unwrap();
+    storage.search(query("name", "chal")).await.unwrap();
+    let mark = sent(&schema).len();
+    let page = storage
+        .search(query("organization.name", "acme"))
+        .await
+        .unwrap();
+    assert_eq!(page.matches.len(), 2);
+    assert!(settings(&since(mark)).is_empty());
+    let encounters = |name: &str| {
+        let params = [("patient.name".to_owned(), name.to_owned())];
+        hearth::search::query::parse(&registry, vec!["Encounter".into()], &params, "", true)
+            .unwrap()
+    };
+    let mark = sent(&schema).len();
+    storage.search(encounters("broad1")).await.unwrap();
+    assert!(
+        settings(&since(mark)).is_empty(),
+        "1,111 names: planned once"
+    );
+    let mark = sent(&schema).len();
+    storage.search(encounters("broad")).await.unwrap();
+    assert_eq!(settings(&since(mark)), ["with values"]);
 
     // Plain conditions together, driven by a reference that matches few rows: planned once as
     // well. Driven by a name's prefix, a range, they are planned with their values again.
