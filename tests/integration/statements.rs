@@ -226,29 +226,20 @@ async fn a_search_by_plain_conditions_is_planned_once_and_others_with_their_valu
     }
     assert_eq!(settings(&since(mark)), ["once"]);
 
-    // A chain to a name is planned once as well; a chain to a date, an open range, with its
-    // values.
+    // One parameter of one type.
+    let search_of = |t: &str, name: &str, value: &str| {
+        let params = [(name.to_owned(), value.to_owned())];
+        hearth::search::query::parse(&registry, vec![t.into()], &params, "", true).unwrap()
+    };
+    // A chain to a date, an open range, is planned with its values.
     let mark = sent(&schema).len();
-    let page = storage
-        .search(query("organization.name", "acme"))
-        .await
-        .unwrap();
-    assert_eq!(page.matches.len(), 2);
-    assert!(settings(&since(mark)).is_empty());
-    let born = hearth::search::query::parse(
-        &registry,
-        vec!["Observation".into()],
-        &[("patient.birthdate".to_owned(), "ge1900-01-01".to_owned())],
-        "",
-        true,
-    )
-    .unwrap();
-    let mark = sent(&schema).len();
+    let born = search_of("Observation", "patient.birthdate", "ge1900-01-01");
     let page = storage.search(born).await.unwrap();
     assert!(page.matches.is_empty());
     assert_eq!(settings(&since(mark)), ["with values"]);
-    // So is a chain to a name that 2,000 Patients share, counted first: given the values,
-    // PostgreSQL walks the chain's resources in order rather than probing for every match.
+    // A chain to a name is planned once as well, when it counts fewer than 2,000 names. A chain
+    // to a name that 2,000 Patients share is planned with its values: given them, PostgreSQL
+    // walks the chain's resources in order rather than probing for every match.
     let broad = (0..2_000)
         .map(|n| {
             let patient = json!({"resourceType": "Patient", "id": format!("b{n}"),
@@ -265,19 +256,20 @@ async fn a_search_by_plain_conditions_is_planned_once_and_others_with_their_valu
         .unwrap();
     assert_eq!(page.matches.len(), 2);
     assert!(settings(&since(mark)).is_empty());
-    let encounters = |name: &str| {
-        let params = [("patient.name".to_owned(), name.to_owned())];
-        hearth::search::query::parse(&registry, vec!["Encounter".into()], &params, "", true)
-            .unwrap()
-    };
     let mark = sent(&schema).len();
-    storage.search(encounters("broad1")).await.unwrap();
+    storage
+        .search(search_of("Encounter", "patient.name", "broad1"))
+        .await
+        .unwrap();
     assert!(
         settings(&since(mark)).is_empty(),
         "1,111 names: planned once"
     );
     let mark = sent(&schema).len();
-    storage.search(encounters("broad")).await.unwrap();
+    storage
+        .search(search_of("Encounter", "patient.name", "broad"))
+        .await
+        .unwrap();
     assert_eq!(settings(&since(mark)), ["with values"]);
 
     // Plain conditions together, driven by a reference that matches few rows: planned once as
