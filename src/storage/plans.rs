@@ -227,11 +227,11 @@ pub(super) fn choose_plan(
 /// Whether a search is of one type by plain (not negated) matches and `_id`s only: one in id
 /// order (but for a date, number or quantity: [`ranged`]), or several, whose driver is then
 /// measured ([`measured`]) and must be narrow and found by equality ([`drives_by_equality`]);
-/// or by one chain of one link alone that ends in such a match ([`chain_to_a_match`]),
-/// narrow enough ([`narrow_chain`]). Other chains,
-/// `_has` and the like are planned with their values. So are composites: a code and a
-/// threshold (`search::implied`) match anything from none to every row of the code, and a plan
-/// made without them walked all 240,000 Observations of a data set to find none.
+/// or by one chain of one link alone that ends in such a match ([`chain_to_a_match`]), whose
+/// matches are then counted ([`narrow_chain`]). Other chains, `_has` and the like are planned
+/// with their values. So are composites: a code and a threshold (`search::implied`) match
+/// anything from none to every row of the code, and a plan made without them walked all
+/// 240,000 Observations of a data set to find none.
 pub(super) fn plain_matches(query: &SearchQuery) -> bool {
     if let [clause] = query.clauses.as_slice()
         && let [(_, chain @ Condition::Chain { .. })] = clause.per_type.as_slice()
