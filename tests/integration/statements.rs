@@ -2,11 +2,12 @@
 //! statement, its own transaction, with its version, its current-version row and its index
 //! rows; a search by plain conditions, or by one chain to a few names or codes, is planned
 //! once for all values, and every other search, and every write, with its values; a condition
-//! counted lately to choose a plan is not counted again; the newest version of a type is read from the type's own range whatever the
-//! plan; an import that waits leaves the request threads free, and finds what is already stored
-//! by key even when the statistics predate the type's rows, and is planned once on connections
-//! of its own; a search by a date alone is planned with its values, its open range bounded on
-//! one column; only references with a URL are in the index of URLs.
+//! counted lately to choose a plan is not counted again; the newest version of a type is read
+//! from the type's own range whatever the plan; an import that waits leaves the request threads
+//! free, and finds what is already stored by key even when the statistics predate the type's
+//! rows, and is planned once on connections of its own; a search by a date alone is planned
+//! with its values, its open range bounded on one column; only references with a URL are in the
+//! index of URLs.
 
 use std::sync::{Arc, Mutex, Once};
 
