@@ -128,13 +128,18 @@ impl RestState {
 /// The routes under `/fhir`. Its fallback answers every other URL: with an OperationOutcome
 /// under `/fhir`, with a plain 404 elsewhere.
 pub fn router(state: RestState, max_body_bytes: usize) -> Router {
-    routes(&state)
+    let routed = routes(&state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         // A panic becomes a 500 here, which the edge turns into an OperationOutcome; the
         // connection and the server carry on.
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(middleware::from_fn(edge::fhir_edge))
-        .with_state(state)
+        .with_state(state);
+    // The edge wraps the routing, not each route: axum adds a 405's `Allow` header after the
+    // layers of a route have run, and the edge's OperationOutcome names those methods.
+    Router::new().fallback_service(tower::Layer::layer(
+        &middleware::from_fn(edge::fhir_edge),
+        routed,
+    ))
 }
 
 /// The interactions, without the edge: what the entries of a batch or transaction Bundle are

@@ -2,7 +2,7 @@
 //! input crashes the server.
 
 use hearth::config::Overrides;
-use reqwest::Method;
+use reqwest::{Method, header};
 use serde_json::json;
 
 use crate::on_both_backends;
@@ -259,7 +259,14 @@ async fn url_errors(s: &TestServer) {
 async fn method_and_media_errors(s: &TestServer) {
     // A method no FHIR interaction uses.
     let trace = s.request(Method::TRACE, "Patient/1").send().await.unwrap();
-    outcome(trace, 405, "not-supported").await;
+    let allow = trace.headers()[header::ALLOW].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("PUT"), "{allow}");
+    // The diagnostic names the methods that the `Allow` header lists.
+    let diagnostics = outcome(trace, 405, "not-supported").await;
+    assert!(
+        diagnostics.ends_with(&format!("(allowed: {allow})")),
+        "{diagnostics}"
+    );
     let wrong_type = send_raw(
         s,
         Method::POST,
