@@ -232,6 +232,13 @@ pub(super) fn parse_composite(
     }
     let mut matches = Vec::new();
     for (component, part) in param.components.iter().zip(&parts) {
+        // An empty part would match an empty code or text, which no resource holds.
+        if part.is_empty() {
+            return Err(QueryError::invalid(format!(
+                "{code} '{value}' has an empty part: each of its {} values separated by $ is needed",
+                param.components.len()
+            )));
+        }
         matches.push(match component.kind {
             ParamType::Token => parse_token(part),
             ParamType::Quantity => parse_quantity(code, part)?,
