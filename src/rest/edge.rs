@@ -127,37 +127,36 @@ async fn outcome_for_framework_error(response: &mut Response) -> Value {
         Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
         Err(_) => String::new(),
     };
-    let (code, diagnostics) = match status {
-        StatusCode::NOT_FOUND => (
+    let issue = match status {
+        StatusCode::NOT_FOUND => Issue::error(
             IssueType::NotFound,
-            "no FHIR interaction is defined at this URL".to_owned(),
+            "no FHIR interaction is defined at this URL",
         ),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            let allow = response
-                .headers()
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            (
-                IssueType::NotSupported,
-                format!("this method is not supported at this URL (allowed: {allow})"),
-            )
-        }
-        StatusCode::PAYLOAD_TOO_LARGE => (
+        StatusCode::METHOD_NOT_ALLOWED => method_not_allowed(response.headers()),
+        StatusCode::PAYLOAD_TOO_LARGE => Issue::error(
             IssueType::TooLong,
-            "the request body is larger than this server accepts".to_owned(),
+            "the request body is larger than this server accepts",
         ),
-        s if s.is_server_error() => (IssueType::Exception, "internal error".to_owned()),
-        _ if text.is_empty() => (
+        s if s.is_server_error() => Issue::error(IssueType::Exception, "internal error"),
+        _ if text.is_empty() => Issue::error(
             IssueType::Invalid,
-            status
-                .canonical_reason()
-                .unwrap_or("bad request")
-                .to_owned(),
+            status.canonical_reason().unwrap_or("bad request"),
         ),
-        _ => (IssueType::Invalid, text),
+        _ => Issue::error(IssueType::Invalid, text),
     };
-    operation_outcome(&[Issue::error(code, diagnostics)])
+    operation_outcome(&[issue])
+}
+
+/// The issue of a 405, naming the methods of its response's `Allow` header.
+pub(super) fn method_not_allowed(headers: &axum::http::HeaderMap) -> Issue {
+    let allow = headers
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    Issue::error(
+        IssueType::NotSupported,
+        format!("this method is not supported at this URL (allowed: {allow})"),
+    )
 }
 
 fn render(body: FhirBody, negotiated: Negotiated) -> Result<Bytes, Issue> {

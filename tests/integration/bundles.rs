@@ -280,12 +280,13 @@ async fn batch_entries_succeed_or_fail_alone(server: &TestServer) {
         {"request": {"method": "GET", "url": "Patient?identifier=urn:mrn|b-2"}},
         {"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json",
             "data": "W3sib3AiOiAiYWRkIiwgInBhdGgiOiAiL2dlbmRlciIsICJ2YWx1ZSI6ICJmZW1hbGUifV0="},
-         "request": {"method": "PATCH", "url": "Patient/b3"}}
+         "request": {"method": "PATCH", "url": "Patient/b3"}},
+        {"resource": patient("b-5"), "request": {"method": "POST", "url": "Patient/b5"}}
     ]});
     let response = json_with_status(post_bundle(server, &bundle).await, 200).await;
     assert_eq!(response["type"], "batch-response");
     let entries = response["entry"].as_array().unwrap();
-    assert_eq!(entries.len(), 9);
+    assert_eq!(entries.len(), 10);
     // The read runs after the delete (the processing order), so it sees the tombstone.
     assert_eq!(status(&entries[0]), "410 Gone");
     assert_eq!(status(&entries[1]), "201 Created");
@@ -314,6 +315,15 @@ async fn batch_entries_succeed_or_fail_alone(server: &TestServer) {
     assert_eq!(status(&entries[8]), "200 OK");
     assert_eq!(entries[8]["resource"]["gender"], "female");
     assert_eq!(entries[8]["response"]["etag"], "W/\"2\"");
+    // No interaction POSTs to an instance: a 405, naming the methods the URL takes.
+    assert_eq!(status(&entries[9]), "405 Method Not Allowed");
+    let issue = &entries[9]["response"]["outcome"]["issue"][0];
+    assert_eq!(issue["code"], "not-supported");
+    let diagnostics = issue["diagnostics"].as_str().unwrap();
+    assert!(
+        diagnostics.contains("(allowed: ") && diagnostics.contains("PUT"),
+        "{diagnostics}"
+    );
     // What succeeded is stored.
     assert_eq!(count(server, "Patient?identifier=urn:mrn|b-2").await, 1);
     assert_eq!(server.get("Patient/b3").await.status(), 200);

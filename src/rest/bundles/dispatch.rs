@@ -186,12 +186,15 @@ async fn answer(routes: &Router, request: Request<Body>, method: Method) -> Valu
         Some(FhirBody::Value(value)) => Some(value.clone()),
         Some(FhirBody::Stored(bytes)) => serde_json::from_slice(bytes).ok(),
         None if status.is_client_error() || status.is_server_error() => {
-            let text = if status == StatusCode::METHOD_NOT_ALLOWED {
-                "this method is not supported at this URL".to_owned()
+            let issue = if status == StatusCode::METHOD_NOT_ALLOWED {
+                crate::rest::edge::method_not_allowed(headers)
             } else {
-                status.canonical_reason().unwrap_or("error").to_owned()
+                Issue::error(
+                    IssueType::Invalid,
+                    status.canonical_reason().unwrap_or("error"),
+                )
             };
-            Some(operation_outcome(&[Issue::error(IssueType::Invalid, text)]))
+            Some(operation_outcome(&[issue]))
         }
         None => None,
     };
