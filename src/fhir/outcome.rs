@@ -185,6 +185,22 @@ impl Issue {
     }
 }
 
+/// `text` with each control character that no FHIR value may hold written as an escape
+/// (`\u{0}`): diagnostics quote what clients sent, and the OperationOutcome must still be a
+/// valid FHIR resource, in XML too.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if super::primitives::control_character(text).is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c.to_string(),
+            c if c < ' ' => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// Builds an OperationOutcome resource from its issues.
 pub fn operation_outcome(issues: &[Issue]) -> Value {
     let issues: Vec<Value> = issues
@@ -193,10 +209,11 @@ pub fn operation_outcome(issues: &[Issue]) -> Value {
             let mut entry = json!({
                 "severity": issue.severity.code(),
                 "code": issue.code.code(),
-                "diagnostics": issue.diagnostics,
+                "diagnostics": printable(&issue.diagnostics),
             });
             if !issue.expression.is_empty() {
-                entry["expression"] = json!(issue.expression);
+                let expression: Vec<_> = issue.expression.iter().map(|e| printable(e)).collect();
+                entry["expression"] = json!(expression);
             }
             entry
         })
@@ -215,5 +232,17 @@ mod tests {
         assert_eq!(outcome["issue"][0]["code"], "value");
         assert_eq!(outcome["issue"][0]["severity"], "error");
         assert_eq!(outcome["issue"][0]["expression"][0], "Patient.id");
+    }
+
+    #[test]
+    fn control_characters_that_clients_sent_are_escaped() {
+        let outcome =
+            operation_outcome(&[Issue::error(IssueType::Value, "'a\u{0}b\u{1f}' is bad\n")
+                .at("Patient.name[\u{1}]")]);
+        assert_eq!(
+            outcome["issue"][0]["diagnostics"],
+            "'a\\u{0}b\\u{1f}' is bad\n"
+        );
+        assert_eq!(outcome["issue"][0]["expression"][0], "Patient.name[\\u{1}]");
     }
 }

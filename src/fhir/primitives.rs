@@ -96,8 +96,23 @@ fn check_value(value: &Value, code: &str, path: &JsonPath<'_>, issues: &mut Vec<
     }
 }
 
+/// The first control character of `text` that no FHIR value may hold: U+0000 to U+001F but
+/// tab, line feed and carriage return. R4 says strings should not hold them; XML 1.0 cannot
+/// carry them at all (a resource written in JSON must still be readable as XML), and
+/// PostgreSQL's text refuses U+0000.
+pub fn control_character(text: &str) -> Option<char> {
+    text.chars()
+        .find(|c| *c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+}
+
 fn primitive_problem(code: &str, value: &Value) -> Option<String> {
     let text = value.as_str();
+    if let Some(c) = text.and_then(control_character) {
+        return Some(format!(
+            "holds the control character U+{:04X}, which FHIR values may not hold",
+            u32::from(c)
+        ));
+    }
     let shown = || match value {
         Value::String(s) => format!("'{}'", s.chars().take(60).collect::<String>()),
         other => other.to_string().chars().take(60).collect(),
@@ -344,5 +359,33 @@ mod tests {
             json!({"resourceType": "Patient", "_birthDate": {"extension": [{"url": "u", "valueInteger": 1.5}]}}),
         );
         assert!(p[0].contains("valueInteger"), "{p:?}");
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_tabs_and_line_breaks() {
+        let p = problems(json!({"resourceType": "Patient", "name": [{"family": "a\u{0}b"}]}));
+        assert_eq!(
+            p,
+            [
+                "Patient.name[0].family: holds the control character U+0000, which FHIR values may not hold"
+            ]
+        );
+        let p = problems(
+            json!({"resourceType": "Patient", "identifier": [{"system": "urn:x\u{1}", "value": "1"}]}),
+        );
+        assert!(
+            p[0].starts_with("Patient.identifier[0].system: holds the control character U+0001"),
+            "{p:?}"
+        );
+        let p = problems(json!({"resourceType": "Patient", "gender": "male\u{1f}"}));
+        assert!(p[0].contains("U+001F"), "{p:?}");
+        assert!(
+            problems(
+                json!({"resourceType": "Patient", "name": [{"text": "a\tb\r\nc \u{7f} \u{a0}"}]})
+            )
+            .is_empty()
+        );
+        assert_eq!(control_character("ok\t\n\r"), None);
+        assert_eq!(control_character("x\u{0}"), Some('\u{0}'));
     }
 }

@@ -206,9 +206,17 @@ fn recorded(summaries: &[Summary]) -> usize {
     summaries.iter().map(|s| s.count).sum()
 }
 
+/// Attempts at a write that the database refused for its data, before the part is stored one
+/// event at a time, or (for one event) the event is given up.
+const REFUSALS: u32 = 3;
+
 /// Stores parts as they come, [`IN_FLIGHT`] at once, each retried until it is stored: the
 /// writes that queue behind one part wait for that part alone. After each part, in order,
 /// `stored` hears how many records it stood for. Ends when the parts end.
+///
+/// A part that the database refuses for its data (not for being unreachable) is stored one
+/// event at a time instead, so that one event it cannot hold never holds back the others, nor,
+/// once the queue is full, every request: a refused event is logged in full and given up.
 async fn store_parts(
     storage: &Storage,
     mut built: mpsc::Receiver<Part>,
@@ -216,20 +224,48 @@ async fn store_parts(
 ) {
     let mut written = futures_util::stream::poll_fn(|cx| built.poll_recv(cx))
         .map(|part| async move {
-            let mut delay = Duration::from_millis(100);
-            while let Err(e) = storage.import_shared(part.events.clone()).await {
-                tracing::warn!(
-                    "writing {} AuditEvents failed ({e}); retrying",
-                    part.events.len()
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
+            if !store_until_refused(storage, part.events.clone()).await {
+                for event in part.events.iter() {
+                    if !store_until_refused(storage, Arc::new(vec![event.clone()])).await {
+                        tracing::error!(
+                            "the database refused an AuditEvent, which is not stored: {}",
+                            event.resource
+                        );
+                    }
+                }
             }
             part.records
         })
         .buffered(IN_FLIGHT);
     while let Some(records) = written.next().await {
         stored(records);
+    }
+}
+
+/// Stores `events`, retrying for as long as the database is unavailable; `false` once it has
+/// refused their data [`REFUSALS`] times.
+async fn store_until_refused(storage: &Storage, events: Arc<Vec<ImportItem>>) -> bool {
+    let mut delay = Duration::from_millis(100);
+    let mut refusals = 0;
+    loop {
+        match storage.import_shared(events.clone()).await {
+            Ok(_) => return true,
+            Err(e) => {
+                if e.refused_data() {
+                    refusals += 1;
+                    if refusals >= REFUSALS {
+                        tracing::warn!("the database refused {} AuditEvents: {e}", events.len());
+                        return false;
+                    }
+                }
+                tracing::warn!(
+                    "writing {} AuditEvents failed ({e}); retrying",
+                    events.len()
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
     }
 }
 
@@ -528,7 +564,9 @@ pub fn record_of(access: &Access, exchange: &Exchange<'_>, at_ms: i64) -> Option
     if !audited {
         return None;
     }
+    // Only an id can name a patient: the AuditEvent stores it as a reference.
     let patient = owner
+        .filter(|id| ResourceId::parse(id).is_ok())
         .or_else(|| query.and_then(queried_patient))
         .or_else(|| {
             entity
@@ -570,7 +608,7 @@ fn queried_patient(query: &str) -> Option<String> {
             "subject" => value.strip_prefix("Patient/")?,
             _ => return None,
         };
-        (!id.is_empty() && !id.contains('/')).then(|| id.to_owned())
+        ResourceId::parse(id).ok().map(|id| id.as_str().to_owned())
     })
 }
 
@@ -640,6 +678,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stored.len(), 2 * WRITE + 44);
+    }
+
+    /// An event that the database refuses for its data is given up, alone: the events beside
+    /// it are stored, and the room of every record is given back. Before, the part was retried
+    /// for ever, and once the queue filled every request waited (an id with a NUL, which
+    /// PostgreSQL's text refuses, came from `Observation?patient=%00`).
+    #[tokio::test]
+    async fn an_event_the_database_refuses_holds_back_no_other() {
+        use diesel::Connection as _;
+        use diesel::connection::SimpleConnection as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let url = crate::config::DatabaseUrl::Sqlite(path.clone());
+        let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
+        let storage = Storage::open(&url, 2, clock).unwrap();
+        diesel::sqlite::SqliteConnection::establish(path.to_str().unwrap())
+            .unwrap()
+            .batch_execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON resources WHEN NEW.resource_id = 'bad' \
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let event = |id: &str| {
+            let id = ResourceId::parse(id).unwrap();
+            ImportItem {
+                resource_type: "AuditEvent".into(),
+                resource: json!({"resourceType": "AuditEvent", "id": id.to_string()}),
+                id,
+                index: Default::default(),
+            }
+        };
+        let (parts, built) = mpsc::channel(AHEAD);
+        let feeding = tokio::spawn(async move {
+            let first = ["a0", "a1", "bad", "a3"].map(event).into_iter().collect();
+            let second = ["b0", "b1"].map(event).into_iter().collect();
+            for (events, records) in [(first, 6), (second, 2)] {
+                let events = Arc::new(events);
+                parts.send(Part { events, records }).await.unwrap();
+            }
+        });
+        let mut heard = Vec::new();
+        store_parts(&storage, built, |records| heard.push(records)).await;
+        feeding.await.unwrap();
+        assert_eq!(heard, [6, 2]);
+        let stored = storage
+            .current_batch(Some("AuditEvent".into()), None, None, 1000)
+            .await
+            .unwrap();
+        let mut ids: Vec<String> = stored.iter().map(|s| s.id.clone()).collect();
+        ids.sort();
+        assert_eq!(ids, ["a0", "a1", "a3", "b0", "b1"]);
+    }
+
+    #[test]
+    fn only_an_id_names_the_patient_of_a_search() {
+        assert_eq!(
+            queried_patient("patient=sp1&code=x").as_deref(),
+            Some("sp1")
+        );
+        assert_eq!(
+            queried_patient("subject=Patient/p.2").as_deref(),
+            Some("p.2")
+        );
+        assert_eq!(queried_patient("patient=%00"), None);
+        assert_eq!(queried_patient("patient=a%20b"), None);
     }
 
     /// A request never waits for room once the writer has stopped, even when the writer

@@ -9,6 +9,7 @@ use super::values::{
     parse_composite, parse_date, parse_number, parse_quantity, parse_reference, parse_token,
 };
 use crate::fhir::conformance::{is_resource_type, resource_types};
+use crate::fhir::primitives::control_character;
 use crate::fhir::view::Summary;
 
 /// Largest page.
@@ -320,6 +321,15 @@ pub fn parse(
         }
     };
     for (name, value) in params {
+        // Malformed in every mode: no FHIR value holds one, and a name or value that did would
+        // reach the database and the OperationOutcome (which XML cannot carry).
+        if let Some(c) = control_character(name).or_else(|| control_character(value)) {
+            return Err(QueryError::invalid(format!(
+                "the search parameter {} holds the control character U+{:04X}, which no FHIR value holds",
+                name.escape_debug(),
+                u32::from(c)
+            )));
+        }
         let name = name.as_str();
         match name {
             "_count" => {

@@ -16,7 +16,7 @@ use crate::fhir::{self, ResourceId};
 use crate::search::IndexRows;
 
 /// A resource to import.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ImportItem {
     /// The type.
     pub resource_type: String,

@@ -107,6 +107,23 @@ impl From<diesel::result::Error> for StorageError {
     }
 }
 
+impl StorageError {
+    /// Whether the database refused the data itself (a constraint, a value its type cannot
+    /// hold): the same write would fail again. Lost connections, timeouts, serialization
+    /// failures and the like are not: the same write may succeed later.
+    pub fn refused_data(&self) -> bool {
+        use diesel::result::DatabaseErrorKind as Kind;
+        match self {
+            StorageError::Database(diesel::result::Error::DatabaseError(kind, _)) => !matches!(
+                kind,
+                Kind::ClosedConnection | Kind::SerializationFailure | Kind::ReadOnlyTransaction
+            ),
+            StorageError::Entry { source, .. } => source.refused_data(),
+            _ => false,
+        }
+    }
+}
+
 /// Result of storage operations.
 pub type StorageResult<T> = Result<T, StorageError>;
 

@@ -135,7 +135,13 @@ impl Cursor {
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text)
             .ok()?;
-        serde_json::from_slice(&json).ok()
+        let cursor: Cursor = serde_json::from_slice(&json).ok()?;
+        // Its text came from the database, which holds no NUL (PostgreSQL's text refuses it).
+        let text_ok = |key: &Bind| match key {
+            Bind::Text(t) | Bind::OptText(Some(t)) => !t.contains('\0'),
+            _ => true,
+        };
+        cursor.keys.iter().all(text_ok).then_some(cursor)
     }
 }
 
@@ -590,6 +596,14 @@ mod tests {
         assert!(back.before);
         assert_eq!(back.keys, c.keys);
         assert!(Cursor::decode("not a cursor").is_none());
+        let nul = Cursor {
+            before: false,
+            keys: vec![Bind::Text("a\0".into()), Bind::Text("Patient".into())],
+        };
+        assert!(
+            Cursor::decode(&nul.encode()).is_none(),
+            "no text of ours holds a NUL"
+        );
     }
 
     /// Which clause drives is decided by counts of index rows, each stopped one row past the
