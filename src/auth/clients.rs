@@ -236,14 +236,20 @@ impl Auth {
 
     /// Disables or enables a client; false when there is no such client.
     pub async fn set_client_disabled(&self, id: &str, disabled: bool) -> Result<bool, AuthError> {
+        if id.contains('\0') {
+            return Ok(false);
+        }
         Ok(self
             .storage()
             .set_client_status(id, if disabled { "disabled" } else { "active" })
             .await?)
     }
 
-    /// An active client by id.
+    /// An active client by id. No client id holds a NUL, which PostgreSQL's text refuses.
     pub(crate) async fn active_client(&self, id: &str) -> Result<Option<ClientRow>, AuthError> {
+        if id.contains('\0') {
+            return Ok(None);
+        }
         Ok(self
             .storage()
             .client(id)
@@ -399,6 +405,11 @@ impl Auth {
             .as_str()
             .filter(|j| !j.is_empty())
             .ok_or_else(|| OAuthError::invalid_client("the client assertion has no jti"))?;
+        if jti.contains('\0') {
+            return Err(OAuthError::invalid_client(
+                "the client assertion's jti holds a NUL character",
+            ));
+        }
         // Kept past the assertion's own expiry, so a replay is caught for as long as it could
         // be accepted.
         if !self

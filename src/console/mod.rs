@@ -420,8 +420,77 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/admin/outbox", get(admin::outbox))
         .route("/console/admin/outbox/{id}/retry", post(admin::retry))
         .route("/console/{*rest}", get(not_found).post(not_found))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_control_characters,
+        ))
         .layer(axum::middleware::map_response(harden))
         .with_state(state)
+}
+
+/// The largest form read whole to be checked; the console's forms are a few kilobytes.
+const FORM_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Answers a console request whose query or form holds a control character (but tab and line
+/// breaks) with a page that says so: no field of the console can hold one, PostgreSQL's text
+/// refuses U+0000, and such a login or registration failed as a server error. The image
+/// upload's multipart form is not read here: its file is bytes.
+async fn refuse_control_characters(
+    axum::extract::State(state): axum::extract::State<ConsoleState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::fhir::primitives::control_character;
+    let holds_one = |bytes: &[u8]| {
+        form_urlencoded::parse(bytes)
+            .any(|(k, v)| control_character(&k).is_some() || control_character(&v).is_some())
+    };
+    let refused = |state: &ConsoleState| {
+        state.page(
+            StatusCode::BAD_REQUEST,
+            "message.html",
+            minijinja::context! {
+                title => "The form could not be sent",
+                body => "It holds a control character (an invisible character such as U+0000), which no field can store. Remove it, then send the form again.",
+                next => minijinja::context! { href => "/console", label => "Go to the console" },
+            },
+        )
+    };
+    if request
+        .uri()
+        .query()
+        .is_some_and(|q| holds_one(q.as_bytes()))
+    {
+        return refused(&state);
+    }
+    let is_form = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+        return state.page(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "message.html",
+            minijinja::context! {
+                title => "The form could not be sent",
+                body => "It is larger than any form of the console.",
+                next => minijinja::context! { href => "/console", label => "Go to the console" },
+            },
+        );
+    };
+    if holds_one(&bytes) {
+        return refused(&state);
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// Roles allowed on administration pages.

@@ -1416,6 +1416,10 @@ async fn authorization_errors_go_where_the_spec_says(server: &TestServer) {
         .get(&base(&[("client_id", "nobody")]))
         .await
         .expect(400, "No active app");
+    browser
+        .get(&base(&[("client_id", "no\u{0}body")]))
+        .await
+        .expect(400, "No active app");
     // Back to the app with the error and the state.
     let error_of = |page: crate::browser::Page| {
         assert_eq!(page.status, 303, "{}", page.body);
@@ -1541,6 +1545,18 @@ async fn authorization_errors_go_where_the_spec_says(server: &TestServer) {
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", "nobody"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_with_status(raw, 401).await["error"], "invalid_client");
+    // No client id holds a NUL (on PostgreSQL, whose text refuses it, this was a 500).
+    let raw = http()
+        .post(format!("{}/auth/token", server.root()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "no\u{0}body"),
+            ("client_secret", "x"),
         ])
         .send()
         .await
