@@ -1540,28 +1540,19 @@ async fn authorization_errors_go_where_the_spec_says(server: &TestServer) {
         json_with_status(raw, 400).await["error"],
         "unsupported_grant_type"
     );
-    let raw = http()
-        .post(format!("{}/auth/token", server.root()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "nobody"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_with_status(raw, 401).await["error"], "invalid_client");
     // No client id holds a NUL (on PostgreSQL, whose text refuses it, this was a 500).
-    let raw = http()
-        .post(format!("{}/auth/token", server.root()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "no\u{0}body"),
-            ("client_secret", "x"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_with_status(raw, 401).await["error"], "invalid_client");
+    for client_id in ["nobody", "no\u{0}body"] {
+        let raw = http()
+            .post(format!("{}/auth/token", server.root()))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(json_with_status(raw, 401).await["error"], "invalid_client");
+    }
 }
 
 async fn ehr_launch_and_granular_scopes(server: &TestServer) {
