@@ -686,20 +686,16 @@ mod tests {
     /// PostgreSQL's text refuses, came from `Observation?patient=%00`).
     #[tokio::test]
     async fn an_event_the_database_refuses_holds_back_no_other() {
-        use diesel::Connection as _;
-        use diesel::connection::SimpleConnection as _;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.db");
         let url = crate::config::DatabaseUrl::Sqlite(path.clone());
         let clock: crate::clock::SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
         let storage = Storage::open(&url, 2, clock).unwrap();
-        diesel::sqlite::SqliteConnection::establish(path.to_str().unwrap())
-            .unwrap()
-            .batch_execute(
-                "CREATE TRIGGER refuse BEFORE INSERT ON resources WHEN NEW.resource_id = 'bad' \
-                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-            )
-            .unwrap();
+        crate::storage::sqlite_execute(
+            &path,
+            "CREATE TRIGGER refuse BEFORE INSERT ON resources WHEN NEW.resource_id = 'bad' \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+        );
         let event = |id: &str| {
             let id = ResourceId::parse(id).unwrap();
             ImportItem {

@@ -107,6 +107,18 @@ impl From<diesel::result::Error> for StorageError {
     }
 }
 
+/// Runs `sql` on its own connection to the SQLite file at `path` (tests that shape a database,
+/// such as a trigger that refuses some writes).
+#[cfg(test)]
+pub(crate) fn sqlite_execute(path: &std::path::Path, sql: &str) {
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+    let mut conn = diesel::sqlite::SqliteConnection::establish(&path.to_string_lossy())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    conn.batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 impl StorageError {
     /// Whether the database refused the data itself (a constraint, a value its type cannot
     /// hold): the same write would fail again. Lost connections, timeouts, serialization

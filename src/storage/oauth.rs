@@ -181,8 +181,12 @@ impl Storage {
         .await
     }
 
-    /// One client.
+    /// One client. No client id holds a NUL (PostgreSQL's text refuses one), so an id that
+    /// does names none.
     pub async fn client(&self, id: &str) -> StorageResult<Option<ClientRow>> {
+        if id.contains('\0') {
+            return Ok(None);
+        }
         let id = id.to_owned();
         self.with_conn(move |conn, _| {
             Ok(on_backend!(conn, c => oauth_clients::table
@@ -196,6 +200,9 @@ impl Storage {
 
     /// Sets a client's status; false when there is no such client.
     pub async fn set_client_status(&self, id: &str, status: &str) -> StorageResult<bool> {
+        if id.contains('\0') {
+            return Ok(false);
+        }
         let (id, status) = (id.to_owned(), status.to_owned());
         self.small_write(move |conn, _| {
             Ok(
