@@ -163,9 +163,15 @@ impl Fhir {
                 Body::from(bytes)
             }
         };
-        let request = request
-            .body(body)
-            .map_err(|e| Failure::internal(format!("cannot build the request: {e}")))?;
+        // The path holds what the console's own address held (an id from the URL): one that
+        // no URI can carry (a space, a NUL) is the visitor's mistake, not the console's.
+        let request = request.body(body).map_err(|e| Failure {
+            status: StatusCode::BAD_REQUEST,
+            message: format!(
+                "'{}' is not an address of a record ({e})",
+                path.escape_debug()
+            ),
+        })?;
         let response = self
             .router
             .clone()

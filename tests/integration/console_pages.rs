@@ -531,6 +531,13 @@ async fn control_characters(server: &TestServer) {
         )
         .await
         .expect(400, REFUSED);
+    // An address whose id no URI can carry is the visitor's mistake (it was a 502).
+    for page in ["/console/patients/a%20b", "/console/patients/a%00b/edit"] {
+        doctor
+            .get(page)
+            .await
+            .expect(400, "is not an address of a record");
+    }
     let found = json_with_status(server.get("Patient?identifier=CTRL-1").await, 200).await;
     assert!(found.get("entry").is_none(), "{found}");
     // The same form without it is saved.
