@@ -290,6 +290,33 @@ const UNSUPPORTED: [&str; 7] = [
     "_containedType",
 ];
 
+/// Parameters in one search at most: each is a condition ANDed into the SQL, which SQLite
+/// nests one level per condition and refuses past 1,000 levels (2,000 names were a 500).
+const MAX_PARAMS: usize = 100;
+/// Values (comma-separated) in a whole search at most: each is bound into the SQL, and SQLite
+/// takes at most 32,766 bound values in a statement.
+const MAX_SEARCH_VALUES: usize = 1000;
+
+/// Refuses a search with more parameters or values than it can be asked with.
+fn check_size(params: &[(String, String)]) -> Result<()> {
+    if params.len() > MAX_PARAMS {
+        return Err(QueryError::invalid(format!(
+            "the search has {} parameters; it takes at most {MAX_PARAMS}",
+            params.len()
+        )));
+    }
+    let total: usize = params
+        .iter()
+        .map(|(_, value)| split_unescaped(value, ',').len())
+        .sum();
+    if total > MAX_SEARCH_VALUES {
+        return Err(QueryError::invalid(format!(
+            "the search has {total} values in all; it takes at most {MAX_SEARCH_VALUES}"
+        )));
+    }
+    Ok(())
+}
+
 /// Parses a search over `types` (one type, or several for a system-level search). `strict`
 /// is `Prefer: handling=strict`: unknown parameters are then errors.
 pub fn parse(
@@ -320,6 +347,7 @@ pub fn parse(
             Ok(())
         }
     };
+    check_size(params)?;
     for (name, value) in params {
         // Malformed in every mode: no FHIR value holds one, and a name or value that did would
         // reach the database and the OperationOutcome (which XML cannot carry).

@@ -251,13 +251,21 @@ pub(super) fn probe_clauses(sql: &mut Sql, row: &str, clauses: &[crate::search::
     }
 }
 
-/// The alternatives of a parameter (comma-separated values), ORed, on index alias `a`.
+/// The alternatives of a parameter (comma-separated values), ORed, on index alias `a`, as a
+/// balanced tree: SQLite nests `x OR y OR z` one level per term and refuses an expression past
+/// 1,000 levels, which a few hundred values inside nested `_has` reached (a 500).
 pub(super) fn any_of(sql: &mut Sql, a: &str, alternatives: &[ValueMatch]) {
-    for (i, alternative) in alternatives.iter().enumerate() {
-        if i > 0 {
-            sql.push(" OR ");
+    match alternatives {
+        [] => {}
+        [one] => value_predicate(sql, a, one),
+        many => {
+            let (left, right) = many.split_at(many.len() / 2);
+            sql.push("(");
+            any_of(sql, a, left);
+            sql.push(") OR (");
+            any_of(sql, a, right);
+            sql.push(")");
         }
-        value_predicate(sql, a, alternative);
     }
 }
 
